@@ -1,0 +1,117 @@
+"""Where training batches come from: a tensor on the device, or an array streamed from disk.
+
+Both shuffle every epoch from a torch generator, so the same seed gives the same batches, and
+both can hand each data-parallel rank its slice of every global batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from .streaming import is_streamed
+
+__all__ = ["TensorBatches", "StreamedBatches", "make_batches"]
+
+
+class TensorBatches:
+    """Mini-batches sliced from a whole data set held as one tensor on the device.
+
+    Each epoch draws a permutation; global batch ``b`` is ``perm[b*B:(b+1)*B]`` and rank ``r`` of
+    ``world`` takes rows ``r, r + world, …`` of it (so ``B`` divisible by ``world`` gives every
+    rank the same share and the averaged gradient equals the single-process one).
+    """
+
+    def __init__(self, X: torch.Tensor, batch_size: int, rank: int = 0, world: int = 1):
+        self.X = X
+        self.batch_size = min(batch_size, X.shape[0])
+        self.rank, self.world = rank, world
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    def __len__(self) -> int:
+        return -(-self.n_samples // self.batch_size)
+
+    def epoch(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        perm = torch.randperm(self.n_samples, generator=generator).to(self.X.device)
+        for start in range(0, self.n_samples, self.batch_size):
+            idx = perm[start : start + self.batch_size]
+            if self.world > 1:
+                idx = idx[self.rank :: self.world]
+                if idx.numel() == 0:
+                    continue
+            yield self.X.index_select(0, idx)
+
+    def full(self) -> torch.Tensor:
+        """The whole (local) data set, for full-batch solvers."""
+        if self.world > 1:
+            return self.X[self.rank :: self.world]
+        return self.X
+
+
+class StreamedBatches:
+    """Mini-batches streamed from an array that need not fit in memory (``np.memmap``, shards).
+
+    The rows are cut into contiguous chunks of ``chunk_rows``; each epoch visits the chunks in a
+    random order, reads one chunk at a time, shuffles inside it and slices it into batches, so
+    memory holds one chunk, never the whole array.
+    """
+
+    def __init__(
+        self,
+        X,
+        batch_size: int,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        chunk_rows: int | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.X = X
+        self.batch_size = min(batch_size, X.shape[0])
+        self.device, self.dtype = device, dtype
+        self.chunk_rows = max(self.batch_size, chunk_rows or 64 * self.batch_size)
+        self.rank, self.world = rank, world
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    def __len__(self) -> int:
+        n_chunks = -(-self.n_samples // self.chunk_rows)
+        return sum(
+            -(-min(self.chunk_rows, self.n_samples - c * self.chunk_rows) // self.batch_size)
+            for c in range(n_chunks)
+        )
+
+    def _chunk(self, c: int) -> torch.Tensor:
+        rows = np.array(self.X[c * self.chunk_rows : (c + 1) * self.chunk_rows], np.float32)
+        return torch.from_numpy(rows).to(device=self.device, dtype=self.dtype)
+
+    def epoch(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        n_chunks = -(-self.n_samples // self.chunk_rows)
+        for c in torch.randperm(n_chunks, generator=generator).tolist():
+            chunk = self._chunk(c)
+            yield from TensorBatches(chunk, self.batch_size, self.rank, self.world).epoch(
+                generator
+            )
+
+    def full(self) -> torch.Tensor:
+        raise ValueError(
+            "the L-BFGS solver needs the whole data set in memory; use solver='adam' for "
+            "streamed (memory-mapped or sharded) data"
+        )
+
+
+def make_batches(
+    X, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
+) -> TensorBatches | StreamedBatches:
+    """Tensor batches for in-memory arrays; streamed batches for ``np.memmap`` input."""
+    if is_streamed(X):
+        return StreamedBatches(X, batch_size, device, rank=rank, world=world)
+    Xt = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+    return TensorBatches(Xt, batch_size, rank, world)

@@ -1,0 +1,303 @@
+"""The ``psae`` command line: fit, encode, evaluate, datasets, reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+
+__all__ = ["main", "build_parser"]
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
+
+
+def _epochs(text: str):
+    try:
+        parts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected an int or comma-separated ints, got {text!r}") \
+            from e
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True,
+                   help="a data-set name (mnist, cifar10, optdigits, digits) or a file: .npz "
+                        "(X, y or X_train, y_train, X_test, y_test) or .csv")
+    p.add_argument("--data-dir", default=None,
+                   help="where named data sets live (default: $PSAE_DATA or a per-user dir)")
+    p.add_argument("--label-column", type=int, default=None,
+                   help="for .csv input: index of the label column (default: no labels)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="keep a stratified subset of at most this many training samples")
+    p.add_argument("--grayscale", action="store_true", help="convert colour images to gray")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--n-components", type=int, default=100, help="code units M (default 100)")
+    g.add_argument("--penalty", default="sql0", choices=["sql0", "l0", "l1", "kl", "none"],
+                   help="sql0 = PSAE (default), l0 = unsquared ablation, l1 = SAE+L1, "
+                        "kl = SAE+Ber, none = plain autoencoder")
+    g.add_argument("--lam", type=float, default=10.0,
+                   help="λ of eq. 9, weight of the reconstruction cost (sql0, l0)")
+    g.add_argument("--beta", type=float, default=None, help="penalty weight (l1, kl)")
+    g.add_argument("--rho", type=float, default=0.05, help="target activation (kl)")
+    g.add_argument("--sigmas", type=_floats, default=(1.0, 0.5, 0.2, 0.1),
+                   help="decreasing σ schedule, e.g. 1,0.5,0.2,0.1 (sql0, l0)")
+    g.add_argument("--epochs", type=_epochs, default=100,
+                   help="total epochs, or one count per σ stage (e.g. 40,20,20,20)")
+    g.add_argument("--solver", default="adam", choices=["adam", "lbfgs"])
+    g.add_argument("--lr", type=float, default=None, help="learning rate")
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--encoder-activation", default="sigmoid")
+    g.add_argument("--decoder-activation", default="sigmoid")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="psae",
+        description="Sparse autoencoders penalised by the squared smoothed L0 norm (PSAE) and "
+                    "their baselines: train, encode, evaluate, and reproduce the paper's Fig. 2.",
+    )
+    parser.add_argument("--version", action="version", version=f"psae {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("fit", help="train a model on a data set and write a model directory",
+                       description="Train a sparse autoencoder on the training split of --data "
+                                   "(normalised as in the paper unless --no-normalize) and "
+                                   "write a model directory (safetensors + JSON).")
+    _add_data_args(p)
+    _add_model_args(p)
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="train on the data as given (skip the paper's normalisation)")
+    p.add_argument("--distributed", action="store_true",
+                   help="train data-parallel on torch.distributed (run under torchrun)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("encode", help="write the codes of a data set under a fitted model",
+                       description="Encode --data with a fitted model (one matrix multiply per "
+                                   "batch) and write the codes to .npy, .npz or .csv.")
+    p.add_argument("--model", required=True, help="model directory written by 'psae fit'")
+    _add_data_args(p)
+    p.add_argument("--split", default="test", choices=["train", "test"],
+                   help="which split to encode when the data has both (default test)")
+    p.add_argument("--out", required=True, help="output file: .npy, .npz or .csv")
+
+    p = sub.add_parser("evaluate", help="print RE, S, SSD, L0 statistics and CA of a model",
+                       description="Evaluate a fitted model on the test split of --data (or "
+                                   "all of it): reconstruction error, Hoyer sparseness, its "
+                                   "spread (SSD), per-sample L0 and dead units, and with labels "
+                                   "and a training split the softmax classification accuracy.")
+    p.add_argument("--model", required=True, help="model directory written by 'psae fit'")
+    _add_data_args(p)
+    p.add_argument("--threshold", type=float, default=None,
+                   help="|h| above this counts as active (default 0.01)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+
+    p = sub.add_parser("datasets", help="list known data sets, where they are looked for, and "
+                                        "which are present",
+                       description="List the data sets psae knows, the files each needs, the "
+                                   "directory searched and what is present there.")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    try:
+        from .reproduce.cli import add_parser as add_reproduce
+    except ImportError:  # pragma: no cover - reproduce is part of the package
+        add_reproduce = None
+    if add_reproduce is not None:
+        add_reproduce(sub)
+    return parser
+
+
+def _load(args, need_test: bool = False):
+    from . import datasets
+
+    kw = {}
+    if args.label_column is not None:
+        kw["label_column"] = args.label_column
+    path = Path(args.data)
+    if path.suffix.lower() in (".npz", ".csv") and path.exists():
+        ds = datasets.load_arrays(path, **kw)
+        if args.limit or args.grayscale:
+            raise SystemExit("psae: --limit and --grayscale apply to named data sets only")
+        return ds
+    return datasets.load(args.data, root=args.data_dir, limit=args.limit,
+                         grayscale=args.grayscale)
+
+
+def _model_from_args(args):
+    from .estimator import SparseAutoencoder
+
+    return SparseAutoencoder(
+        n_components=args.n_components, penalty=args.penalty, lam=args.lam, beta=args.beta,
+        rho=args.rho, sigmas=args.sigmas, epochs=args.epochs, solver=args.solver,
+        learning_rate=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay,
+        encoder_activation=args.encoder_activation, decoder_activation=args.decoder_activation,
+        device=args.device, random_state=args.seed, verbose=not args.quiet,
+    )
+
+
+def cmd_fit(args) -> int:
+    from .persistence import save_model
+    from .preprocessing import Normalizer
+
+    ds = _load(args)
+    model = _model_from_args(args)
+    X = ds.X_train
+    normalizer = None
+    if not args.no_normalize:
+        normalizer = Normalizer().fit(X)
+        X = normalizer.transform(X)
+    if args.distributed or "WORLD_SIZE" in os.environ:
+        from .distributed import fit_distributed
+
+        rank = fit_distributed(model, X)
+    else:
+        model.fit(X)
+        rank = 0
+    if rank == 0:
+        save_model(model, args.out, normalizer=normalizer,
+                   extra={"data": str(args.data), "source": str(ds.source)})
+        last = model.history_[-1]
+        print(json.dumps({"model": str(args.out), "penalty": model.penalty,
+                          "n_components": model.n_components, "epochs": model.n_iter_,
+                          "final_loss": last["loss"],
+                          "seconds": round(model.fit_time_, 3)}))
+    return 0
+
+
+def _transform_inputs(model_dir, X):
+    from .persistence import load_model
+
+    model, normalizer = load_model(model_dir, with_normalizer=True)
+    if normalizer is not None:
+        X = normalizer.transform(X)
+    return model, X
+
+
+def cmd_encode(args) -> int:
+    from .persistence import atomic_write
+
+    ds = _load(args)
+    X = ds.X_train if args.split == "train" or ds.X_test is None else ds.X_test
+    model, X = _transform_inputs(args.model, X)
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix == ".npy":
+        tmp = out.with_name(f".{out.name}.tmp.npy")
+        codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                          shape=(X.shape[0], model.n_components))
+        try:
+            model.transform(X, out=codes)
+            codes.flush()
+            del codes
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    elif suffix in (".npz", ".csv"):
+        import io
+
+        H = model.transform(X)
+        buf = io.BytesIO()
+        if suffix == ".npz":
+            np.savez_compressed(buf, H=H)
+        else:
+            np.savetxt(buf, H, delimiter=",", fmt="%.7g")
+        atomic_write(out, buf.getvalue())
+    else:
+        raise SystemExit(f"psae: --out must end in .npy, .npz or .csv, got {out.name!r}")
+    print(json.dumps({"codes": str(out), "shape": [int(X.shape[0]), model.n_components]}))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import metrics
+
+    ds = _load(args)
+    X_eval, y_eval = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
+    model, Xn = _transform_inputs(args.model, X_eval)
+    H = model.transform(Xn)
+    t = metrics.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    result = {
+        "n_samples": int(H.shape[0]),
+        "RE": metrics.reconstruction_error(Xn, model.inverse_transform(H)),
+        "S": metrics.mean_sparseness(H),
+        "SSD": metrics.sparsity_std(H),
+        "zero_codes": metrics.zero_codes(H),
+        "L0": metrics.l0_stats(H, t),
+        "dead_units": metrics.dead_units(H, t),
+    }
+    if ds.X_test is not None and ds.y_train is not None and ds.y_test is not None:
+        _, Xtr = _transform_inputs(args.model, ds.X_train)
+        result["CA"] = metrics.classification_accuracy(model.transform(Xtr), ds.y_train, H,
+                                                       ds.y_test)
+    rows = [("RE", f"{result['RE']:.6f}"), ("S", f"{result['S']:.4f}"),
+            ("SSD", f"{result['SSD']:.4f}"), ("zero codes", str(result["zero_codes"])),
+            ("L0 mean [min, max]", f"{result['L0']['mean']:.2f} [{result['L0']['min']}, "
+                                   f"{result['L0']['max']}] at |h| > {t:g}"),
+            ("dead units", f"{100 * result['dead_units']:.1f}%")]
+    if "CA" in result:
+        rows.append(("CA", f"{100 * result['CA']:.2f}%"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    text = json.dumps(result)
+    print(text)
+    if args.json:
+        from .persistence import atomic_write
+
+        atomic_write(args.json, text + "\n")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from . import datasets
+
+    info = datasets.describe(args.data_dir)
+    if args.json:
+        print(json.dumps(info, indent=1, default=str))
+        return 0
+    for d in info:
+        state = "present" if d.get("complete") else "missing"
+        print(f"{d['name']:<10} {state:<8} {d.get('root', '')}")
+        for f in d.get("files", []):
+            mark = "x" if f in d.get("present", []) else " "
+            print(f"    [{mark}] {f}")
+    return 0
+
+
+COMMANDS = {"fit": cmd_fit, "encode": cmd_encode, "evaluate": cmd_evaluate,
+            "datasets": cmd_datasets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``psae`` command."""
+    args = build_parser().parse_args(argv)
+    handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
+    try:
+        return handler(args)
+    except (ValueError, FileNotFoundError, FloatingPointError, TypeError) as e:
+        print(f"psae {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

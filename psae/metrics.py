@@ -1,0 +1,152 @@
+"""The paper's four measures (eq. 13–15 and CA) and the code statistics sparse-code users expect.
+
+All functions take NumPy arrays (anything ``np.asarray`` accepts). Codes ``H`` have shape (N, M).
+Hoyer sparseness is undefined for an all-zero code: such codes get NaN in the per-sample array and
+are left out of the mean and of SSD (count them with :func:`zero_codes`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+__all__ = [
+    "reconstruction_error",
+    "hoyer_sparseness",
+    "mean_sparseness",
+    "sparsity_std",
+    "zero_codes",
+    "classification_accuracy",
+    "l0_counts",
+    "l0_stats",
+    "dead_units",
+    "DEFAULT_THRESHOLD",
+]
+
+DEFAULT_THRESHOLD = 1e-2
+"""A code entry counts as active (non-zero) when ``|h| > DEFAULT_THRESHOLD``."""
+
+
+def _as_2d(A, name: str) -> np.ndarray:
+    A = np.asarray(A)
+    if A.dtype == object or not np.issubdtype(A.dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got dtype {A.dtype}")
+    if A.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, M), got shape {A.shape}")
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {A.shape}")
+    if not np.all(np.isfinite(A)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return A.astype(np.float64, copy=False)
+
+
+def reconstruction_error(X, X_hat, per_sample: bool = False):
+    """Eq. (13): ``(1/D) Σ_i (x_i − y_i)²`` per sample; their mean unless ``per_sample``."""
+    X = _as_2d(X, "X")
+    X_hat = _as_2d(X_hat, "X_hat")
+    if X.shape != X_hat.shape:
+        raise ValueError(f"X and X_hat differ in shape: {X.shape} vs {X_hat.shape}")
+    re = np.mean((X - X_hat) ** 2, axis=1)
+    return re if per_sample else float(re.mean())
+
+
+def hoyer_sparseness(H) -> np.ndarray:
+    """Eq. (14), per sample: ``S(h) = (√M − ‖h‖₁/‖h‖₂) / (√M − 1)`` in [0, 1]; NaN for h = 0."""
+    H = _as_2d(H, "H")
+    M = H.shape[1]
+    if M < 2:
+        raise ValueError("Hoyer sparseness needs at least 2 code units")
+    l1 = np.abs(H).sum(axis=1)
+    l2 = np.sqrt((H**2).sum(axis=1))
+    S = np.full(H.shape[0], np.nan)
+    nz = l2 > 0
+    S[nz] = (np.sqrt(M) - l1[nz] / l2[nz]) / (np.sqrt(M) - 1.0)
+    return np.clip(S, 0.0, 1.0, out=S)
+
+
+def _defined(S: np.ndarray) -> np.ndarray:
+    S = S[~np.isnan(S)]
+    if S.size == 0:
+        raise ValueError("every code is all-zero: Hoyer sparseness is undefined")
+    return S
+
+
+def mean_sparseness(H) -> float:
+    """Mean Hoyer sparseness S over the codes that are not all-zero (Fig. 2b)."""
+    return float(_defined(hoyer_sparseness(H)).mean())
+
+
+def sparsity_std(H) -> float:
+    """Eq. (15) with its square restored: population std of per-sample S (SSD, Fig. 2c)."""
+    return float(_defined(hoyer_sparseness(H)).std())
+
+
+def zero_codes(H) -> int:
+    """Number of all-zero codes (left out of S and SSD)."""
+    H = _as_2d(H, "H")
+    return int(np.count_nonzero(~H.any(axis=1)))
+
+
+def _check_labels(H: np.ndarray, y, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
+    if y.shape[0] != H.shape[0]:
+        raise ValueError(f"{name} has {y.shape[0]} labels but the codes have {H.shape[0]} rows")
+    return y
+
+
+def classification_accuracy(
+    H_train, y_train, H_test, y_test, *, C: float = 1.0, max_iter: int = 1000
+) -> float:
+    """CA: test accuracy of a softmax (multinomial logistic) classifier fitted on training codes.
+
+    The codes are standardised first (an affine map the one-layer classifier could absorb; it
+    only makes the solver converge); ``C`` is the inverse L2 strength of scikit-learn's
+    ``LogisticRegression``.
+    """
+    H_train = _as_2d(H_train, "H_train")
+    H_test = _as_2d(H_test, "H_test")
+    if H_train.shape[1] != H_test.shape[1]:
+        raise ValueError(
+            f"H_train has {H_train.shape[1]} units but H_test has {H_test.shape[1]}"
+        )
+    y_train = _check_labels(H_train, y_train, "y_train")
+    y_test = _check_labels(H_test, y_test, "y_test")
+    if np.unique(y_train).size < 2:
+        raise ValueError("y_train must hold at least 2 classes")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+    clf.fit(H_train, y_train)
+    return float(np.mean(clf.predict(H_test) == y_test))
+
+
+def _check_threshold(threshold: float) -> None:
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold}")
+
+
+def l0_counts(H, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Exact L0 per sample: the number of entries with ``|h| > threshold``."""
+    _check_threshold(threshold)
+    return np.count_nonzero(np.abs(_as_2d(H, "H")) > threshold, axis=1)
+
+
+def l0_stats(H, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
+    """Mean, std, min and max of the per-sample active count at ``threshold``."""
+    c = l0_counts(H, threshold)
+    return {
+        "mean": float(c.mean()),
+        "std": float(c.std()),
+        "min": int(c.min()),
+        "max": int(c.max()),
+        "threshold": float(threshold),
+    }
+
+
+def dead_units(H, threshold: float = DEFAULT_THRESHOLD) -> float:
+    """Fraction of units never active (``|h| > threshold``) on any sample of ``H``."""
+    _check_threshold(threshold)
+    active = (np.abs(_as_2d(H, "H")) > threshold).any(axis=0)
+    return float(1.0 - active.mean())

@@ -1,0 +1,144 @@
+"""The training loop: mini-batch Adam or full-batch L-BFGS, stage by stage along the σ schedule.
+
+Graduated non-convexity (section IV-B): stage k trains at σ_k starting from the parameters
+stage k−1 ended with. Penalties without σ train as a single stage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from .batches import StreamedBatches, TensorBatches
+from .network import Autoencoder
+from .objective import Objective
+
+__all__ = ["TrainingDivergedError", "train"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite; the model keeps the parameters of the last good epoch."""
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _all_mean(t: torch.Tensor) -> torch.Tensor:
+    if _world() > 1:
+        t = t.clone()
+        dist.all_reduce(t)
+        t /= _world()
+    return t
+
+
+def _snapshot(module: Autoencoder) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _stage_adam(net, module, batches, objective, sigma, n_epochs, lr, generator, on_epoch):
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    for _ in range(n_epochs):
+        good = _snapshot(module)
+        sums = torch.zeros(3, device=module.W1.device)
+        n = 0
+        for x in batches.epoch(generator):
+            opt.zero_grad(set_to_none=True)
+            total, recon, sparsity = objective(net, x, sigma)
+            total.backward()
+            opt.step()
+            sums += torch.stack([total.detach(), recon.detach(), sparsity.detach()])
+            n += 1
+        on_epoch(_all_mean(sums / max(n, 1)), good)
+
+
+def _stage_lbfgs(net, module, batches, objective, sigma, n_iter, lr, on_epoch):
+    x = batches.full()
+    opt = torch.optim.LBFGS(
+        module.parameters(), lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe"
+    )
+    last = {}
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        total, recon, sparsity = objective(net, x, sigma)
+        total.backward()
+        last["terms"] = torch.stack([total.detach(), recon.detach(), sparsity.detach()])
+        return _all_mean(total.detach())
+
+    for _ in range(n_iter):
+        good = _snapshot(module)
+        opt.step(closure)
+        on_epoch(_all_mean(last["terms"]), good)
+
+
+def train(
+    module: Autoencoder,
+    batches: TensorBatches | StreamedBatches,
+    objective: Objective,
+    *,
+    sigmas: Sequence[float | None],
+    epochs: Sequence[int],
+    solver: str = "adam",
+    lr: float = 1e-3,
+    generator: torch.Generator,
+    net: torch.nn.Module | None = None,
+    progress: bool = False,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train ``module`` in place along the σ stages and return the per-epoch history.
+
+    ``net`` is what the batches are passed through (a ``DistributedDataParallel`` wrapper of
+    ``module``, say); it defaults to ``module``. One "epoch" of L-BFGS is one iteration on the
+    full batch. Raises :class:`TrainingDivergedError` after restoring the last good parameters
+    if the loss stops being finite.
+    """
+    net = module if net is None else net
+    history: list[dict] = []
+    bar = tqdm(total=sum(epochs), desc=f"fit {objective.penalty}", disable=not progress,
+               unit="epoch", leave=False)
+    stage_state = {"stage": 0, "sigma": None, "t": time.perf_counter()}
+
+    def on_epoch(means: torch.Tensor, good: dict[str, torch.Tensor]) -> None:
+        total, recon, sparsity = (float(v) for v in means.cpu())
+        if not math.isfinite(total):
+            module.load_state_dict(good)
+            bar.close()
+            raise TrainingDivergedError(
+                f"loss became {total} at stage {stage_state['stage']} (sigma="
+                f"{stage_state['sigma']}), epoch {len(history) + 1}; the model keeps the "
+                "parameters of the last finite epoch. Lower the learning rate or the penalty "
+                "weight, or check the input scale."
+            )
+        now = time.perf_counter()
+        rec = {
+            "stage": stage_state["stage"],
+            "sigma": stage_state["sigma"],
+            "epoch": len(history) + 1,
+            "loss": total,
+            "reconstruction": recon,
+            "sparsity": sparsity,
+            "seconds": now - stage_state["t"],
+        }
+        stage_state["t"] = now
+        history.append(rec)
+        bar.update(1)
+        bar.set_postfix(loss=f"{total:.4g}", sigma=stage_state["sigma"])
+        if on_epoch_end is not None:
+            on_epoch_end(rec)
+
+    for k, (sigma, n_epochs) in enumerate(zip(sigmas, epochs, strict=True)):
+        stage_state.update(stage=k, sigma=sigma)
+        if solver == "adam":
+            _stage_adam(net, module, batches, objective, sigma, n_epochs, lr, generator, on_epoch)
+        elif solver == "lbfgs":
+            _stage_lbfgs(net, module, batches, objective, sigma, n_epochs, lr, on_epoch)
+        else:
+            raise ValueError(f"unknown solver {solver!r}; choose 'adam' or 'lbfgs'")
+    bar.close()
+    return history

@@ -1,0 +1,105 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from psae import SparseAutoencoder
+from psae.cli import main
+
+
+@pytest.fixture()
+def npz(tmp_path, digits):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    path = tmp_path / "digits.npz"
+    np.savez(path, X_train=Xtr, y_train=ytr, X_test=Xte, y_test=yte)
+    return path
+
+
+def test_fit_encode_evaluate(tmp_path, npz, capsys):
+    model_dir = tmp_path / "model"
+    assert main(["fit", "--data", str(npz), "--out", str(model_dir), "--n-components", "40",
+                 "--epochs", "20,10,10,10", "--quiet", "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["epochs"] == 50 and summary["penalty"] == "sql0"
+    model = SparseAutoencoder.load(model_dir)
+    assert model.n_components == 40 and model.sigmas == (1.0, 0.5, 0.2, 0.1)
+
+    codes = tmp_path / "codes.npy"
+    assert main(["encode", "--model", str(model_dir), "--data", str(npz),
+                 "--out", str(codes)]) == 0
+    H = np.load(codes)
+    assert H.shape == (450, 40) and H.dtype == np.float32
+    assert main(["encode", "--model", str(model_dir), "--data", str(npz), "--split", "train",
+                 "--out", str(tmp_path / "codes.csv")]) == 0
+    assert np.loadtxt(tmp_path / "codes.csv", delimiter=",").shape == (1347, 40)
+    capsys.readouterr()
+
+    out_json = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(npz),
+                 "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "SSD" in printed and "CA" in printed
+    res = json.loads(out_json.read_text())
+    assert 0 < res["RE"] < 0.0178 and 0 <= res["S"] <= 1 and 0 <= res["SSD"] <= 1
+    assert 0.8 < res["CA"] <= 1 and res["n_samples"] == 450
+    assert res["L0"]["min"] <= res["L0"]["mean"] <= res["L0"]["max"] <= 40
+
+
+def test_fit_penalty_options(tmp_path, npz, capsys):
+    for pen, extra in [("l1", ["--beta", "0.003"]), ("kl", ["--beta", "0.01", "--rho", "0.1"]),
+                       ("none", []), ("l0", ["--lam", "3"])]:
+        out = tmp_path / pen
+        assert main(["fit", "--data", str(npz), "--out", str(out), "--penalty", pen,
+                     "--n-components", "10", "--epochs", "4", "--quiet", "--device", "cpu",
+                     *extra]) == 0
+        m = SparseAutoencoder.load(out)
+        assert m.penalty == pen
+    assert SparseAutoencoder.load(tmp_path / "kl").rho == 0.1
+
+
+def test_csv_input(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(60, 6))
+    csv = tmp_path / "x.csv"
+    np.savetxt(csv, X, delimiter=",")
+    assert main(["fit", "--data", str(csv), "--out", str(tmp_path / "m"), "--n-components", "4",
+                 "--epochs", "4", "--quiet", "--device", "cpu"]) == 0
+    assert SparseAutoencoder.load(tmp_path / "m").n_features_in_ == 6
+
+
+def test_bad_input_is_a_clear_error(tmp_path, npz, capsys):
+    assert main(["fit", "--data", str(npz), "--out", str(tmp_path / "m"),
+                 "--sigmas", "0.1,0.5", "--quiet"]) == 2
+    assert "strictly decreasing" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    assert main(["fit", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "m"),
+                 "--quiet"]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", "--data", str(npz), "--out", "x", "--sigmas", "a,b"])
+
+
+def test_failed_fit_keeps_existing_model_dir(tmp_path, npz, capsys):
+    out = tmp_path / "m"
+    assert main(["fit", "--data", str(npz), "--out", str(out), "--n-components", "5",
+                 "--epochs", "4", "--quiet", "--device", "cpu"]) == 0
+    before = (out / "model.safetensors").read_bytes()
+    assert main(["fit", "--data", str(npz), "--out", str(out), "--lam", "-1", "--quiet"]) == 2
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_help_texts():
+    out = subprocess.run([sys.executable, "-m", "psae", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for cmd in ("fit", "encode", "evaluate", "datasets"):
+        assert cmd in out
+    for cmd in ("fit", "encode", "evaluate", "datasets"):
+        sub = subprocess.run([sys.executable, "-m", "psae", cmd, "--help"], capture_output=True,
+                             text=True, check=True).stdout
+        assert "usage: psae " + cmd in sub and len(sub) > 200

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from psae import metrics
+
+
+def test_reconstruction_error_is_mean_of_per_sample_mse():
+    X = np.array([[0.0, 0.0], [1.0, 1.0]])
+    Y = np.array([[1.0, 0.0], [1.0, 3.0]])
+    assert np.allclose(metrics.reconstruction_error(X, Y, per_sample=True), [0.5, 2.0])
+    assert metrics.reconstruction_error(X, Y) == pytest.approx(1.25)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.reconstruction_error(X, Y[:, :1])
+
+
+def test_hoyer_extremes_and_zero_codes():
+    H = np.array([[0, 0, 5.0, 0], [1, 1, 1, 1.0], [0, 0, 0, 0.0], [-2, 0, 0, 0.0]])
+    S = metrics.hoyer_sparseness(H)
+    assert S[0] == pytest.approx(1.0) and S[1] == pytest.approx(0.0)
+    assert np.isnan(S[2]) and S[3] == pytest.approx(1.0)
+    assert metrics.zero_codes(H) == 1
+    # the all-zero code is left out of S and SSD
+    assert metrics.mean_sparseness(H) == pytest.approx(2 / 3)
+    assert metrics.sparsity_std(H) == pytest.approx(np.std([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="all-zero"):
+        metrics.mean_sparseness(np.zeros((3, 4)))
+
+
+def test_hoyer_known_value():
+    h = np.array([[3.0, 4.0, 0.0, 0.0]])
+    expected = (2 - 7 / 5) / (2 - 1)
+    assert metrics.hoyer_sparseness(h)[0] == pytest.approx(expected)
+
+
+def test_l0_stats_and_dead_units():
+    H = np.array([[0.5, 0.0, 0.001, 0.0], [0.5, 0.2, 0.0, 0.0], [0.9, 0.3, 0.4, 0.0]])
+    st = metrics.l0_stats(H, threshold=0.01)
+    assert st["mean"] == pytest.approx(2.0) and st["min"] == 1 and st["max"] == 3
+    assert metrics.dead_units(H, 0.01) == pytest.approx(0.25)
+    assert metrics.dead_units(H, 0.0) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.l0_stats(H, -1)
+
+
+def test_classification_accuracy_on_separable_codes():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 40)
+    H = np.eye(3)[y] * 2 + rng.normal(scale=0.1, size=(120, 3))
+    assert metrics.classification_accuracy(H[::2], y[::2], H[1::2], y[1::2]) == 1.0
+    with pytest.raises(ValueError, match="labels"):
+        metrics.classification_accuracy(H[::2], y[:10], H[1::2], y[1::2])
+    with pytest.raises(ValueError, match="units"):
+        metrics.classification_accuracy(H[::2], y[::2], H[1::2, :2], y[1::2])
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros(4), "shape"),
+    (np.zeros((0, 3)), "empty"),
+    (np.array([[1.0, np.nan]]), "NaN"),
+    (np.array([["a", "b"]]), "numeric"),
+])
+def test_metric_input_errors(bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        metrics.hoyer_sparseness(bad)

@@ -1,0 +1,95 @@
+"""Data larger than memory: fit and transform stream a memmap in chunks.
+
+The test runs in a subprocess and watches its anonymous resident memory (RssAnon: what the
+process allocates, not the file pages the kernel maps in and can drop), so the cap is real.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from psae.streaming import open_shards
+
+SCRIPT = textwrap.dedent("""
+    import json, sys, threading, time
+    import numpy as np
+    from psae import SparseAutoencoder
+
+    def anon_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+
+    path, out_path, n, d = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    X = np.memmap(path, dtype=np.float32, mode="r", shape=(n, d))
+    model = SparseAutoencoder(n_components=16, penalty="sql0", epochs=4, batch_size=256,
+                              random_state=0, device="cpu")
+    model.fit(X[:512])  # warm up torch's allocator and kernels before measuring
+    base, peak, stop = anon_mb(), [0.0], [False]
+    def watch():
+        while not stop[0]:
+            peak[0] = max(peak[0], anon_mb())
+            time.sleep(0.005)
+    t = threading.Thread(target=watch); t.start()
+    model.fit(X)
+    out = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=(n, 16))
+    model.transform(X, out=out)
+    out.flush()
+    stop[0] = True; t.join()
+    print(json.dumps({"base_mb": base, "peak_mb": peak[0], "epochs": model.n_iter_,
+                      "loss": [h["loss"] for h in model.history_]}))
+""")
+
+
+def test_fit_and_transform_stream_a_memmap_larger_than_the_cap(tmp_path):
+    n, d = 300_000, 256  # 293 MiB of float32
+    path = tmp_path / "X.f32"
+    rng = np.random.default_rng(0)
+    X = np.memmap(path, dtype=np.float32, mode="w+", shape=(n, d))
+    for s in range(0, n, 50_000):
+        X[s:s + 50_000] = rng.uniform(0.1, 0.9, size=(50_000, d)).astype(np.float32)
+    X.flush()
+    del X
+    size_mb = path.stat().st_size / 2**20
+    cap_mb = size_mb / 4  # the data set is 4x the memory the run may add
+    res = subprocess.run([sys.executable, "-c", SCRIPT, str(path), str(tmp_path / "H.npy"),
+                          str(n), str(d)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["epochs"] == 4 and out["loss"][-1] < out["loss"][0]
+    grown = out["peak_mb"] - out["base_mb"]
+    assert grown < cap_mb, f"anonymous memory grew {grown:.0f} MiB, cap {cap_mb:.0f} MiB"
+    H = np.load(tmp_path / "H.npy", mmap_mode="r")
+    assert H.shape == (n, 16) and np.isfinite(H[-1000:]).all() and H[-1].any()
+
+
+def test_npy_shards_stream_like_one_array(tmp_path):
+    rng = np.random.default_rng(1)
+    parts = [rng.uniform(size=(k, 5)).astype(np.float32) for k in (7, 11, 3)]
+    for i, p in enumerate(parts):
+        np.save(tmp_path / f"part{i:02d}.npy", p)
+    A = open_shards(tmp_path)
+    whole = np.concatenate(parts)
+    assert A.shape == (21, 5)
+    np.testing.assert_array_equal(A[5:20], whole[5:20])
+    np.testing.assert_array_equal(A[0:21], whole)
+
+    from psae import SparseAutoencoder
+
+    m = SparseAutoencoder(n_components=3, epochs=4, batch_size=4, random_state=0, device="cpu")
+    H = m.fit(A).transform(A)
+    np.testing.assert_allclose(H, m.transform(whole), rtol=1e-6)
+
+
+def test_bad_shards(tmp_path):
+    import pytest
+
+    np.save(tmp_path / "a.npy", np.zeros((3, 4), np.float32))
+    np.save(tmp_path / "b.npy", np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match="number of features"):
+        open_shards(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        open_shards(tmp_path / "a.npy")
