@@ -92,7 +92,9 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     solver : {"adam", "lbfgs"}, default="adam"
         Mini-batch Adam, or full-batch L-BFGS (one "epoch" is one L-BFGS iteration).
     learning_rate : float or None, default=None
-        Adam's step size (None: 1e-2) or L-BFGS's (None: 1.0).
+        Adam's step size, None: ``min(1e-2, 1/n_features)`` (Adam moves every weight by about
+        the step size, so a pre-activation can move by ``n_features`` times it: wide inputs
+        need smaller steps or the sigmoid units saturate and die); L-BFGS's, None: 1.0.
     batch_size : int, default=128
     weight_decay : float, default=0.0
         Adds ``(weight_decay/2)(‖W1‖² + ‖W2‖²)`` to the cost.
@@ -200,10 +202,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             return [None], _stage_epochs(self.epochs, 1)
         return [None], [sum(_stage_epochs(self.epochs, len(self.epochs)))]
 
-    def _learning_rate(self) -> float:
+    def _learning_rate(self, n_features: int) -> float:
         if self.learning_rate is not None:
             return float(self.learning_rate)
-        return 1e-2 if self.solver == "adam" else 1.0
+        return min(1e-2, 1.0 / n_features) if self.solver == "adam" else 1.0
 
     def _objective(self) -> Objective:
         beta = DEFAULT_BETA.get(self.penalty, 0.0) if self.beta is None else float(self.beta)
@@ -242,7 +244,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         try:
             history = train(
                 module, batches, objective, sigmas=sigmas, epochs=epochs, solver=self.solver,
-                lr=self._learning_rate(), generator=shuffle_gen,
+                lr=self._learning_rate(X.shape[1]), generator=shuffle_gen,
                 net=wrap(module) if wrap else None, progress=bool(self.verbose),
                 on_epoch_end=None,
             )

@@ -1,0 +1,56 @@
+"""The benchmark scripts run in their ``--smoke`` mode and print one JSON object with their keys.
+
+No timing is asserted: only that each script runs, prints exactly one valid JSON object on
+stdout, and that its documented figures are finite positive numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_smoke(script: str) -> dict:
+    res = subprocess.run([sys.executable, str(BENCH / script), "--smoke"], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [line for line in res.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line of JSON on stdout, got: {res.stdout[:2000]}"
+    out = json.loads(lines[0])
+    assert isinstance(out, dict)
+    return out
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) and value > 0
+
+
+def test_train_throughput_smoke():
+    out = run_smoke("train_throughput.py")
+    assert {"results", "device", "threads", "torch", "cores"} <= out.keys()
+    assert out["device"] == "cpu" and positive(out["threads"]) and positive(out["cores"])
+    assert isinstance(out["torch"], str) and out["results"]
+    for row in out["results"]:
+        assert len(row["shape"]) == 3 and all(positive(v) for v in row["shape"])
+        for key in ("ratio_to_mm", "step_ms", "fit_step_ms", "fit_ratio_to_mm", "mm_gflops",
+                    "step_gflops"):
+            assert positive(row[key]), (key, row[key])
+        assert all(positive(v) for v in row["breakdown_ms"].values())
+        assert all(positive(v) for v in row["variants_ratio_to_mm"].values())
+
+
+def test_encode_speed_smoke():
+    out = run_smoke("encode_speed.py")
+    for key in ("speedup_vs_omp", "speedup_vs_dict_learning", "psae_samples_per_s",
+                "omp_samples_per_s", "dl_samples_per_s", "mean_l0", "ca_psae", "ca_omp",
+                "ca_dl", "n_train", "n_test_timed"):
+        assert positive(out[key]), (key, out.get(key))
+    for key in ("ca_psae", "ca_omp", "ca_dl"):
+        assert out[key] <= 1.0
+    assert out["omp_n_nonzero_coefs"] >= 1

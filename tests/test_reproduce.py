@@ -1,0 +1,120 @@
+"""End-to-end: ``psae reproduce --quick`` on the bundled digits, resume after a kill, bad names."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from psae.cli import main
+
+MODELS = ["rae", "l1", "kl", "psae", "l0"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce") / "run"
+    res = subprocess.run([sys.executable, "-m", "psae", "reproduce", "--quick", "--out",
+                          str(out), "--quiet", "--device", "cpu"],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_quick_run_writes_every_output(quick_run):
+    out, results = quick_run
+    for name in ("results.json", "results.csv", "report.html", "report.md", "log.txt"):
+        assert (out / name).stat().st_size > 0, name
+    assert results["quick"] is True and results["models"] == MODELS
+    assert list(results["datasets"]) == ["digits"]
+    finals = {(c["model"], c["seed"]) for c in results["final"]}
+    assert finals == {(m, 0) for m in MODELS}
+    csv_lines = (out / "results.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 1 + len(results["grid"]) + len(results["final"])
+
+
+def test_every_metric_finite_and_in_range(quick_run):
+    _, results = quick_run
+    for c in results["final"]:
+        t = c["test"]
+        assert "error" not in c
+        assert 0 <= t["RE"] < 0.0178, c["model"]  # below the variance of the normalised data
+        assert 0 <= t["S"] <= 1 and 0 <= t["SSD"] <= 0.5
+        assert 0.5 < t["CA"] <= 1
+        assert 0 <= t["dead_units"] <= 1 and t["zero_codes"] == 0
+        assert 0 <= t["L0"]["min"] <= t["L0"]["mean"] <= t["L0"]["max"] <= 64
+        assert all(math.isfinite(h["loss"]) for h in c["history"])
+    for c in results["grid"]:
+        assert all(math.isfinite(v) for v in c["val"].values())
+    # the selected point is the one with the best validation CA for each model
+    for m in MODELS:
+        pts = [c for c in results["grid"] if c["model"] == m]
+        best = max(c["val"]["CA"] for c in pts)
+        assert [c["val"]["CA"] for c in pts if c["selected"]] == [best]
+
+
+def test_report_renders_every_figure(quick_run):
+    out, results = quick_run
+    figures = [f for group in results["figures"].values() for f in group]
+    assert len(figures) >= 10
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    for f in figures:
+        with Image.open(out / f) as im:
+            im.verify()
+        assert f in md
+    assert html.count("data:image/png;base64,") == len(figures)
+    assert "src=\"http" not in html
+    for claim in ("RE", "SSD", "CA"):
+        assert claim in html
+    assert "quick" in html.lower()
+
+
+def test_bad_names_are_clear_errors(tmp_path, capsys):
+    assert main(["reproduce", "--datasets", "mnist,imagenet", "--out", str(tmp_path / "a"),
+                 "--quiet"]) == 2
+    assert "imagenet" in capsys.readouterr().err
+    assert main(["reproduce", "--models", "psae,vae", "--out", str(tmp_path / "b"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "vae" in err and "rae,l1,kl,psae,l0" in err.replace(", ", ",")
+
+
+def _cells(out: Path) -> dict[str, float]:
+    return {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+
+
+def test_resume_after_kill_repeats_no_finished_cell(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "psae", "reproduce", "--quick", "--epochs", "8",
+           "--models", "rae,l1,psae", "--out", str(out), "--quiet", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while len(_cells(out) if (out / "cells").exists() else {}) < 3:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = _cells(out)
+    assert 3 <= len(done) < 8 and not (out / "results.json").exists()
+    # a different configuration may not resume into this directory
+    other = [*cmd[:6], "12", *cmd[7:], "--resume"]  # --epochs 12 instead of 8
+    bad = subprocess.run(other, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "different settings" in bad.stderr
+    res = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    after = _cells(out)
+    assert len(after) == 8  # 5 grid points + 3 finals
+    for name, mtime in done.items():
+        assert after[name] == mtime, f"{name} was run again"
+    log = (out / "log.txt").read_text()
+    assert log.count("already done, skipped") == len(done)
+    assert json.loads((out / "results.json").read_text())["final"]

@@ -1,0 +1,274 @@
+"""Figures, claims and report of a reproduction, on a small synthetic results dict."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from psae.reproduce.claims import evaluate_claims
+from psae.reproduce.figures import make_figures
+from psae.reproduce.report import write_report
+
+MODELS = ["rae", "l1", "kl", "psae", "l0"]
+LABELS = {"rae": "RAE", "l1": "SAE+L1", "kl": "SAE+Ber", "psae": "PSAE",
+          "l0": "SAE+L0 (unsquared)"}
+SEEDS = [0, 1]
+# per-model test means that satisfy every claim: RE rae < psae < l1, kl; S/CA highest for psae,
+# SSD lowest for psae, every sparse model's CA above RAE's, psae's SSD below l0's
+GOOD = {
+    "rae": {"RE": 0.003, "S": 0.20, "SSD": 0.10, "CA": 0.90, "L0_mean": 300.0, "dead_units": 0.0},
+    "l1": {"RE": 0.006, "S": 0.50, "SSD": 0.12, "CA": 0.93, "L0_mean": 60.0, "dead_units": 0.1},
+    "kl": {"RE": 0.007, "S": 0.45, "SSD": 0.11, "CA": 0.92, "L0_mean": 80.0, "dead_units": 0.05},
+    "psae": {"RE": 0.004, "S": 0.70, "SSD": 0.04, "CA": 0.96, "L0_mean": 20.0, "dead_units": 0.0},
+    "l0": {"RE": 0.005, "S": 0.65, "SSD": 0.15, "CA": 0.94, "L0_mean": 25.0, "dead_units": 0.2},
+}
+DATASETS = {"digits": [8, 8], "tiny_rgb": [4, 4, 3]}
+
+
+def _history(model: str) -> list[dict]:
+    sigmas = [1.0, 0.5, 0.2] if model in ("psae", "l0") else [None]
+    hist, epoch = [], 0
+    for stage, sigma in enumerate(sigmas):
+        for e in range(3):
+            epoch += 1
+            hist.append({"stage": stage, "sigma": sigma, "epoch": e + 1,
+                         "loss": 4.0 / epoch, "reconstruction": 0.8 / epoch,
+                         "sparsity": 0.01, "seconds": 0.1})
+    return hist
+
+
+def _results(out_dir: Path, means: dict | None = None, quick: bool = False) -> dict:
+    means = means or GOOD
+    rng = np.random.default_rng(0)
+    n_test, k = 40, 12
+    datasets, grid, final, summary = {}, [], [], {}
+    for ds, shape in DATASETS.items():
+        D = int(np.prod(shape))
+        datasets[ds] = {
+            "label": ds.upper(), "shape": shape, "n_train": 100, "n_test": n_test, "n_val": 20,
+            "n_features": D, "note": "synthetic <test> | data",
+            "protocol": {"n_components": 16, "epochs": 3, "batch_size": 32, "grid_train": 80},
+            "grid": {"psae": [{"lam": 3.0, "sigmas": [1.0, 0.5, 0.2]},
+                              {"lam": 10.0, "sigmas": [1.0, 0.5, 0.2]}],
+                     "l0": [{"lam": 3.0, "sigmas": [1.0, 0.5, 0.2]}],
+                     "l1": [{"beta": 0.001}, {"beta": 0.01}], "kl": [{"beta": 0.1, "rho": 0.05}],
+                     "rae": [{}]},
+        }
+        summary[ds] = {}
+        for m in MODELS:
+            mu = means[m]
+            summary[ds][m] = {key: {"mean": v, "std": 0.1 * abs(v) / 10, "n": len(SEEDS)}
+                              for key, v in mu.items()}
+            pts = datasets[ds]["grid"][m]
+            for p, params in enumerate(pts):
+                for seed in SEEDS:
+                    val = {key: v * (1 + 0.05 * p) for key, v in mu.items()} | {"zero_codes": 0}
+                    val["L0_mean"] = mu["L0_mean"]
+                    grid.append({"dataset": ds, "model": m, "point": p, "params": params,
+                                 "seed": seed, "val": val, "fit_seconds": 1.0,
+                                 "selected": p == 0})
+            for seed in SEEDS:
+                rel = f"cells/{ds}__{m}__final__seed{seed}.npz"
+                (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                S = np.clip(rng.normal(mu["S"], mu["SSD"], n_test), 0, 1)
+                S[0] = np.nan
+                np.savez(out_dir / rel, S=S.astype(np.float64),
+                         L0=rng.poisson(mu["L0_mean"] / 20 + 1, n_test).astype(np.int64),
+                         filters=rng.normal(size=(k, D)).astype(np.float32),
+                         inputs=rng.uniform(0.1, 0.9, (8, D)).astype(np.float32),
+                         recons=rng.uniform(0.1, 0.9, (8, D)).astype(np.float32))
+                test = {key: v for key, v in mu.items() if key != "L0_mean"}
+                test |= {"zero_codes": 1, "L0": {"mean": mu["L0_mean"], "std": 1.0, "min": 0,
+                                                 "max": 9, "threshold": 0.01}}
+                final.append({"dataset": ds, "model": m, "seed": seed, "params": pts[0],
+                              "test": test, "fit_seconds": 2.0, "n_epochs": 3,
+                              "history": _history(m), "arrays": rel})
+    return {
+        "psae_version": "0.1.0", "command": "psae reproduce --out <dir> & more",
+        "started": "2024-01-01T00:00:00", "finished": "2024-01-01T00:10:00", "seconds": 600.0,
+        "quick": quick, "machine": {"cores": 2, "device": "cpu", "torch": "2.x",
+                                    "platform": "linux"},
+        "seeds": SEEDS, "models": MODELS, "model_labels": LABELS, "datasets": datasets,
+        "threshold": 0.01, "grid": grid, "final": final, "summary": summary,
+    }
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> tuple[dict, Path, dict, tuple[Path, Path]]:
+    out = tmp_path_factory.mktemp("run")
+    res = _results(out)
+    json.dumps(res)  # the dict must be JSON-serialisable like results.json
+    figs = make_figures(res, out)
+    paths = write_report(res, out, figs)
+    return res, out, figs, paths
+
+
+def test_every_figure_is_a_png(full_run):
+    _, out, figs, _ = full_run
+    assert len(figs["fig2"]) == 5
+    for kind in ("sparseness", "l0", "filters", "recons", "curves", "sweep"):
+        assert len(figs[kind]) == len(DATASETS), kind
+    files = sorted((out / "figures").glob("*.png"))
+    listed = sorted(p for paths in figs.values() for p in paths)
+    assert [f"figures/{f.name}" for f in files] == listed
+    for f in files:
+        assert f.stat().st_size > 5000, f
+        with Image.open(f) as im:
+            im.verify()
+        with Image.open(f) as im:
+            assert im.format == "PNG" and min(im.size) > 200
+    assert not list((out / "figures").glob(".*"))  # no leftover temp files
+
+
+def test_html_is_self_contained(full_run):
+    _, out, figs, (html_path, md_path) = full_run
+    assert html_path == out / "report.html" and md_path == out / "report.md"
+    page = html_path.read_text(encoding="utf-8")
+    n_figs = sum(len(v) for v in figs.values())
+    assert page.count("data:image/png;base64,") == n_figs
+    low = page.lower()
+    assert 'src="http' not in low and "<link" not in low and "<script" not in low
+    assert "url(http" not in low
+    # text is escaped: the command and the note contain HTML metacharacters
+    assert "&lt;dir&gt; &amp; more" in page and "synthetic &lt;test&gt;" in page
+    assert "<test>" not in page
+    assert "class=\"banner\"" not in page  # not a quick run
+    for heading in ("Protocol", "Results", "claims", "Selected hyperparameters", "Figures"):
+        assert heading in page
+    # order of sections
+    assert page.index("Protocol") < page.index("Results (test") < page.index("paper&#x27;s claims")
+
+
+def test_markdown_links_every_figure(full_run):
+    _, out, figs, (_, md_path) = full_run
+    md = md_path.read_text(encoding="utf-8")
+    for paths in figs.values():
+        for p in paths:
+            assert f"]({p})" in md
+            assert (out / p).is_file()
+    assert "| PSAE |" in md and "**" in md  # results rows with bold best values
+    assert "synthetic \\<test\\> \\| data" in md  # pipes and tags escaped in tables
+
+
+def test_claims_hold_on_good_numbers():
+    res = _results_no_files()
+    rows = evaluate_claims(res)
+    assert {r["id"] for r in rows} == {1, 2, 3, 4, 5, 6}
+    assert len(rows) == 6 * len(DATASETS)
+    for r in rows:
+        assert r["held"] is True, r
+        assert r["clear"] is True, r
+        assert set(r) >= {"claim", "dataset", "held", "detail", "clear"}
+    re_row = next(r for r in rows if r["id"] == 1)
+    assert "RAE 0.003" in re_row["detail"] and "PSAE 0.004" in re_row["detail"]
+
+
+def _results_no_files(means: dict | None = None) -> dict:
+    """Claims need only summary/final; write the npz files to a throwaway folder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return _results(Path(d), means)
+
+
+@pytest.mark.parametrize(
+    ("model", "metric", "value", "claim"),
+    [("l1", "RE", 0.0035, 1),    # SAE+L1 reconstructs better than PSAE
+     ("psae", "RE", 0.002, 1),   # PSAE below RAE
+     ("kl", "S", 0.9, 2),        # SAE+Ber sparser than PSAE
+     ("rae", "SSD", 0.01, 3),    # RAE more even than PSAE
+     ("l1", "CA", 0.99, 4),      # SAE+L1 more accurate
+     ("kl", "CA", 0.85, 5),      # SAE+Ber below RAE
+     ("l0", "SSD", 0.03, 6)],    # unsquared ablation more even
+)
+def test_claims_fail_on_violating_numbers(model, metric, value, claim):
+    means = copy.deepcopy(GOOD)
+    means[model][metric] = value
+    rows = evaluate_claims(_results_no_files(means))
+    for r in rows:
+        if r["id"] == claim:
+            assert r["held"] is False, r
+            assert r["clear"] is False
+        elif not (claim == 4 and r["id"] == 5):
+            assert r["held"] is True, r
+
+
+def test_claims_overlap_is_not_clear():
+    res = _results_no_files()
+    for ds in res["summary"]:
+        res["summary"][ds]["psae"]["CA"]["std"] = 0.05  # 0.96 ± 0.05 overlaps 0.93
+    rows = [r for r in evaluate_claims(res) if r["id"] == 4]
+    assert all(r["held"] is True and r["clear"] is False for r in rows)
+
+
+def test_claims_missing_model_and_fallback_to_final():
+    res = _results_no_files()
+    res["models"] = ["rae", "psae"]
+    res["final"] = [r for r in res["final"] if r["model"] in ("rae", "psae")]
+    del res["summary"]  # recomputed from final
+    rows = evaluate_claims(res)
+    by_id = {r["id"]: r for r in rows if r["dataset"] == "digits"}
+    assert 6 not in by_id  # no ablation requested
+    assert by_id[1]["held"] is None  # needs SAE+L1 or SAE+Ber
+    assert by_id[5]["held"] is None
+    assert by_id[2]["held"] is None and "SAE+L1, SAE+Ber missing" in by_id[2]["detail"]
+    assert "PSAE 0.7 > RAE 0.2" in by_id[2]["detail"]  # the partial comparison is kept
+
+
+def test_claims_fallback_to_final():
+    res = _results_no_files()
+    del res["summary"]  # recomputed from final: identical seeds -> std 0, so every claim clear
+    rows = evaluate_claims(res)
+    assert len(rows) == 6 * len(DATASETS)
+    assert all(r["held"] is True and r["clear"] is True for r in rows)
+
+
+def test_quick_banner_and_missing_npz(tmp_path):
+    res = _results(tmp_path, quick=True)
+    # keep it small (drawing dominates the run time): one data set, three models
+    keep = ("rae", "kl", "psae")
+    res["models"] = list(keep)
+    del res["datasets"]["digits"], res["summary"]["digits"]
+    res["grid"] = [g for g in res["grid"] if g["dataset"] == "tiny_rgb" and g["model"] in keep]
+    res["final"] = [r for r in res["final"] if r["dataset"] == "tiny_rgb" and r["model"] in keep]
+    # a missing npz file, a model without runs, an unfinished run
+    (tmp_path / res["final"][0]["arrays"]).unlink()  # rae seed 0: seed 1 is drawn instead
+    res["final"] = [r for r in res["final"] if r["model"] != "kl"]
+    del res["summary"]["tiny_rgb"]["kl"]
+    res["finished"] = None
+    html_path, md_path = write_report(res, tmp_path)  # draws the figures itself
+    page = html_path.read_text(encoding="utf-8")
+    assert 'class="banner"' in page and "cut-down" in page and "NOT the paper-scale" in page
+    assert "cut-down" in md_path.read_text(encoding="utf-8")
+    assert "Missing pieces" in page and "missing or unreadable" in page
+    assert "no final runs for SAE+Ber" in page
+    n_files = len(list((tmp_path / "figures").glob("*.png")))
+    assert n_files == 5 + 6
+    assert page.count("data:image/png;base64,") == n_files
+    assert "not finished" in page
+
+
+def test_nothing_to_draw(tmp_path):
+    res = {"models": ["psae"], "datasets": {"x": {"label": "X", "shape": [2, 2]}},
+           "final": [{"dataset": "x", "model": "psae", "seed": 0, "arrays": "nope.npz",
+                      "test": {"RE": 0.1}}]}
+    figs = make_figures(res, tmp_path)
+    assert all(kind == "fig2" or not paths for kind, paths in figs.items())
+    html_path, md_path = write_report(res, tmp_path, figs)
+    assert html_path.is_file() and md_path.is_file()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_single_seed_is_never_clear():
+    res = _results_no_files()
+    for ds in res["summary"]:
+        for m in res["summary"][ds]:
+            for st in res["summary"][ds][m].values():
+                st["n"], st["std"] = 1, 0.0
+    rows = evaluate_claims(res)
+    assert all(r["held"] is True and r["clear"] is False for r in rows)
