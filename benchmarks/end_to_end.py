@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,7 +37,8 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_job(name: str, argv: list[str], timeout: float, cwd: Path) -> dict:
+def run_job(name: str, argv: list[str], timeout: float, cwd: Path,
+            env: dict[str, str] | None = None) -> dict:
     """Run ``argv``, wait with ``os.wait4`` and return wall time, peak RSS and the outcome."""
     log(f"[{name}] {shlex.join(argv)}")
     out_path, err_path = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
@@ -45,7 +47,7 @@ def run_job(name: str, argv: list[str], timeout: float, cwd: Path) -> dict:
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd,
-                                    start_new_session=True)
+                                    env=env, start_new_session=True)
         except OSError as e:
             return {**entry, "wall_s": None, "peak_rss_mb": None, "returncode": None,
                     "error": f"could not start: {e}"}
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="epochs of the MNIST fit (>= 4: one per sigma stage)")
     p.add_argument("--n-components", type=int, default=1000)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per job before a kill")
+    p.add_argument("--threads", type=int, default=None,
+                   help="OMP_NUM_THREADS for the jobs (default: inherit, i.e. torch's choice)")
     p.add_argument("--workdir", default=None, help="keep outputs here (default: a temp dir)")
     args = p.parse_args(argv)
     jobs = [j.strip() for j in args.jobs.split(",") if j.strip()]
@@ -107,24 +111,29 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown jobs {sorted(unknown)}; choose from {JOBS}")
 
     py = [sys.executable, "-m", "psae"]
+    env = dict(os.environ)
+    if args.threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
     with tempfile.TemporaryDirectory(prefix="psae-e2e-") as tmp:
         work = Path(args.workdir or tmp).resolve()
         work.mkdir(parents=True, exist_ok=True)
         results = []
         for job in jobs:
+            # a fresh output directory: reproduce keeps finished cells of an earlier run
+            shutil.rmtree(work / job, ignore_errors=True)
             if job == "reproduce":
-                cmd = py + ["reproduce", "--quick", "--quiet", "--out", str(work / "reproduce")]
-                entry = run_job(job, cmd, args.timeout, work)
+                cmd = py + ["reproduce", "--quick", "--quiet", "--out", str(work / job)]
+                entry = run_job(job, cmd, args.timeout, work, env)
                 if entry.get("returncode") == 2 and "--quiet" in entry.get("error", ""):
                     # an older reproduce without --quiet
                     cmd = [c for c in cmd if c != "--quiet"]
-                    entry = run_job(job, cmd, args.timeout, work)
+                    entry = run_job(job, cmd, args.timeout, work, env)
             else:
                 cmd = py + ["fit", "--data", "mnist", "--data-dir", args.data_dir,
                             "--n-components", str(args.n_components),
                             "--epochs", str(args.epochs), "--quiet",
-                            "--out", str(work / "mnist_model")]
-                entry = run_job(job, cmd, args.timeout, work)
+                            "--out", str(work / job)]
+                entry = run_job(job, cmd, args.timeout, work, env)
                 out = entry.get("output", {})
                 if entry["returncode"] == 0 and out.get("seconds") and out.get("epochs"):
                     entry["train_s"] = out["seconds"]
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     entry["per_epoch_s"] = out["seconds"] / out["epochs"]
             results.append(entry)
     print(json.dumps({"cores": os.cpu_count(), "python": sys.version.split()[0],
+                      "omp_num_threads": env.get("OMP_NUM_THREADS"),
                       "loadavg_1min": os.getloadavg()[0], "jobs": results}))
     return 0
 

@@ -41,9 +41,9 @@ class TensorBatches:
         for start in range(0, self.n_samples, self.batch_size):
             idx = perm[start : start + self.batch_size]
             if self.world > 1:
-                idx = idx[self.rank :: self.world]
-                if idx.numel() == 0:
+                if idx.numel() < self.world:  # every rank skips it: collectives stay in step
                     continue
+                idx = idx[self.rank :: self.world]
             yield self.X.index_select(0, idx)
 
     def full(self) -> torch.Tensor:

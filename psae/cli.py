@@ -166,6 +166,9 @@ def cmd_fit(args) -> int:
         normalizer = Normalizer().fit(X)
         X = normalizer.transform(X)
     if args.distributed or "WORLD_SIZE" in os.environ:
+        if "WORLD_SIZE" not in os.environ:
+            raise ValueError("--distributed needs a process group: start it with torchrun "
+                             "--nproc_per_node=N -m psae fit ...")
         from .distributed import fit_distributed
 
         rank = fit_distributed(model, X)

@@ -46,17 +46,25 @@ def fit_distributed(model: SparseAutoencoder, X, backend: str | None = None) -> 
             check_streamed(X)
         else:
             X = np.ascontiguousarray(X, dtype=np.float32)
-            if X.ndim != 2 or not np.isfinite(X).all():
-                raise ValueError("X must be a finite 2-D array (n_samples, n_features)")
+            if X.ndim != 2:
+                raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+            if not np.isfinite(X).all():
+                raise ValueError("Input X contains NaN or infinity")
         model.n_features_in_ = X.shape[1]
         if rank != 0:
             model.verbose = False
+        # every rank must draw the same initialisation and shuffles: share rank 0's seed
+        seed = None
+        if model.random_state is None:
+            t = torch.tensor([int(np.random.default_rng().integers(2**31 - 1))], device=device)
+            dist.broadcast(t, src=0)
+            seed = int(t.item())
         ids = [torch.cuda.current_device()] if device.type == "cuda" else None
 
         def wrap(module):
             return DistributedDataParallel(module, device_ids=ids)
 
-        model._fit(X, rank=rank, world=world, wrap=wrap)
+        model._fit(X, rank=rank, world=world, wrap=wrap, seed=seed)
     finally:
         if own_group:
             dist.destroy_process_group()

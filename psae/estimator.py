@@ -180,8 +180,12 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             positive("learning_rate", self.learning_rate)
         positive("batch_size", self.batch_size, integer=True)
         positive("weight_decay", self.weight_decay, strict=False)
-        sig = np.asarray(self.sigmas, dtype=float) if len(self.sigmas) else np.array([])
-        if sig.ndim != 1 or sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
+        try:
+            sig = np.asarray(self.sigmas, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            sig = np.array([np.nan])
+        if (np.ndim(self.sigmas) != 1 or sig.size == 0 or not np.all(np.isfinite(sig))
+                or np.any(sig <= 0)):
             raise ValueError(f"sigmas must be a non-empty sequence of positive numbers, "
                              f"got {self.sigmas!r}")
         if np.any(np.diff(sig) >= 0):
@@ -228,10 +232,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self._fit(X)
         return self
 
-    def _fit(self, X, rank: int = 0, world: int = 1, wrap=None) -> None:
+    def _fit(self, X, rank: int = 0, world: int = 1, wrap=None, seed: int | None = None) -> None:
         device = resolve_device(self.device)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        if seed is None:
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         init_gen = torch.Generator().manual_seed(seed)
         shuffle_gen = torch.Generator().manual_seed(seed + 1)
         module = Autoencoder(X.shape[1], self.n_components, self.encoder_activation,
@@ -246,10 +250,12 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 module, batches, objective, sigmas=sigmas, epochs=epochs, solver=self.solver,
                 lr=self._learning_rate(X.shape[1]), generator=shuffle_gen,
                 net=wrap(module) if wrap else None, progress=bool(self.verbose),
-                on_epoch_end=None,
             )
-        except TrainingDivergedError:
+        except TrainingDivergedError as e:
             self._set_weights(module)
+            self.history_ = e.history
+            self.n_iter_ = len(e.history)
+            self.stages_ = []
             raise
         self.fit_time_ = time.perf_counter() - t0
         self._set_weights(module)
@@ -334,10 +340,16 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return H
 
     def score(self, X, y=None) -> float:
-        """Negative mean reconstruction error (eq. 13), so that higher is better."""
+        """Negative mean reconstruction error (eq. 13), so that higher is better.
+
+        Computed batch by batch, so streamed input is never loaded whole."""
         X = self._check_input(X)
-        X_hat = self.inverse_transform(self.transform(X))
-        return -float(np.mean((np.asarray(X, dtype=np.float64) - X_hat) ** 2))
+        total = 0.0
+        for s in range(0, X.shape[0], TRANSFORM_BATCH):
+            xb = np.asarray(X[s:s + TRANSFORM_BATCH], dtype=np.float64)
+            x_hat = self.inverse_transform(self.transform(xb))
+            total += float(np.sum((xb - x_hat) ** 2))
+        return -total / (X.shape[0] * X.shape[1])
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -347,11 +359,11 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         save_model(self, path)
 
     @classmethod
-    def load(cls, path) -> SparseAutoencoder:
-        """Read a model directory written by :meth:`save`."""
+    def load(cls, path, device: str | None = None) -> SparseAutoencoder:
+        """Read a model directory written by :meth:`save` (``device`` overrides the saved one)."""
         from .persistence import load_model
 
-        return load_model(path)
+        return load_model(path, device=device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

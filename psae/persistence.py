@@ -113,6 +113,10 @@ def save_model(model, path, normalizer=None, extra: dict | None = None) -> Path:
         if extra:
             config["extra"] = extra
         (tmp / CONFIG).write_text(json.dumps(config, indent=1))
+        for f in tmp.iterdir():  # on disk before the swap, so a crash cannot leave empty files
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)
         _replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -170,8 +174,12 @@ def _read_tensors(file: Path, sha256: str | None) -> dict[str, np.ndarray]:
         raise ModelFormatError(f"{file}: unreadable safetensors file ({e})") from e
 
 
-def load_model(path, with_normalizer: bool = False):
-    """Load a model directory; with ``with_normalizer`` return ``(model, normalizer or None)``."""
+def load_model(path, with_normalizer: bool = False, device: str | None = None):
+    """Load a model directory; with ``with_normalizer`` return ``(model, normalizer or None)``.
+
+    ``device`` overrides the saved one; a model saved on a CUDA device loads with ``"auto"``
+    where CUDA is not available.
+    """
     from .estimator import SparseAutoencoder
     from .preprocessing import Normalizer
 
@@ -183,6 +191,13 @@ def load_model(path, with_normalizer: bool = False):
         params["sigmas"] = tuple(params["sigmas"])
     if isinstance(params.get("epochs"), list):
         params["epochs"] = tuple(params["epochs"])
+    if device is not None:
+        params["device"] = device
+    elif str(params.get("device", "auto")).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            params["device"] = "auto"
     try:
         model = SparseAutoencoder(**params)
     except TypeError as e:

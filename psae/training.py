@@ -22,7 +22,10 @@ __all__ = ["TrainingDivergedError", "train"]
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the model keeps the parameters of the last good epoch."""
+    """The loss became NaN or infinite; the model keeps the last parameters whose loss was
+    finite. ``history`` holds the epochs that finished."""
+
+    history: list[dict] = []
 
 
 def _world() -> int:
@@ -44,17 +47,21 @@ def _snapshot(module: Autoencoder) -> dict[str, torch.Tensor]:
 def _stage_adam(net, module, batches, objective, sigma, n_epochs, lr, generator, on_epoch):
     opt = torch.optim.Adam(module.parameters(), lr=lr)
     for _ in range(n_epochs):
-        good = _snapshot(module)
+        start = _snapshot(module)
         sums = torch.zeros(3, device=module.W1.device)
+        first = None
         n = 0
         for x in batches.epoch(generator):
             opt.zero_grad(set_to_none=True)
             total, recon, sparsity = objective(net, x, sigma)
             total.backward()
             opt.step()
-            sums += torch.stack([total.detach(), recon.detach(), sparsity.detach()])
+            terms = torch.stack([total.detach(), recon.detach(), sparsity.detach()])
+            first = terms[0] if first is None else first
+            sums += terms
             n += 1
-        on_epoch(_all_mean(sums / max(n, 1)), good)
+        # the first loss of the epoch was computed at ``start``: finite means start is sound
+        on_epoch(_all_mean(sums / max(n, 1)), start, first)
 
 
 def _stage_lbfgs(net, module, batches, objective, sigma, n_iter, lr, on_epoch):
@@ -62,19 +69,32 @@ def _stage_lbfgs(net, module, batches, objective, sigma, n_iter, lr, on_epoch):
     opt = torch.optim.LBFGS(
         module.parameters(), lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe"
     )
-    last = {}
+    evals = []
 
     def closure():
         opt.zero_grad(set_to_none=True)
         total, recon, sparsity = objective(net, x, sigma)
         total.backward()
-        last["terms"] = torch.stack([total.detach(), recon.detach(), sparsity.detach()])
+        evals.append(torch.stack([total.detach(), recon.detach(), sparsity.detach()]))
         return _all_mean(total.detach())
 
     for _ in range(n_iter):
-        good = _snapshot(module)
+        start = _snapshot(module)
+        evals.clear()
         opt.step(closure)
-        on_epoch(_all_mean(last["terms"]), good)
+        # an iteration's first evaluation is at its starting point: log that one, not a
+        # line-search trial
+        on_epoch(_all_mean(evals[0]), start, evals[0][0])
+
+
+def _final_loss(module, batches, objective, sigma) -> float:
+    """The cost at the final parameters on one batch (the last step's result is never seen by
+    the training loop itself)."""
+    with torch.no_grad():
+        x = next(iter(batches.epoch(torch.Generator().manual_seed(0))))
+        total, _, _ = objective(module, x, sigma)
+        finite = all(bool(torch.isfinite(p).all()) for p in module.parameters())
+        return float(_all_mean(total.detach())) if finite else math.nan
 
 
 def train(
@@ -100,21 +120,28 @@ def train(
     """
     net = module if net is None else net
     history: list[dict] = []
+    verified = {"state": _snapshot(module)}  # last parameters known to give a finite cost
     bar = tqdm(total=sum(epochs), desc=f"fit {objective.penalty}", disable=not progress,
                unit="epoch", leave=False)
     stage_state = {"stage": 0, "sigma": None, "t": time.perf_counter()}
 
-    def on_epoch(means: torch.Tensor, good: dict[str, torch.Tensor]) -> None:
+    def diverged(total: float, where: str) -> TrainingDivergedError:
+        module.load_state_dict(verified["state"])
+        bar.close()
+        err = TrainingDivergedError(
+            f"loss became {total} {where} (stage {stage_state['stage']}, sigma="
+            f"{stage_state['sigma']}); the model keeps the last parameters whose loss was "
+            "finite. Lower the learning rate or the penalty weight, or check the input scale."
+        )
+        err.history = history
+        return err
+
+    def on_epoch(means: torch.Tensor, start: dict, first: torch.Tensor) -> None:
+        if math.isfinite(float(_all_mean(first))):
+            verified["state"] = start
         total, recon, sparsity = (float(v) for v in means.cpu())
         if not math.isfinite(total):
-            module.load_state_dict(good)
-            bar.close()
-            raise TrainingDivergedError(
-                f"loss became {total} at stage {stage_state['stage']} (sigma="
-                f"{stage_state['sigma']}), epoch {len(history) + 1}; the model keeps the "
-                "parameters of the last finite epoch. Lower the learning rate or the penalty "
-                "weight, or check the input scale."
-            )
+            raise diverged(total, f"in epoch {len(history) + 1}")
         now = time.perf_counter()
         rec = {
             "stage": stage_state["stage"],
@@ -140,5 +167,8 @@ def train(
             _stage_lbfgs(net, module, batches, objective, sigma, n_epochs, lr, on_epoch)
         else:
             raise ValueError(f"unknown solver {solver!r}; choose 'adam' or 'lbfgs'")
+    final = _final_loss(module, batches, objective, sigmas[-1])
+    if not math.isfinite(final):
+        raise diverged(final, "at the end of training")
     bar.close()
     return history

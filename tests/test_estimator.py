@@ -108,6 +108,19 @@ def test_divergence_raises_and_keeps_last_good_parameters():
     assert np.isfinite(model.encoder_weight_).all()
 
 
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_divergence_in_the_last_step_is_caught(epochs):
+    """The last optimizer step is never followed by a training loss: the final check sees it,
+    and the kept parameters are ones whose loss was finite."""
+    X = np.random.default_rng(0).uniform(size=(64, 8)).astype(np.float32)
+    model = SparseAutoencoder(n_components=4, penalty="none", epochs=epochs, learning_rate=1e37,
+                              decoder_activation="identity", random_state=0, device="cpu")
+    with pytest.raises(TrainingDivergedError):
+        model.fit(X)
+    assert np.abs(model.decoder_weight_).max() < 10 and np.isfinite(model.score(X))
+    assert model.n_iter_ == len(model.history_) <= epochs
+
+
 def test_pipeline_and_grid_search(digits):
     Xtr = digits[0]
     pipe = make_pipeline(Normalizer(), SparseAutoencoder(n_components=10, epochs=4,
@@ -124,6 +137,7 @@ BAD_PARAMS = [
     (dict(sigmas=(0.1, 0.5)), "strictly decreasing"),
     (dict(sigmas=(1.0, 1.0)), "strictly decreasing"),
     (dict(sigmas=()), "non-empty"),
+    (dict(sigmas=0.5), "sequence"),
     (dict(lam=-1.0), "lam"),
     (dict(penalty="l1", beta=-0.1), "beta"),
     (dict(penalty="kl", rho=1.5), "rho"),

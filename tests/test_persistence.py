@@ -95,3 +95,18 @@ def test_save_unfitted_fails(tmp_path):
 
     with pytest.raises(NotFittedError):
         SparseAutoencoder().save(tmp_path / "m")
+
+
+def test_saved_cuda_device_loads_on_a_cpu_machine(tmp_path, fitted, digits):
+    import torch
+
+    save_model(fitted, tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["params"]["device"] = "cuda"
+    cfg_path.write_text(json.dumps(cfg))
+    model = SparseAutoencoder.load(tmp_path / "m")
+    if not torch.cuda.is_available():
+        assert model.device == "auto"
+    assert SparseAutoencoder.load(tmp_path / "m", device="cpu").device == "cpu"
+    np.testing.assert_array_equal(model.transform(digits[1]), fitted.transform(digits[1]))

@@ -58,8 +58,8 @@ FULL = {
 }
 
 QUICK = {
-    "digits": DataProtocol(n_components=64, epochs=40),
-    "optdigits": DataProtocol(n_components=64, epochs=40),
+    "digits": DataProtocol(n_components=80, epochs=40),
+    "optdigits": DataProtocol(n_components=80, epochs=40),
     "mnist": DataProtocol(n_components=200, epochs=8, n_val=1000, train_limit=4000,
                           test_limit=1000),
     "cifar10": DataProtocol(n_components=200, epochs=6, n_val=1000, train_limit=4000,

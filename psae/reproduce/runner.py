@@ -84,6 +84,7 @@ class RunConfig:
             "psae_version": __version__,
             "quick": self.quick,
             "seeds": self.seeds,
+            "device": self.device,
             "protocols": {d: self.protocol(d).as_dict() for d in self.datasets},
             "grids": {m: grid_for(m, self.quick) for m in self.models},
         }
@@ -172,7 +173,7 @@ def _cell_arrays(est, H, X, threshold) -> dict[str, np.ndarray]:
         "L0": metrics.l0_counts(H, threshold).astype(np.int64),
         "filters": est.components_[top].astype(np.float32),
         "inputs": inputs.astype(np.float32),
-        "recons": est.inverse_transform(inputs).astype(np.float32),
+        "recons": est.inverse_transform(est.transform(inputs)).astype(np.float32),
     }
 
 
@@ -194,10 +195,15 @@ def _setup_logging(out: Path) -> logging.Handler:
 def _check_resume(cfg: RunConfig) -> None:
     run_file = cfg.out / "run.json"
     fp = cfg.fingerprint()
+    has_cells = any((cfg.out / "cells").glob("*.json"))
+    if has_cells and not run_file.exists():
+        raise ResumeMismatchError(
+            f"{cfg.out} holds finished cells but no run.json saying how they were made; "
+            "choose another --out")
     if run_file.exists():
         old = json.loads(run_file.read_text())
         if not cfg.resume:
-            if any((cfg.out / "cells").glob("*.json")):
+            if has_cells:
                 raise ResumeMismatchError(
                     f"{cfg.out} already holds a run; pass --resume to continue it or choose "
                     "another --out")
@@ -278,18 +284,21 @@ def _run(cfg: RunConfig) -> dict:
     for name, model, kind, point, seed, cost in plan:
         if kind == "final":
             point = selected_point(name, model)
-        key = f"{name}__{model}__{kind if kind == 'final' else f'grid{point}'}__seed{seed}"
+        key = f"{name}__{model}__{kind}{point}__seed{seed}"
         path = cfg.out / "cells" / f"{key}.json"
         bar.set_postfix_str(key)
+        params = grid_for(model, cfg.quick)[point]
         if path.exists():
             try:
-                cells[key] = json.loads(path.read_text())
+                cell = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                cell = None
+            if cell is not None and cell.get("params") == params and cell.get("seed") == seed:
+                cells[key] = cell
                 log.info("resume: %s already done, skipped", key)
                 bar.update(cost)
                 continue
-            except json.JSONDecodeError:
-                log.warning("%s is damaged: running the cell again", path)
-        params = grid_for(model, cfg.quick)[point]
+            log.warning("%s is damaged or from other settings: running the cell again", path)
         proto = cfg.protocol(name)
         Xtr, ytr, Xev, yev = normalized(name, kind)
         est = _model(model, params, proto, seed, cfg.device)
@@ -298,6 +307,8 @@ def _run(cfg: RunConfig) -> dict:
                 "params": params}
         try:
             est.fit(Xtr)
+            fit_seconds = time.perf_counter() - t0
+            scores, H = _score(est, Xtr, ytr, Xev, yev, threshold)
         except TrainingDivergedError as e:
             log.warning("%s diverged: %s", key, e)
             cell.update(error=str(e), fit_seconds=time.perf_counter() - t0, n_epochs=0,
@@ -307,8 +318,6 @@ def _run(cfg: RunConfig) -> dict:
             cells[key] = cell
             bar.update(cost)
             continue
-        fit_seconds = time.perf_counter() - t0
-        scores, H = _score(est, Xtr, ytr, Xev, yev, threshold)
         cell.update(fit_seconds=fit_seconds, n_epochs=est.n_iter_,
                     seconds=time.perf_counter() - t0)
         if kind == "grid":
