@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "their baselines: train, encode, evaluate, and reproduce the paper's Fig. 2.",
     )
     parser.add_argument("--version", action="version", version=f"psae {__version__}")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is faster on a "
+                             "machine shared with other jobs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("fit", help="train a model on a data set and write a model directory",
@@ -294,6 +297,13 @@ COMMANDS = {"fit": cmd_fit, "encode": cmd_encode, "evaluate": cmd_evaluate,
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``psae`` command."""
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"psae: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     try:
         return handler(args)

@@ -44,8 +44,18 @@ def _snapshot(module: Autoencoder) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+def _adam(params, lr: float) -> torch.optim.Adam:
+    """Adam, fused into one kernel where this torch supports it (CPU since 2.4): on the CPU the
+    step is 3-5x faster than the per-parameter loop (benchmarks/README.md)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
+
+
 def _stage_adam(net, module, batches, objective, sigma, n_epochs, lr, generator, on_epoch):
-    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    opt = _adam(module.parameters(), lr)
     for _ in range(n_epochs):
         start = _snapshot(module)
         sums = torch.zeros(3, device=module.W1.device)

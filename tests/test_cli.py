@@ -63,6 +63,19 @@ def test_fit_penalty_options(tmp_path, npz, capsys):
     assert SparseAutoencoder.load(tmp_path / "kl").rho == 0.1
 
 
+def test_threads_option(tmp_path, npz, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "fit", "--data", str(npz), "--out", str(tmp_path / "m"),
+                     "--n-components", "4", "--epochs", "4", "--quiet", "--device", "cpu"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert main(["--threads", "0", "datasets"]) == 2
+
+
 def test_csv_input(tmp_path, capsys):
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(60, 6))

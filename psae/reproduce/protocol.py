@@ -70,8 +70,8 @@ _SCHEDULES = ((1.0, 0.5, 0.2, 0.1), (0.5, 0.2, 0.1, 0.05))
 
 GRIDS = {
     "rae": [{}],
-    "l1": [{"beta": b} for b in (1e-3, 3e-3, 1e-2)],
-    "kl": [{"beta": b, "rho": r} for b in (0.01, 0.1) for r in (0.05, 0.1)],
+    "l1": [{"beta": b} for b in (1e-4, 3e-4, 1e-3, 3e-3)],
+    "kl": [{"beta": b, "rho": r} for b in (0.003, 0.01, 0.1) for r in (0.05, 0.1)],
     "psae": [{"lam": lam, "sigmas": list(s)} for lam in (3.0, 10.0, 30.0) for s in _SCHEDULES],
     "l0": [{"lam": lam} for lam in (1.0, 3.0, 10.0)],
 }
