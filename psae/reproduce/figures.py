@@ -266,17 +266,23 @@ def _fig2(results: dict, out_dir: Path) -> list[str]:
     return paths
 
 
+def _pooled(results: dict, out_dir: Path, ds: str, key: str) -> dict[str, np.ndarray]:
+    """Per model, the per-sample array ``key`` pooled over seeds (NaNs of all-zero codes out)."""
+    data = {}
+    for m in _models(results):
+        arrs = _arrays(out_dir, results, ds, m, key, all_seeds=True)
+        if arrs:
+            v = np.concatenate([np.ravel(a) for a in arrs]).astype(np.float64)
+            v = v[np.isfinite(v)]
+            if v.size:
+                data[m] = v
+    return data
+
+
 def _sparseness(results: dict, out_dir: Path, ds: str) -> str | None:
     models = _models(results)
     colors = _colors(results)
-    data = {}
-    for m in models:
-        arrs = _arrays(out_dir, results, ds, m, "S", all_seeds=True)
-        if arrs:
-            s = np.concatenate([np.ravel(a) for a in arrs]).astype(np.float64)
-            s = s[np.isfinite(s)]
-            if s.size:
-                data[m] = s
+    data = _pooled(results, out_dir, ds, "S")
     if not data:
         return None
     fig = Figure(figsize=(max(6.0, 1.5 * len(models) + 2), 4.5), layout="constrained")
@@ -314,13 +320,7 @@ def _sparseness(results: dict, out_dir: Path, ds: str) -> str | None:
 def _l0(results: dict, out_dir: Path, ds: str) -> str | None:
     models = _models(results)
     colors = _colors(results)
-    data = {}
-    for m in models:
-        arrs = _arrays(out_dir, results, ds, m, "L0", all_seeds=True)
-        if arrs:
-            v = np.concatenate([np.ravel(a) for a in arrs]).astype(np.float64)
-            if v.size:
-                data[m] = v
+    data = _pooled(results, out_dir, ds, "L0")
     if not data:
         return None
     hi = max(float(v.max()) for v in data.values())
