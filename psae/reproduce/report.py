@@ -344,7 +344,11 @@ def write_report(
         h.append(f"<p>{html.escape(text)}</p>")
         md.append(text + "\n")
 
-    def table(headers: list[str], rows: list[list[Cell]], numeric_from: int = 99) -> None:
+    def table(headers: list[str], rows: list[list[Cell]], numeric_from: int = 99,
+              empty: str = "") -> None:
+        if not rows and empty:  # say so instead of printing a header-only table
+            para(empty)
+            return
         h.append(_html_table(headers, rows, numeric_from))
         md.append(_md_table(headers, rows) + "\n")
 
@@ -372,10 +376,7 @@ def write_report(
     for ds in dataset_keys(results):
         heading(3, dataset_label(results, ds))
         headers, rows = _results_table(results, ds)
-        if rows:
-            table(headers, rows, numeric_from=1)
-        else:
-            para("No results for this data set.")
+        table(headers, rows, numeric_from=1, empty="No results for this data set.")
         note = _zero_code_note(results, ds)
         if note:
             para(note)
@@ -385,19 +386,13 @@ def write_report(
          "missing). Clear: in addition, the mean ± std intervals of the decisive pair (the "
          "claimed winner and its closest rival) do not overlap (never with a single seed).")
     headers, rows = _claims_table(results)
-    if rows:
-        table(headers, rows)
-    else:
-        para("No claims could be evaluated.")
+    table(headers, rows, empty="No claims could be evaluated.")
 
     heading(2, "Selected hyperparameters")
     para("Chosen per (data set, model) by validation CA; validation CA is that of the selected "
          "grid point (mean over the seeds it was run with).")
     headers, rows = _selected_table(results)
-    if rows:
-        table(headers, rows)
-    else:
-        para("No runs.")
+    table(headers, rows, empty="No runs.")
 
     heading(2, "Figures")
     missing_figs = []
