@@ -49,7 +49,8 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         dt = X.dtype
-        Z = (X - self.mean_.astype(dt)) / self.scale_.astype(dt)
+        Z = X - self.mean_.astype(dt)  # one new array; the rest is done in place
+        Z /= self.scale_.astype(dt)
         np.clip(Z, -self.clip, self.clip, out=Z)
         width = (self.high - self.low) / (2 * self.clip)
         Z *= dt.type(width)
