@@ -3,8 +3,8 @@
 A PSAE training step (forward, smoothed-L0 penalty, backward, Adam update) does five matrix
 products of B·D·M multiply-adds each, so its useful work is ``10·B·D·M`` FLOPs. This script times
 
-* the step exactly as ``psae.training`` runs it (``Autoencoder`` + ``Objective("sql0")`` +
-  ``torch.optim.Adam``) on batches sliced from a tensor,
+* the library's own training step, ``psae.trainer.Trainer.step`` (forward, objective, backward,
+  fused Adam), on batches sliced from a tensor,
 * ``SparseAutoencoder.fit`` end to end on a synthetic array (the real loop: shuffling,
   ``index_select`` batching, loss bookkeeping, per-epoch snapshots), per step,
 * a plain ``torch.mm`` of (B×D)·(D×M) in the same process, interleaved round by round with the
@@ -12,8 +12,8 @@ products of B·D·M multiply-adds each, so its useful work is ``10·B·D·M`` FL
 
 and reports ``ratio_to_mm = (10·B·D·M / step_time) / (2·B·D·M / mm_time)``. It also times the
 pieces of a step (the five products in the layouts autograd uses, forward+backward, the Adam
-update with its three implementations, batching) and whole-step variants (fused / foreach Adam,
-optionally ``torch.compile`` of the objective) to show where the time goes.
+update with its three implementations, batching) and whole-step variants (plain Adam, a
+hand-written gradient prototype) to show where the time goes.
 
 Prints one JSON object on stdout; progress goes to stderr.
 """
@@ -35,6 +35,7 @@ import torch
 from psae import SparseAutoencoder
 from psae.network import Autoencoder
 from psae.objective import Objective
+from psae.trainer import Trainer
 
 SHAPES: tuple[tuple[int, int, int], ...] = ((784, 1000, 256), (3072, 1000, 256), (64, 100, 256))
 SMOKE_SHAPES: tuple[tuple[int, int, int], ...] = ((32, 16, 8),)
@@ -79,24 +80,21 @@ def time_rounds(
     return out
 
 
-def make_step(
-    model: Autoencoder, opt: torch.optim.Optimizer, objective: Callable, X: torch.Tensor,
-    batch: int,
-) -> Callable[[], None]:
-    """One training step of ``psae.training._stage_adam`` on the next batch sliced from ``X``."""
+def make_step(trainer: Trainer, X: torch.Tensor, batch: int) -> Callable[[], None]:
+    """``trainer.step`` (the library's training step) on the next batch sliced from ``X``."""
     n_batches = X.shape[0] // batch
     state = {"i": 0}
 
     def step() -> None:
         i = state["i"] % n_batches
         state["i"] += 1
-        x = X[i * batch:(i + 1) * batch]
-        opt.zero_grad(set_to_none=True)
-        total, _, _ = objective(model, x, SIGMA)
-        total.backward()
-        opt.step()
+        trainer.step(X[i * batch:(i + 1) * batch], SIGMA)
 
     return step
+
+
+def objective() -> Objective:
+    return Objective.of("sql0", lam=LAM)
 
 
 def make_manual_step(
@@ -144,7 +142,7 @@ def manual_grad_error(D: int, M: int, B: int, device: torch.device) -> float:
     X = torch.rand(B, D, generator=torch.Generator().manual_seed(3)).to(device) * 0.8 + 0.1
     errs = []
     m_a, _ = fresh(D, M, device)
-    total, _, _ = Objective("sql0", lam=LAM)(m_a, X, SIGMA)
+    total, _, _ = Trainer(m_a, objective()).loss(X, SIGMA)
     total.backward()
     m_m, _ = fresh(D, M, device)
     noop = torch.optim.SGD(m_m.parameters(), lr=0.0)
@@ -171,12 +169,10 @@ def bench_shape(
     X = (torch.rand(n_batches * B, D, generator=gen) * 0.8 + 0.1).to(device)
     a = torch.rand(B, D, generator=gen).to(device)
     w = torch.rand(D, M, generator=gen).to(device)
-    objective = Objective("sql0", lam=LAM)
-
-    model, opt = fresh(D, M, device)
+    model, _ = fresh(D, M, device)
     fns: dict[str, Callable[[], object]] = {
         "mm": lambda: torch.mm(a, w),
-        "step": make_step(model, opt, objective, X, B),
+        "step": make_step(Trainer(model, objective(), lr=1e-3), X, B),
     }
     if not args.no_breakdown:
         # the five products in the layouts autograd uses for addmm(b, x, W.t())
@@ -194,15 +190,16 @@ def bench_shape(
             torch.mm(x0.t(), gz)  # grad of W1ᵀ
 
         m_fb, _ = fresh(D, M, device)
+        t_fb = Trainer(m_fb, objective())
 
         def fwd_bwd() -> None:
             m_fb.zero_grad(set_to_none=True)
-            total, _, _ = objective(m_fb, x0, SIGMA)
+            total, _, _ = t_fb.loss(x0, SIGMA)
             total.backward()
 
         def fwd_only() -> None:
             with torch.no_grad():
-                objective(m_fb, x0, SIGMA)
+                t_fb.loss(x0, SIGMA)
 
         adams = {}
         for name, kw in (("adam", {}), ("adam_foreach", {"foreach": True}),
@@ -216,19 +213,13 @@ def bench_shape(
             "five_mm": five_mm, "forward": fwd_only, "fwd_bwd": fwd_bwd, **adams,
             "index_select": lambda: X.index_select(0, idx),
         })
-        for name, kw in (("step_adam_foreach", {"foreach": True}),
-                         ("step_adam_fused", {"fused": True})):
-            m_v, o_v = fresh(D, M, device, **kw)
-            fns[name] = make_step(m_v, o_v, objective, X, B)
+        m_p, o_p = fresh(D, M, device)
+        t_p = Trainer(m_p, objective(), lr=1e-3)
+        t_p.new_stage(SIGMA)
+        t_p.optimizer = o_p  # the library's step with torch's per-parameter Adam loop
+        fns["step_plain_adam"] = make_step(t_p, X, B)
         m_h, o_h = fresh(D, M, device, fused=True)
         fns["step_manual_grad_adam_fused"] = make_manual_step(m_h, o_h, X, B, LAM, SIGMA)
-        if args.compile:
-            m_c, o_c = fresh(D, M, device, fused=True)
-            compiled = torch.compile(objective.__call__)
-            fns["step_compiled_adam_fused"] = make_step(m_c, o_c, compiled, X, B)
-            t0 = time.perf_counter()
-            fns["step_compiled_adam_fused"]()
-            log(f"  torch.compile warm-up {time.perf_counter() - t0:.1f}s")
 
     log(f"shape D={D} M={M} B={B}: timing {len(fns)} kernels x {args.repeats} rounds")
     times = time_rounds(fns, args.repeats, args.calls, args.warmup, sync)
@@ -292,8 +283,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shapes", default=None,
                    help="D,M,B triples separated by ';' (default: the three of the issue)")
     p.add_argument("--no-breakdown", action="store_true", help="time only mm, step and fit")
-    p.add_argument("--compile", action="store_true",
-                   help="also time a step with torch.compile'd objective (slow to warm up)")
     p.add_argument("--smoke", action="store_true", help="tiny shapes, one round (for tests)")
     args = p.parse_args(argv)
     if args.smoke:

@@ -1,16 +1,18 @@
 """psae: sparse autoencoders penalised by the squared smoothed L0 norm, and their baselines."""
 
 from ._version import __version__
+from .bundle import load, save
 from .estimator import SparseAutoencoder
 from .preprocessing import Normalizer
-from .training import TrainingDivergedError
+from .trainer import TrainingDivergedError
 
-__all__ = ["SparseAutoencoder", "Normalizer", "TrainingDivergedError", "__version__"]
+__all__ = ["SparseAutoencoder", "Normalizer", "TrainingDivergedError", "load", "save",
+           "__version__"]
 
 
 def __getattr__(name):
     # datasets pulls in image and archive readers: import it only when asked for.
-    if name in ("datasets", "metrics", "penalties"):
+    if name in ("datasets", "metrics", "penalties", "sparsity", "distributed"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .distributed import SINGLE, Comm
 from .streaming import is_streamed
 
 __all__ = ["TensorBatches", "StreamedBatches", "make_batches"]
@@ -24,10 +25,10 @@ class TensorBatches:
     rank the same share and the averaged gradient equals the single-process one).
     """
 
-    def __init__(self, X: torch.Tensor, batch_size: int, rank: int = 0, world: int = 1):
+    def __init__(self, X: torch.Tensor, batch_size: int, comm: Comm = SINGLE):
         self.X = X
         self.batch_size = min(batch_size, X.shape[0])
-        self.rank, self.world = rank, world
+        self.comm = comm
 
     @property
     def n_samples(self) -> int:
@@ -40,16 +41,17 @@ class TensorBatches:
         perm = torch.randperm(self.n_samples, generator=generator).to(self.X.device)
         for start in range(0, self.n_samples, self.batch_size):
             idx = perm[start : start + self.batch_size]
-            if self.world > 1:
-                if idx.numel() < self.world:  # every rank skips it: collectives stay in step
+            world = self.comm.world
+            if world > 1:
+                if idx.numel() < world:  # every rank skips it: collectives stay in step
                     continue
-                idx = idx[self.rank :: self.world]
+                idx = idx[self.comm.rank :: world]
             yield self.X.index_select(0, idx)
 
     def full(self) -> torch.Tensor:
         """The whole (local) data set, for full-batch solvers."""
-        if self.world > 1:
-            return self.X[self.rank :: self.world]
+        if self.comm.world > 1:
+            return self.X[self.comm.rank :: self.comm.world]
         return self.X
 
 
@@ -68,14 +70,13 @@ class StreamedBatches:
         device: torch.device,
         dtype: torch.dtype = torch.float32,
         chunk_rows: int | None = None,
-        rank: int = 0,
-        world: int = 1,
+        comm: Comm = SINGLE,
     ):
         self.X = X
         self.batch_size = min(batch_size, X.shape[0])
         self.device, self.dtype = device, dtype
         self.chunk_rows = max(self.batch_size, chunk_rows or 64 * self.batch_size)
-        self.rank, self.world = rank, world
+        self.comm = comm
 
     @property
     def n_samples(self) -> int:
@@ -96,9 +97,7 @@ class StreamedBatches:
         n_chunks = -(-self.n_samples // self.chunk_rows)
         for c in torch.randperm(n_chunks, generator=generator).tolist():
             chunk = self._chunk(c)
-            yield from TensorBatches(chunk, self.batch_size, self.rank, self.world).epoch(
-                generator
-            )
+            yield from TensorBatches(chunk, self.batch_size, self.comm).epoch(generator)
 
     def full(self) -> torch.Tensor:
         raise ValueError(
@@ -108,10 +107,10 @@ class StreamedBatches:
 
 
 def make_batches(
-    X, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
+    X, batch_size: int, device: torch.device, comm: Comm = SINGLE
 ) -> TensorBatches | StreamedBatches:
     """Tensor batches for in-memory arrays; streamed batches for ``np.memmap`` input."""
     if is_streamed(X):
-        return StreamedBatches(X, batch_size, device, rank=rank, world=world)
+        return StreamedBatches(X, batch_size, device, comm=comm)
     Xt = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
-    return TensorBatches(Xt, batch_size, rank, world)
+    return TensorBatches(Xt, batch_size, comm)

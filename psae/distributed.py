@@ -1,71 +1,117 @@
-"""Data-parallel training on ``torch.distributed`` (DistributedDataParallel).
+"""Data parallelism on ``torch.distributed``, carried by one small object.
 
-Run under ``torchrun --nproc_per_node=N -m psae fit ...`` (or ``psae fit --distributed``): every
-rank builds the same model from the same seed, draws the same shuffle, and takes rows
-``rank, rank + world, …`` of every global batch of ``batch_size`` rows; DDP averages the
-gradients, so with ``batch_size`` divisible by the world size each step equals the single-process
-step on the same global batch. gloo on CPU, NCCL on GPU. Only rank 0 should write files.
+:class:`Comm` holds this process's rank, the world size and the collectives one training run
+needs; its default is a single process, where every collective is the identity. The estimator
+takes ``Comm.current()`` once in ``fit`` and hands it to the batches and the trainer; nothing
+else in psae asks torch.distributed anything.
+
+Run under ``torchrun --nproc_per_node=N -m psae fit ...``: every rank builds the same model from
+the same seed, draws the same shuffle, and takes rows ``rank, rank + world, …`` of every global
+batch of ``batch_size`` rows; DDP averages the gradients, so with ``batch_size`` divisible by
+the world size each step equals the single-process step on the same global batch. gloo on CPU,
+NCCL on GPU. Only rank 0 should write files. From Python::
+
+    with psae.distributed.process_group():
+        model.fit(X)          # data-parallel when started under torchrun
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
-from .estimator import SparseAutoencoder, resolve_device
-from .streaming import check_streamed, is_streamed
-
-__all__ = ["fit_distributed"]
+__all__ = ["Comm", "SINGLE", "process_group", "fit_distributed"]
 
 
-def fit_distributed(model: SparseAutoencoder, X, backend: str | None = None) -> int:
-    """Fit ``model`` on ``X`` as one rank of a process group; returns this process's rank.
+@dataclass(frozen=True)
+class Comm:
+    """Rank, world size and the all-reduce of one training run (default: one process)."""
 
-    Initialises the default process group from the environment (``torchrun`` sets it) unless
-    one is already initialised, and tears it down again if it set it up.
-    """
-    device = resolve_device(model.device)
-    own_group = not dist.is_initialized()
-    if own_group:
-        if device.type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend or ("nccl" if device.type == "cuda" else "gloo"))
-    rank, world = dist.get_rank(), dist.get_world_size()
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> Comm:
+        """The default process group when one is initialised, else a single process."""
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size())
+        return cls()
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that reports progress and writes files."""
+        return self.rank == 0
+
+    def all_mean(self, t: torch.Tensor) -> torch.Tensor:
+        """Mean of ``t`` over the ranks (``t`` itself in one process)."""
+        if self.world > 1:
+            t = t.clone()
+            dist.all_reduce(t)
+            t /= self.world
+        return t
+
+    def shared_seed(self, seed: int | None) -> int:
+        """``seed``, or when None a fresh one drawn on rank 0 and shared, so that every rank
+        draws the same initialisation and shuffles."""
+        if seed is not None:
+            return seed
+        drawn = int(np.random.default_rng().integers(2**31 - 1))
+        if self.world == 1:
+            return drawn
+        backend = dist.get_backend()
+        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" \
+            else torch.device("cpu")
+        t = torch.tensor([drawn], device=device)
+        dist.broadcast(t, src=0)
+        return int(t.item())
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` as the ranks train it: a DistributedDataParallel wrapper when world > 1."""
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        param = next(module.parameters())
+        ids = [param.device.index] if param.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+
+SINGLE = Comm()
+"""One process: the default everywhere a :class:`Comm` is taken."""
+
+
+@contextlib.contextmanager
+def process_group(device: str | torch.device = "auto", backend: str | None = None
+                  ) -> Iterator[Comm]:
+    """Join the process group that ``torchrun`` describes in the environment (unless one is
+    initialised already), yield its :class:`Comm`, and leave it again on exit."""
+    if dist.is_initialized():
+        yield Comm.current()
+        return
+    if "WORLD_SIZE" not in os.environ:
+        raise ValueError("data-parallel training needs a process group: start it with "
+                         "torchrun --nproc_per_node=N -m psae fit ...")
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    if dev.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend or ("nccl" if dev.type == "cuda" else "gloo"))
     try:
-        if model.batch_size % world:
-            warnings.warn(f"batch_size={model.batch_size} is not divisible by the world size "
-                          f"{world}: ranks get unequal shares and steps differ slightly from "
-                          "a single process", stacklevel=2)
-        model._validate_params()
-        if is_streamed(X):
-            check_streamed(X)
-        else:
-            X = np.ascontiguousarray(X, dtype=np.float32)
-            if X.ndim != 2:
-                raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-            if not np.isfinite(X).all():
-                raise ValueError("Input X contains NaN or infinity")
-        model.n_features_in_ = X.shape[1]
-        if rank != 0:
-            model.verbose = False
-        # every rank must draw the same initialisation and shuffles: share rank 0's seed
-        seed = None
-        if model.random_state is None:
-            t = torch.tensor([int(np.random.default_rng().integers(2**31 - 1))], device=device)
-            dist.broadcast(t, src=0)
-            seed = int(t.item())
-        ids = [torch.cuda.current_device()] if device.type == "cuda" else None
-
-        def wrap(module):
-            return DistributedDataParallel(module, device_ids=ids)
-
-        model._fit(X, rank=rank, world=world, wrap=wrap, seed=seed)
+        yield Comm.current()
     finally:
-        if own_group:
-            dist.destroy_process_group()
-    return rank
+        dist.destroy_process_group()
+
+
+def fit_distributed(model, X, backend: str | None = None) -> int:
+    """Fit ``model`` on ``X`` as one rank of the torchrun process group; returns the rank.
+
+    The same as ``with process_group(): model.fit(X)``."""
+    with process_group(getattr(model, "device", "auto"), backend) as comm:
+        model.fit(X)
+        return comm.rank

@@ -12,20 +12,19 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import persistence, sparsity
 from .batches import make_batches
-from .network import ACTIVATIONS, Autoencoder, activation
-from .objective import Objective, uses_sigma
-from .penalties import PENALTIES
+from .distributed import Comm
+from .network import ACTIVATIONS, Activation, Autoencoder
+from .objective import Objective
 from .streaming import check_streamed, is_streamed
-from .training import TrainingDivergedError, train
+from .trainer import Trainer, TrainingDivergedError
 
-__all__ = ["SparseAutoencoder", "DEFAULT_BETA", "resolve_device"]
-
-DEFAULT_BETA = {"l1": 0.003, "kl": 0.01}
-"""β used when ``beta=None`` for SAE+L1 and SAE+Ber (chosen on scikit-learn's digits: both give
-clearly sparser codes than the plain autoencoder there; tune β for your data)."""
+__all__ = ["SparseAutoencoder", "resolve_device"]
 
 TRANSFORM_BATCH = 8192
+_WEIGHTS = ("encoder_weight_", "encoder_bias_", "decoder_weight_", "decoder_bias_")
+_TENSORS = ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -57,30 +56,57 @@ def _stage_epochs(epochs, n_stages: int) -> list[int]:
     return [int(c) for c in counts]
 
 
+def _check_number(name, value, strict=True, integer=False) -> None:
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    ok = ok and (value > 0 if strict else value >= 0) and np.isfinite(value)
+    if not ok:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {what} {'> 0' if strict else '>= 0'}, got {value!r}")
+
+
+def _check_sigmas(sigmas) -> None:
+    try:
+        sig = np.asarray(sigmas, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        sig = np.array([np.nan])
+    if np.ndim(sigmas) != 1 or sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
+        raise ValueError(f"sigmas must be a non-empty sequence of positive numbers, "
+                         f"got {sigmas!r}")
+    if np.any(np.diff(sig) >= 0):
+        raise ValueError(f"sigmas must be strictly decreasing (graduated non-convexity), "
+                         f"got {tuple(sigmas)}")
+
+
+def _penalty_table() -> str:
+    rows = [(f'``"{m.name}"``', f"{m.summary}: ``{m.formula}``")
+            for m in (sparsity.get(n) for n in sparsity.names())]
+    width = max(len(a) for a, _ in rows)
+    rule = "=" * width + "  " + "=" * 60
+    lines = [rule] + [f"    {a:<{width}}  {b}" for a, b in rows] + ["    " + rule]
+    return "\n".join(lines)
+
+
 class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """One-hidden-layer sparse autoencoder: PSAE (squared smoothed L0) and its baselines.
 
     Codes are ``h = f(W1 x + b1)`` (eq. 2): after ``fit``, ``transform`` is one matrix multiply
-    and an activation. The penalty picks the model:
+    and an activation. The penalty picks the model (the registry :mod:`psae.sparsity`):
 
-    ============  =========================================================================
-    ``"sql0"``    PSAE, eq. (9): ``(1/2N) Σ_j L0σ(h_j)² + (λ/2N) Σ_j ‖x_j − y_j‖²``
-    ``"l0"``      ablation: the same with the smoothed L0 unsquared
-    ``"l1"``      SAE+L1: ``(1/2N) Σ_j ‖x_j − y_j‖² + (β/N) Σ_j ‖h_j‖₁``
-    ``"kl"``      SAE+Ber: ``(1/2N) Σ_j ‖x_j − y_j‖² + β Σ_i KL(ρ ‖ ρ̂_i)``
-    ``"none"``    RAE: reconstruction only
-    ============  =========================================================================
+    {penalties}
 
     Parameters
     ----------
     n_components : int, default=100
         Number of code units M.
-    penalty : {"sql0", "l0", "l1", "kl", "none"}, default="sql0"
+    penalty : str, default="sql0"
+        The sparsity mechanism, one of :func:`psae.sparsity.names`.
     lam : float, default=10.0
         λ of eq. (9): weight of the reconstruction cost for ``"sql0"`` and ``"l0"``. Larger λ
         means better reconstruction and denser codes.
     beta : float or None, default=None
-        Penalty weight for ``"l1"`` and ``"kl"``; None uses :data:`DEFAULT_BETA`.
+        Penalty weight for ``"l1"`` and ``"kl"``; None uses the mechanism's default
+        ({beta_defaults}).
     rho : float, default=0.05
         Target mean activation of ``"kl"``.
     sigmas : tuple of float, default=(1.0, 0.5, 0.2, 0.1)
@@ -89,23 +115,26 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     epochs : int or tuple of int, default=100
         Total epochs, spread evenly over the σ stages, or one count per stage. Penalties
         without σ train for the total, so every model gets the same budget.
-    solver : {"adam", "lbfgs"}, default="adam"
+    solver : {{"adam", "lbfgs"}}, default="adam"
         Mini-batch Adam, or full-batch L-BFGS (one "epoch" is one L-BFGS iteration).
     learning_rate : float or None, default=None
         Adam's step size, None: ``min(1e-2, 1/n_features)`` (Adam moves every weight by about
         the step size, so a pre-activation can move by ``n_features`` times it: wide inputs
         need smaller steps or the sigmoid units saturate and die); L-BFGS's, None: 1.0.
     batch_size : int, default=128
+        Samples per mini-batch (the global batch under data parallelism).
     weight_decay : float, default=0.0
         Adds ``(weight_decay/2)(‖W1‖² + ‖W2‖²)`` to the cost.
-    encoder_activation, decoder_activation : str, default="sigmoid"
-        One of ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"softplus"``, ``"identity"``.
+    encoder_activation : {{"sigmoid", "tanh", "relu", "softplus", "identity"}}, default="sigmoid"
+        The code layer f of the paper's models.
+    decoder_activation : {{"sigmoid", "tanh", "relu", "softplus", "identity"}}, default="sigmoid"
+        The output layer g.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    random_state : int, RandomState or None
+    random_state : int, RandomState or None, default=None
         Seeds initialisation and shuffling; the same seed gives the same codes.
     verbose : bool, default=False
-        Show a progress bar during ``fit``.
+        Show a progress bar during ``fit`` (on the main rank only under data parallelism).
 
     Attributes
     ----------
@@ -158,39 +187,24 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.verbose = verbose
 
     # ------------------------------------------------------------------ parameters
-    def _validate_params(self) -> None:
-        def positive(name, value, strict=True, integer=False):
-            kind = numbers.Integral if integer else numbers.Real
-            ok = isinstance(value, kind) and not isinstance(value, bool)
-            ok = ok and (value > 0 if strict else value >= 0) and np.isfinite(value)
-            if not ok:
-                what = "an integer" if integer else "a number"
-                sign = "> 0" if strict else ">= 0"
-                raise ValueError(f"{name} must be {what} {sign}, got {value!r}")
+    @property
+    def mechanism(self) -> sparsity.Mechanism:
+        """The registry record of ``penalty``."""
+        return sparsity.get(self.penalty)
 
-        if self.penalty not in PENALTIES:
-            raise ValueError(f"unknown penalty {self.penalty!r}; choose one of {PENALTIES}")
-        positive("n_components", self.n_components, integer=True)
-        positive("lam", self.lam, strict=False)
+    def _validate_params(self) -> None:
+        self.mechanism  # noqa: B018 - raises for an unknown penalty
+        _check_number("n_components", self.n_components, integer=True)
+        _check_number("lam", self.lam, strict=False)
         if self.beta is not None:
-            positive("beta", self.beta, strict=False)
+            _check_number("beta", self.beta, strict=False)
         if not (isinstance(self.rho, numbers.Real) and 0 < self.rho < 1):
             raise ValueError(f"rho must lie in (0, 1), got {self.rho!r}")
         if self.learning_rate is not None:
-            positive("learning_rate", self.learning_rate)
-        positive("batch_size", self.batch_size, integer=True)
-        positive("weight_decay", self.weight_decay, strict=False)
-        try:
-            sig = np.asarray(self.sigmas, dtype=float).reshape(-1)
-        except (TypeError, ValueError):
-            sig = np.array([np.nan])
-        if (np.ndim(self.sigmas) != 1 or sig.size == 0 or not np.all(np.isfinite(sig))
-                or np.any(sig <= 0)):
-            raise ValueError(f"sigmas must be a non-empty sequence of positive numbers, "
-                             f"got {self.sigmas!r}")
-        if np.any(np.diff(sig) >= 0):
-            raise ValueError(f"sigmas must be strictly decreasing (graduated non-convexity), "
-                             f"got {tuple(self.sigmas)}")
+            _check_number("learning_rate", self.learning_rate)
+        _check_number("batch_size", self.batch_size, integer=True)
+        _check_number("weight_decay", self.weight_decay, strict=False)
+        _check_sigmas(self.sigmas)
         if self.solver not in ("adam", "lbfgs"):
             raise ValueError(f"unknown solver {self.solver!r}; choose 'adam' or 'lbfgs'")
         for name in ("encoder_activation", "decoder_activation"):
@@ -198,8 +212,12 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; "
                                  f"choose one of {ACTIVATIONS}")
 
+    def _settings(self) -> dict:
+        """The parameters as the mechanism reads them, its defaults filled in."""
+        return self.mechanism.settings(self.get_params())
+
     def _schedule(self) -> tuple[list[float | None], list[int]]:
-        if uses_sigma(self.penalty):
+        if self.mechanism.uses_sigma:
             sigmas = [float(s) for s in self.sigmas]
             return sigmas, _stage_epochs(self.epochs, len(sigmas))
         if isinstance(self.epochs, numbers.Integral):
@@ -211,70 +229,79 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             return float(self.learning_rate)
         return min(1e-2, 1.0 / n_features) if self.solver == "adam" else 1.0
 
-    def _objective(self) -> Objective:
-        beta = DEFAULT_BETA.get(self.penalty, 0.0) if self.beta is None else float(self.beta)
-        return Objective(self.penalty, float(self.lam), beta, float(self.rho),
-                         float(self.weight_decay))
+    def _code_layer(self, settings: dict) -> torch.nn.Module:
+        make = self.mechanism.code
+        return Activation(self.encoder_activation) if make is None else \
+            make(self.n_components, settings)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None) -> SparseAutoencoder:
         """Train on ``X`` (n_samples, n_features); ``y`` is ignored.
 
         ``X`` may be a ``np.memmap`` (or :func:`psae.streaming.open_shards` of ``.npy`` shards):
-        it is then streamed in chunks instead of being loaded whole.
+        it is then streamed in chunks instead of being loaded whole. Inside
+        :func:`psae.distributed.process_group` (under ``torchrun``) every rank calls ``fit``
+        on the same ``X`` and takes its share of each batch.
         """
         self._validate_params()
+        X = self._check_fit_input(X)
+        comm = Comm.current()
+        if comm.world > 1 and self.batch_size % comm.world:
+            import warnings
+
+            warnings.warn(f"batch_size={self.batch_size} is not divisible by the world size "
+                          f"{comm.world}: ranks get unequal shares and steps differ slightly "
+                          "from a single process", stacklevel=2)
+        self._fit(X, comm)
+        return self
+
+    def _check_fit_input(self, X):
         if is_streamed(X):
             check_streamed(X)
             self.n_features_in_ = X.shape[1]
-        else:
-            X = validate_data(self, X, dtype=[np.float32, np.float64], ensure_min_samples=2)
-        self._fit(X)
-        return self
+            return X
+        return validate_data(self, X, dtype=[np.float32, np.float64], ensure_min_samples=2)
 
-    def _fit(self, X, rank: int = 0, world: int = 1, wrap=None, seed: int | None = None) -> None:
+    def _seed(self, comm: Comm) -> int:
+        if self.random_state is None and comm.world > 1:
+            return comm.shared_seed(None)  # every rank must draw the same init and shuffles
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _fit(self, X, comm: Comm) -> None:
         device = resolve_device(self.device)
-        if seed is None:
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        init_gen = torch.Generator().manual_seed(seed)
-        shuffle_gen = torch.Generator().manual_seed(seed + 1)
-        module = Autoencoder(X.shape[1], self.n_components, self.encoder_activation,
-                             self.decoder_activation, generator=init_gen).to(device)
-        batches = make_batches(X, self.batch_size, device, rank=rank, world=world)
+        seed = self._seed(comm)
+        settings = self._settings()
+        module = Autoencoder(X.shape[1], self.n_components, self._code_layer(settings),
+                             self.decoder_activation,
+                             generator=torch.Generator().manual_seed(seed)).to(device)
+        batches = make_batches(X, self.batch_size, device, comm)
         sigmas, epochs = self._schedule()
-        objective = self._objective()
+        trainer = Trainer(module, Objective(self.mechanism, settings),
+                          lr=self._learning_rate(X.shape[1]), solver=self.solver,
+                          weight_decay=float(self.weight_decay), comm=comm,
+                          progress=bool(self.verbose))
         self.device_ = str(device)
         t0 = time.perf_counter()
         try:
-            history = train(
-                module, batches, objective, sigmas=sigmas, epochs=epochs, solver=self.solver,
-                lr=self._learning_rate(X.shape[1]), generator=shuffle_gen,
-                net=wrap(module) if wrap else None, progress=bool(self.verbose),
-            )
+            history = trainer.fit(batches, sigmas, epochs, torch.Generator().manual_seed(seed + 1))
         except TrainingDivergedError as e:
-            self._set_weights(module)
-            self.history_ = e.history
-            self.n_iter_ = len(e.history)
-            self.stages_ = []
+            self._store(module, e.history, [])
             raise
         self.fit_time_ = time.perf_counter() - t0
-        self._set_weights(module)
-        self.history_ = history
-        self.n_iter_ = len(history)
-        self.stages_ = [
-            {"sigma": s, "epochs": e,
-             "loss": [h["loss"] for h in history if h["stage"] == k][-1]}
-            for k, (s, e) in enumerate(zip(sigmas, epochs, strict=True))
-        ]
+        stages = [{"sigma": s, "epochs": e,
+                   "loss": [h["loss"] for h in history if h["stage"] == k][-1]}
+                  for k, (s, e) in enumerate(zip(sigmas, epochs, strict=True))]
+        self._store(module, history, stages)
 
-    def _set_weights(self, module: Autoencoder) -> None:
+    def _store(self, module: Autoencoder, history: list[dict], stages: list[dict]) -> None:
         def np_(t):
             return t.detach().to("cpu", torch.float32).numpy().copy()
 
-        self.encoder_weight_ = np_(module.W1)
-        self.encoder_bias_ = np_(module.b1)
-        self.decoder_weight_ = np_(module.W2)
-        self.decoder_bias_ = np_(module.b2)
+        for name, p in zip(_WEIGHTS, (module.W1, module.b1, module.W2, module.b2), strict=True):
+            setattr(self, name, np_(p))
+        self.history_ = history
+        self.n_iter_ = len(history)
+        self.stages_ = stages
 
     @property
     def components_(self) -> np.ndarray:
@@ -293,13 +320,13 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             return X
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
 
-    def _apply(self, X, weight, bias, act_name, out=None, batch=TRANSFORM_BATCH):
+    def _apply(self, X, weight, bias, post, out=None, batch=TRANSFORM_BATCH):
+        """``post(X Wᵀ + b)`` batch by batch, into ``out`` (allocated when None)."""
         device = resolve_device(self.device)
         dtype = torch.float64 if np.dtype(getattr(X, "dtype", np.float32)) == np.float64 \
             else torch.float32
         W = torch.as_tensor(weight).to(device=device, dtype=dtype)
         b = torch.as_tensor(bias).to(device=device, dtype=dtype)
-        f = activation(act_name)
         n = X.shape[0]
         if out is None:
             out = np.empty((n, W.shape[0]), dtype=np.float64 if dtype == torch.float64
@@ -312,7 +339,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 if not rows.flags.writeable:
                     rows = rows.copy()
                 xb = torch.from_numpy(rows).to(device=device, dtype=dtype)
-                out[s:s + batch] = f(torch.addmm(b, xb, W.t())).cpu().numpy()
+                out[s:s + batch] = post(torch.addmm(b, xb, W.t())).cpu().numpy()
         return out
 
     def transform(self, X, out=None):
@@ -322,15 +349,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         codes without holding them all in memory at once. float32 input gives float32 codes.
         """
         X = self._check_input(X)
-        return self._apply(X, self.encoder_weight_, self.encoder_bias_,
-                           self.encoder_activation, out)
+        code = self._code_layer(self._settings()).eval()
+        return self._apply(X, self.encoder_weight_, self.encoder_bias_, code, out)
 
     def inverse_transform(self, H):
         """Reconstructions ``Y = g(H W2ᵀ + b2)`` from codes of shape (n_samples, n_components)."""
         check_is_fitted(self, "decoder_weight_")
         H = self._check_codes(H)
         return self._apply(H, self.decoder_weight_, self.decoder_bias_,
-                           self.decoder_activation)
+                           Activation(self.decoder_activation))
 
     def _check_codes(self, H):
         H = check_array(H, dtype=[np.float64, np.float32])
@@ -352,21 +379,70 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return -total / (X.shape[0] * X.shape[1])
 
     # ------------------------------------------------------------------ persistence
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """This fitted model as ``(config, arrays)``: what :mod:`psae.persistence` writes."""
+        check_is_fitted(self, "encoder_weight_")
+        arrays = {t: np.ascontiguousarray(getattr(self, a))
+                  for t, a in zip(_TENSORS, _WEIGHTS, strict=True)}
+        config = {"params": persistence.jsonable(self.get_params()),
+                  "n_features_in": int(self.n_features_in_),
+                  "history": getattr(self, "history_", []),
+                  "stages": getattr(self, "stages_", []),
+                  "fit_time": getattr(self, "fit_time_", None)}
+        if hasattr(self, "feature_names_in_"):
+            config["feature_names_in"] = [str(n) for n in self.feature_names_in_]
+        return config, arrays
+
+    @classmethod
+    def _from_state(cls, config: dict, arrays: dict[str, np.ndarray], where: str = "model",
+                    device: str | None = None) -> SparseAutoencoder:
+        """Rebuild a fitted model from what :meth:`_state` returned (shapes checked)."""
+        params = dict(config["params"])
+        for k in ("sigmas", "epochs"):
+            if isinstance(params.get(k), list):
+                params[k] = tuple(params[k])
+        if device is not None:
+            params["device"] = device
+        elif str(params.get("device", "auto")).startswith("cuda") \
+                and not torch.cuda.is_available():
+            params["device"] = "auto"
+        try:
+            model = cls(**params)
+        except TypeError as e:
+            raise persistence.ModelFormatError(f"{where}: unexpected parameters ({e})") from e
+        D, M = int(config["n_features_in"]), int(params["n_components"])
+        shapes = {"encoder.weight": (M, D), "encoder.bias": (M,),
+                  "decoder.weight": (D, M), "decoder.bias": (D,)}
+        persistence.check_shapes(arrays, shapes, where)
+        for t, a in zip(_TENSORS, _WEIGHTS, strict=True):
+            setattr(model, a, arrays[t])
+        model.n_features_in_ = D
+        if "feature_names_in" in config:
+            model.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
+        model.history_ = config.get("history", [])
+        model.stages_ = config.get("stages", [])
+        model.n_iter_ = len(model.history_)
+        if config.get("fit_time") is not None:
+            model.fit_time_ = config["fit_time"]
+        return model
+
     def save(self, path) -> None:
         """Write ``path/`` (safetensors weights + JSON config), atomically."""
-        from .persistence import save_model
-
-        save_model(self, path)
+        config, arrays = self._state()
+        persistence.write_model(path, config, arrays)
 
     @classmethod
     def load(cls, path, device: str | None = None) -> SparseAutoencoder:
         """Read a model directory written by :meth:`save` (``device`` overrides the saved one)."""
-        from .persistence import load_model
-
-        return load_model(path, device=device)
+        config, arrays = persistence.read_model(path)
+        return cls._from_state(config, arrays, str(path), device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.non_deterministic = False
         return tags
+
+
+SparseAutoencoder.__doc__ = SparseAutoencoder.__doc__.format(
+    penalties=_penalty_table(), beta_defaults=sparsity.defaults_of("beta"))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "Autoencoder", "activation"]
+__all__ = ["ACTIVATIONS", "Activation", "Autoencoder", "Forward", "activation"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "softplus", "identity")
 
@@ -26,9 +27,34 @@ def activation(name: str):
     return table[name]
 
 
-class Autoencoder(nn.Module):
-    """``h = f(x W1ᵀ + b1)``, ``y = g(h W2ᵀ + b2)`` with W1: (M, D) and W2: (D, M), eq. (2).
+class Activation(nn.Module):
+    """The code layer of the paper's models: ``h = f(a)`` elementwise."""
 
+    def __init__(self, name: str = "sigmoid"):
+        super().__init__()
+        self.name = name
+        self.f = activation(name)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.f(a)
+
+    def extra(self, a: torch.Tensor, h: torch.Tensor, net: Autoencoder) -> dict:
+        """What the objective needs besides the codes: nothing for an elementwise code."""
+        return {}
+
+
+class Forward(NamedTuple):
+    """One pass: codes ``h``, reconstruction ``y`` and the code layer's extras for the cost."""
+
+    h: torch.Tensor
+    y: torch.Tensor
+    extra: dict
+
+
+class Autoencoder(nn.Module):
+    """``h = code(x W1ᵀ + b1)``, ``y = g(h W2ᵀ + b2)`` with W1: (M, D) and W2: (D, M), eq. (2).
+
+    ``code`` is the code layer (an :class:`Activation`, or a sparse layer such as TopK).
     Weights start uniform in ``±sqrt(6 / (D + M + 1))`` (the usual choice for sigmoid
     autoencoders), biases at zero.
     """
@@ -37,7 +63,7 @@ class Autoencoder(nn.Module):
         self,
         n_features: int,
         n_components: int,
-        encoder_activation: str = "sigmoid",
+        code: nn.Module | str = "sigmoid",
         decoder_activation: str = "sigmoid",
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
@@ -53,17 +79,23 @@ class Autoencoder(nn.Module):
         self.b1 = nn.Parameter(torch.zeros(M, dtype=dtype))
         self.W2 = nn.Parameter(uniform(D, M))
         self.b2 = nn.Parameter(torch.zeros(D, dtype=dtype))
-        self.f = activation(encoder_activation)
+        self.code = Activation(code) if isinstance(code, str) else code
+        self.decoder_activation = decoder_activation
         self.g = activation(decoder_activation)
 
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """``a = W1 x + b1``: the one matrix multiply of encoding."""
+        return torch.addmm(self.b1, x, self.W1.t())
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes ``h = f(W1 x + b1)``: one matrix multiply and an activation."""
-        return self.f(torch.addmm(self.b1, x, self.W1.t()))
+        """Codes ``h = code(W1 x + b1)``."""
+        return self.code(self.pre_activation(x))
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``y = g(W2 h + b2)``."""
         return self.g(torch.addmm(self.b2, h, self.W2.t()))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encode(x)
-        return h, self.decode(h)
+    def forward(self, x: torch.Tensor) -> Forward:
+        a = self.pre_activation(x)
+        h = self.code(a)
+        return Forward(h, self.decode(h), self.code.extra(a, h, self))

@@ -1,6 +1,7 @@
 """Sparsity penalties on a batch of codes ``H`` of shape (N, M), as differentiable torch functions.
 
-Each returns a tensor that keeps the autograd graph, so the models use these exact functions.
+Each returns a tensor that keeps the autograd graph, so the models use these exact functions
+(the mechanisms of :mod:`psae.sparsity` are built on them).
 """
 
 from __future__ import annotations
@@ -13,11 +14,7 @@ __all__ = [
     "l1_penalty",
     "bernoulli_kl",
     "kl_penalty",
-    "PENALTIES",
 ]
-
-PENALTIES = ("none", "l1", "kl", "sql0", "l0")
-"""Penalty names: RAE, SAE+L1, SAE+Ber, PSAE (squared smoothed L0) and the unsquared ablation."""
 
 
 def _check_batch(H: torch.Tensor) -> None:

@@ -47,3 +47,38 @@ def test_two_process_ddp_matches_single_process(tmp_path, digits):
     init = SparseAutoencoder(n_components=20, epochs=4, random_state=0)
     assert la[-1] != la[0] and not np.allclose(a.encoder_weight_, 0)
     del init
+
+
+SCRIPT = """
+import json, sys
+import numpy as np
+from psae import SparseAutoencoder
+from psae.distributed import process_group
+
+X = np.load(sys.argv[1])["X_train"]
+model = SparseAutoencoder(n_components=8, epochs=4, batch_size=64, device="cpu", verbose=True)
+with process_group("cpu") as comm:
+    model.fit(X)
+    print(json.dumps({"rank": comm.rank, "world": comm.world,
+                      "verbose": model.get_params()["verbose"],
+                      "random_state": model.get_params()["random_state"],
+                      "W1": float(np.abs(model.encoder_weight_).sum())}))
+"""
+
+
+def test_public_fit_trains_data_parallel_and_leaves_the_users_options_alone(tmp_path, digits):
+    """``fit`` inside ``process_group()`` is the whole data-parallel API: every rank ends with
+    the same weights (the seed is shared when none is given), and no parameter is changed."""
+    data = tmp_path / "d.npz"
+    np.savez(data, X_train=digits[0])
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(data)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [json.loads(ln) for ln in res.stdout.splitlines() if ln.startswith("{")]
+    assert sorted(r["rank"] for r in rows) == [0, 1] and {r["world"] for r in rows} == {2}
+    assert all(r["verbose"] is True and r["random_state"] is None for r in rows)
+    assert rows[0]["W1"] == rows[1]["W1"]

@@ -1,0 +1,71 @@
+"""The record each sparsity mechanism registers: what it needs, how it scores codes, its grid.
+
+Everything that varies between models lives in one :class:`Mechanism`, so the estimator, the
+objective, the CLI, ``psae reproduce`` and the docs read one place. A new model is one module
+that builds its record plus one line in :mod:`psae.sparsity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["Mechanism", "Settings"]
+
+Settings = Mapping[str, Any]
+"""The estimator's parameters as the mechanism sees them, with its ``defaults`` filled in."""
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """One sparsity mechanism.
+
+    The training cost is ``w_r · mean_j ‖x_j − y_j‖² + w_s · sparsity`` with
+    ``(w_r, w_s) = weights(settings)`` and ``sparsity = penalty(h, sigma, settings, **extra)``
+    (a batch mean, so mini-batch costs estimate the full cost; ``extra`` is what the code layer
+    hands over besides the codes, e.g. JumpReLU's straight-through gates).
+    """
+
+    name: str
+    """Value of ``SparseAutoencoder(penalty=...)`` and of ``--penalty``."""
+    label: str
+    """Display name in reports and tables (``"PSAE"``)."""
+    summary: str
+    """One line: what the mechanism is (``--help``, docs)."""
+    formula: str
+    """Its training cost, in the paper's notation."""
+    key: str = ""
+    """Model name in ``psae reproduce --models`` and in results files (``"psae"``); default:
+    ``name``."""
+    params: tuple[str, ...] = ()
+    """Estimator parameters it reads (beyond the ones every model reads)."""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Values for those of ``params`` the user left at None."""
+    penalty: Callable[..., torch.Tensor] | None = None
+    """``(h, sigma, settings, **extra) -> scalar`` sparsity term; None: no penalty."""
+    weights: Callable[[Settings], tuple[float, float]] = lambda s: (0.5, 0.0)
+    """``settings -> (w_r, w_s)``: weights of the reconstruction and sparsity terms."""
+    uses_sigma: bool = False
+    """Trains along the σ schedule (graduated non-convexity, stage by stage)."""
+    code: Callable[[int, Settings], torch.nn.Module] | None = None
+    """``(n_components, settings) -> module`` turning pre-activations into codes; None: the
+    estimator's ``encoder_activation``."""
+    grid: tuple[Mapping[str, Any], ...] = ({},)
+    """Points of its own knobs that ``psae reproduce`` tries on the validation split."""
+    quick_grid: tuple[Mapping[str, Any], ...] = ({},)
+    """The cut-down grid of ``psae reproduce --quick``."""
+
+    def __post_init__(self):
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
+
+    def settings(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with this mechanism's defaults in place of None."""
+        out = dict(params)
+        for k, v in self.defaults.items():
+            if out.get(k) is None:
+                out[k] = v
+        return out
