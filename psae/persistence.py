@@ -1,8 +1,15 @@
-"""Model directories: ``model.safetensors`` (weights) + ``config.json`` (parameters, version).
+"""Model directories: ``config.json``, ``model.safetensors`` (and ``normalizer.safetensors``).
 
-No pickle anywhere. Writes are atomic: a new directory is built beside the target and swapped in,
-so a failed save leaves an existing model directory as it was. Loading checks the format
-version, the weights file's SHA-256 and every tensor's shape.
+This module knows the format, not the estimators: it writes and reads ``(config, arrays)``;
+:mod:`psae.estimator` and :mod:`psae.preprocessing` turn themselves into and back from those,
+and :mod:`psae.bundle` puts a whole saved unit together. No pickle anywhere.
+
+Writes never lose what is on disk. A new or psae-only directory is built beside the target and
+swapped in (the old one is kept until the new one is in place). A directory holding files psae
+did not write is refused unless ``force``, and even then only psae's own files are replaced,
+one atomic rename each, config last. Temporaries left by a killed save are removed by the next
+save into the same place. Loading checks the format version, each file's SHA-256 and every
+tensor's shape.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +27,22 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from ._version import __version__
+from .fileio import dir_mode, file_mode, fsync_dir, remove_stale, temp_prefix
 
-__all__ = ["save_model", "load_model", "ModelFormatError", "FORMAT_VERSION", "atomic_write"]
+__all__ = ["ModelFormatError", "FORMAT_VERSION", "write_model", "read_model", "read_normalizer",
+           "is_model_dir", "check_shapes", "jsonable", "OWN_FILES"]
 
 FORMAT_VERSION = 1
+FORMAT = "psae.SparseAutoencoder"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 NORMALIZER = "normalizer.safetensors"
+OWN_FILES = (CONFIG, WEIGHTS, NORMALIZER)
 
 
 class ModelFormatError(ValueError):
-    """A model directory is missing, damaged, altered or from an incompatible version."""
+    """A model directory is missing, damaged, altered, from an incompatible version, or (on
+    save) a directory psae may not write into."""
 
 
 def _sha256(path: Path) -> str:
@@ -40,91 +53,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write(path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Swap the finished directory ``tmp`` into ``target``, keeping the old one until done."""
-    old = None
-    if target.exists():
-        if not target.is_dir():
-            raise ModelFormatError(f"{target} exists and is not a directory")
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def save_model(model, path, normalizer=None, extra: dict | None = None) -> Path:
-    """Save a fitted :class:`~psae.SparseAutoencoder` (and optionally its fitted
-    :class:`~psae.Normalizer`) to the directory ``path``."""
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(model, "encoder_weight_")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        tensors = {
-            "encoder.weight": model.encoder_weight_,
-            "encoder.bias": model.encoder_bias_,
-            "decoder.weight": model.decoder_weight_,
-            "decoder.bias": model.decoder_bias_,
-        }
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp / WEIGHTS)
-        config = {
-            "format": "psae.SparseAutoencoder",
-            "format_version": FORMAT_VERSION,
-            "psae_version": __version__,
-            "params": _jsonable(model.get_params()),
-            "n_features_in": int(model.n_features_in_),
-            "weights_sha256": _sha256(tmp / WEIGHTS),
-            "history": getattr(model, "history_", []),
-            "stages": getattr(model, "stages_", []),
-            "fit_time": getattr(model, "fit_time_", None),
-        }
-        if hasattr(model, "feature_names_in_"):
-            config["feature_names_in"] = [str(n) for n in model.feature_names_in_]
-        if normalizer is not None:
-            save_file({"mean": normalizer.mean_, "scale": normalizer.scale_}, tmp / NORMALIZER)
-            config["normalizer"] = {
-                "params": normalizer.get_params(),
-                "sha256": _sha256(tmp / NORMALIZER),
-            }
-        if extra:
-            config["extra"] = extra
-        (tmp / CONFIG).write_text(json.dumps(config, indent=1))
-        for f in tmp.iterdir():  # on disk before the swap, so a crash cannot leave empty files
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755)
-        _replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def _jsonable(params: dict) -> dict:
+def jsonable(params: Mapping) -> dict:
+    """Estimator parameters as JSON values (tuples as lists; a RandomState as None)."""
     out = {}
     for k, v in params.items():
         if isinstance(v, tuple):
@@ -137,6 +67,116 @@ def _jsonable(params: dict) -> dict:
     return out
 
 
+def check_shapes(arrays: Mapping[str, np.ndarray], shapes: Mapping[str, tuple], where: str
+                 ) -> None:
+    """Every tensor of ``shapes`` present in ``arrays`` with exactly that shape."""
+    for name, shape in shapes.items():
+        got = None if name not in arrays else tuple(arrays[name].shape)
+        if got != tuple(shape):
+            raise ModelFormatError(f"{where}: tensor {name!r} has shape {got}, expected "
+                                   f"{tuple(shape)}")
+
+
+# ----------------------------------------------------------------------------------- writing
+def is_model_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a psae model config."""
+    try:
+        cfg = json.loads((Path(path) / CONFIG).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and cfg.get("format") == FORMAT
+
+
+def _write_files(tmp: Path, config: dict, arrays: Mapping[str, np.ndarray],
+                 normalizer: tuple[dict, Mapping[str, np.ndarray]] | None) -> None:
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp / WEIGHTS)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "psae_version": __version__,
+              **config, "weights_sha256": _sha256(tmp / WEIGHTS)}
+    if normalizer is not None:
+        params, n_arrays = normalizer
+        save_file(dict(n_arrays), tmp / NORMALIZER)
+        config["normalizer"] = {"params": params, "sha256": _sha256(tmp / NORMALIZER)}
+    (tmp / CONFIG).write_text(json.dumps(config, indent=1))
+    for f in tmp.iterdir():  # on disk before the swap, so a crash cannot leave empty files
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(f, file_mode())
+    os.chmod(tmp, dir_mode())
+
+
+def _foreign(target: Path) -> list[str]:
+    """Entries of an existing ``target`` that psae did not write."""
+    names = sorted(p.name for p in target.iterdir())
+    if names and not is_model_dir(target):
+        return names
+    return [n for n in names if n not in OWN_FILES]
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Replace ``target`` (absent, or holding only psae's files) by the finished ``tmp``."""
+    old = None
+    if target.exists():
+        old = target.with_name(temp_prefix(target.name) + "old")
+        os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _replace_own_files(tmp: Path, target: Path) -> None:
+    """Move psae's files from ``tmp`` into ``target`` one by one (config last); leave every
+    other file of ``target`` alone."""
+    for name in (WEIGHTS, NORMALIZER, CONFIG):
+        src = tmp / name
+        if src.exists():
+            os.replace(src, target / name)
+        elif name != CONFIG:
+            (target / name).unlink(missing_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str, np.ndarray], *,
+                normalizer: tuple[dict, Mapping[str, np.ndarray]] | None = None,
+                force: bool = False) -> Path:
+    """Write a model directory: ``config`` (JSON-able) and ``arrays`` (the autoencoder's
+    tensors), optionally a normaliser's ``(params, arrays)``; returns the directory.
+
+    A directory that holds files psae did not write is refused (:class:`ModelFormatError`)
+    unless ``force``; with ``force`` only psae's own files in it are replaced.
+    """
+    target = Path(path).expanduser().absolute()
+    if target.exists() and not target.is_dir():
+        raise ModelFormatError(f"{target} exists and is not a directory")
+    foreign = _foreign(target) if target.is_dir() else []
+    if foreign and not force:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise ModelFormatError(
+            f"{target} is not empty and holds files psae did not write ({shown}); choose a new "
+            "or empty directory, or pass --force (force=True) to write the model there, "
+            "replacing only psae's own files")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(target)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_prefix(target.name)))
+    try:
+        _write_files(tmp, config, arrays, normalizer)
+        if foreign:
+            _replace_own_files(tmp, target)
+        else:
+            _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(target.parent)
+    return target
+
+
+# ----------------------------------------------------------------------------------- reading
 def _read_config(path: Path) -> dict:
     cfg_path = path / CONFIG
     if not path.is_dir():
@@ -147,7 +187,7 @@ def _read_config(path: Path) -> dict:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFormatError(f"{cfg_path}: not valid JSON ({e})") from e
-    if not isinstance(config, dict) or config.get("format") != "psae.SparseAutoencoder":
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFormatError(f"{cfg_path}: not a psae model config")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
@@ -174,60 +214,18 @@ def _read_tensors(file: Path, sha256: str | None) -> dict[str, np.ndarray]:
         raise ModelFormatError(f"{file}: unreadable safetensors file ({e})") from e
 
 
-def load_model(path, with_normalizer: bool = False, device: str | None = None):
-    """Load a model directory; with ``with_normalizer`` return ``(model, normalizer or None)``.
-
-    ``device`` overrides the saved one; a model saved on a CUDA device loads with ``"auto"``
-    where CUDA is not available.
-    """
-    from .estimator import SparseAutoencoder
-    from .preprocessing import Normalizer
-
+def read_model(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:
+    """The autoencoder's ``(config, arrays)`` of a model directory, checksums verified."""
     path = Path(path)
     config = _read_config(path)
-    t = _read_tensors(path / WEIGHTS, config.get("weights_sha256"))
-    params = dict(config["params"])
-    if isinstance(params.get("sigmas"), list):
-        params["sigmas"] = tuple(params["sigmas"])
-    if isinstance(params.get("epochs"), list):
-        params["epochs"] = tuple(params["epochs"])
-    if device is not None:
-        params["device"] = device
-    elif str(params.get("device", "auto")).startswith("cuda"):
-        import torch
+    return config, _read_tensors(path / WEIGHTS, config.get("weights_sha256"))
 
-        if not torch.cuda.is_available():
-            params["device"] = "auto"
-    try:
-        model = SparseAutoencoder(**params)
-    except TypeError as e:
-        raise ModelFormatError(f"{path / CONFIG}: unexpected parameters ({e})") from e
-    D, M = int(config["n_features_in"]), int(params["n_components"])
-    expected = {"encoder.weight": (M, D), "encoder.bias": (M,),
-                "decoder.weight": (D, M), "decoder.bias": (D,)}
-    for name, shape in expected.items():
-        if name not in t or tuple(t[name].shape) != shape:
-            got = None if name not in t else tuple(t[name].shape)
-            raise ModelFormatError(f"{path / WEIGHTS}: tensor {name!r} has shape {got}, "
-                                   f"expected {shape}")
-    model.encoder_weight_ = t["encoder.weight"]
-    model.encoder_bias_ = t["encoder.bias"]
-    model.decoder_weight_ = t["decoder.weight"]
-    model.decoder_bias_ = t["decoder.bias"]
-    model.n_features_in_ = D
-    if "feature_names_in" in config:
-        model.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
-    model.history_ = config.get("history", [])
-    model.stages_ = config.get("stages", [])
-    model.n_iter_ = len(model.history_)
-    if config.get("fit_time") is not None:
-        model.fit_time_ = config["fit_time"]
-    if not with_normalizer:
-        return model
-    normalizer = None
-    if "normalizer" in config:
-        nt = _read_tensors(path / NORMALIZER, config["normalizer"].get("sha256"))
-        normalizer = Normalizer(**config["normalizer"]["params"])
-        normalizer.mean_, normalizer.scale_ = nt["mean"], nt["scale"]
-        normalizer.n_features_in_ = D
-    return model, normalizer
+
+def read_normalizer(path: str | os.PathLike[str], config: dict
+                    ) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """The saved normaliser's ``(params, arrays)``, or None when the model has none."""
+    entry = config.get("normalizer")
+    if entry is None:
+        return None
+    arrays = _read_tensors(Path(path) / NORMALIZER, entry.get("sha256"))
+    return dict(entry.get("params") or {}), arrays

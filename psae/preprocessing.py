@@ -65,6 +65,26 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Z = (X - self.low) / width - self.clip
         return Z * self.scale_ + self.mean_
 
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(params, arrays)`` of the fitted map, as :mod:`psae.persistence` stores them."""
+        check_is_fitted(self)
+        return self.get_params(), {"mean": self.mean_, "scale": self.scale_}
+
+    @classmethod
+    def _from_state(cls, params: dict, arrays: dict[str, np.ndarray], where: str = "normalizer"
+                    ) -> Normalizer:
+        """Rebuild a fitted normaliser from :meth:`_state`'s output (shapes checked)."""
+        from .persistence import ModelFormatError, check_shapes
+
+        try:
+            nz = cls(**params)
+        except TypeError as e:
+            raise ModelFormatError(f"{where}: unexpected normalizer parameters ({e})") from e
+        d = arrays["mean"].shape[0] if "mean" in arrays else 0
+        check_shapes(arrays, {"mean": (d,), "scale": (d,)}, where)
+        nz.mean_, nz.scale_, nz.n_features_in_ = arrays["mean"], arrays["scale"], d
+        return nz
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from psae import Normalizer, SparseAutoencoder
-from psae.persistence import ModelFormatError, load_model, save_model
+from psae.bundle import load_model, save_model
+from psae.persistence import ModelFormatError
 
 
 @pytest.fixture(scope="module")

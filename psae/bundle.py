@@ -1,0 +1,81 @@
+"""Saving and loading a whole fitted unit: an autoencoder, or a pipeline of its preprocessing
+(:class:`~psae.Normalizer`) and the autoencoder.
+
+``psae.save(obj, path)`` writes either; ``psae.load(path)`` returns exactly what was saved.
+The CLI and the API write the same format (:mod:`psae.persistence`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sklearn.pipeline import Pipeline
+
+from . import persistence
+from .estimator import SparseAutoencoder
+from .preprocessing import Normalizer
+
+__all__ = ["save", "load", "save_model", "load_model", "split"]
+
+
+def split(obj) -> tuple[Normalizer | None, SparseAutoencoder]:
+    """``(normalizer or None, autoencoder)`` of a fitted autoencoder or a pipeline
+    ``[Normalizer,] SparseAutoencoder``; anything else is a TypeError that says what fits."""
+    if isinstance(obj, SparseAutoencoder):
+        return None, obj
+    if isinstance(obj, Pipeline):
+        steps = [s for _, s in obj.steps if s not in (None, "passthrough")]
+        if len(steps) == 1 and isinstance(steps[0], SparseAutoencoder):
+            return None, steps[0]
+        if len(steps) == 2 and isinstance(steps[0], Normalizer) \
+                and isinstance(steps[1], SparseAutoencoder):
+            return steps[0], steps[1]
+    raise TypeError(f"psae.save takes a SparseAutoencoder or a Pipeline of Normalizer and "
+                    f"SparseAutoencoder, got {type(obj).__name__}")
+
+
+def save(obj, path: str | os.PathLike[str], *, force: bool = False, extra: dict | None = None
+         ) -> Path:
+    """Write a fitted autoencoder or ``Pipeline(Normalizer, SparseAutoencoder)`` to ``path``.
+
+    ``extra`` (JSON-able) is stored beside the config, e.g. where the training data came from.
+    A directory holding files psae did not write is refused unless ``force``.
+    """
+    normalizer, model = split(obj)
+    config, arrays = model._state()
+    if extra:
+        config["extra"] = extra
+    return persistence.write_model(path, config, arrays, force=force,
+                                   normalizer=None if normalizer is None else normalizer._state())
+
+
+def load(path: str | os.PathLike[str], device: str | None = None):
+    """Exactly what :func:`save` wrote: a ``SparseAutoencoder``, or a ``Pipeline`` of its
+    ``Normalizer`` and the ``SparseAutoencoder`` (steps ``"normalizer"``, ``"autoencoder"``)."""
+    model, normalizer = load_model(path, with_normalizer=True, device=device)
+    if normalizer is None:
+        return model
+    return Pipeline([("normalizer", normalizer), ("autoencoder", model)])
+
+
+def save_model(model: SparseAutoencoder, path, normalizer: Normalizer | None = None,
+               extra: dict | None = None, force: bool = False) -> Path:
+    """Save ``model`` (and optionally its fitted ``normalizer``) to the directory ``path``."""
+    return save(model if normalizer is None else Pipeline([("normalizer", normalizer),
+                                                           ("autoencoder", model)]),
+                path, force=force, extra=extra)
+
+
+def load_model(path, with_normalizer: bool = False, device: str | None = None):
+    """The autoencoder of a model directory; with ``with_normalizer`` the pair
+    ``(model, normalizer or None)``."""
+    config, arrays = persistence.read_model(path)
+    model = SparseAutoencoder._from_state(config, arrays, str(Path(path) / persistence.CONFIG),
+                                          device)
+    if not with_normalizer:
+        return model
+    part = persistence.read_normalizer(path, config)
+    normalizer = None if part is None else Normalizer._from_state(
+        *part, where=str(Path(path) / persistence.NORMALIZER))
+    return model, normalizer
