@@ -11,24 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .cli_options import add_model_options, model_params
 
 __all__ = ["main", "build_parser"]
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
-
-
-def _epochs(text: str):
-    try:
-        parts = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected an int or comma-separated ints, got {text!r}") \
-            from e
-    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -42,30 +27,6 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None,
                    help="keep a stratified subset of at most this many training samples")
     p.add_argument("--grayscale", action="store_true", help="convert colour images to gray")
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--n-components", type=int, default=100, help="code units M (default 100)")
-    g.add_argument("--penalty", default="sql0", choices=["sql0", "l0", "l1", "kl", "none"],
-                   help="sql0 = PSAE (default), l0 = unsquared ablation, l1 = SAE+L1, "
-                        "kl = SAE+Ber, none = plain autoencoder")
-    g.add_argument("--lam", type=float, default=10.0,
-                   help="λ of eq. 9, weight of the reconstruction cost (sql0, l0)")
-    g.add_argument("--beta", type=float, default=None, help="penalty weight (l1, kl)")
-    g.add_argument("--rho", type=float, default=0.05, help="target activation (kl)")
-    g.add_argument("--sigmas", type=_floats, default=(1.0, 0.5, 0.2, 0.1),
-                   help="decreasing σ schedule, e.g. 1,0.5,0.2,0.1 (sql0, l0)")
-    g.add_argument("--epochs", type=_epochs, default=100,
-                   help="total epochs, or one count per σ stage (e.g. 40,20,20,20)")
-    g.add_argument("--solver", default="adam", choices=["adam", "lbfgs"])
-    g.add_argument("--lr", type=float, default=None, help="learning rate")
-    g.add_argument("--batch-size", type=int, default=128)
-    g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--encoder-activation", default="sigmoid")
-    g.add_argument("--decoder-activation", default="sigmoid")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--seed", type=int, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(normalised as in the paper unless --no-normalize) and "
                                    "write a model directory (safetensors + JSON).")
     _add_data_args(p)
-    _add_model_args(p)
+    add_model_options(p)
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--no-normalize", action="store_true",
                    help="train on the data as given (skip the paper's normalisation)")
@@ -120,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    try:
-        from .reproduce.cli import add_parser as add_reproduce
-    except ImportError:  # pragma: no cover - reproduce is part of the package
-        add_reproduce = None
-    if add_reproduce is not None:
-        add_reproduce(sub)
+    p = sub.add_parser("models", help="list the sparsity mechanisms (--penalty values)",
+                       description="List every registered sparsity mechanism: its --penalty "
+                                   "name, label, training cost, knobs and reproduce grid.")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+    from .reproduce.cli import add_parser as add_reproduce
+
+    add_reproduce(sub)
     return parser
 
 
@@ -145,42 +108,30 @@ def _load(args, need_test: bool = False):
                          grayscale=args.grayscale)
 
 
-def _model_from_args(args):
-    from .estimator import SparseAutoencoder
-
-    return SparseAutoencoder(
-        n_components=args.n_components, penalty=args.penalty, lam=args.lam, beta=args.beta,
-        rho=args.rho, sigmas=args.sigmas, epochs=args.epochs, solver=args.solver,
-        learning_rate=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay,
-        encoder_activation=args.encoder_activation, decoder_activation=args.decoder_activation,
-        device=args.device, random_state=args.seed, verbose=not args.quiet,
-    )
-
-
 def cmd_fit(args) -> int:
-    from .persistence import save_model
+    from . import bundle
+    from .estimator import SparseAutoencoder
     from .preprocessing import Normalizer
 
     ds = _load(args)
-    model = _model_from_args(args)
+    model = SparseAutoencoder(**model_params(args), verbose=not args.quiet)
     X = ds.X_train
     normalizer = None
     if not args.no_normalize:
         normalizer = Normalizer().fit(X)
         X = normalizer.transform(X)
+    rank = 0
     if args.distributed or "WORLD_SIZE" in os.environ:
-        if "WORLD_SIZE" not in os.environ:
-            raise ValueError("--distributed needs a process group: start it with torchrun "
-                             "--nproc_per_node=N -m psae fit ...")
-        from .distributed import fit_distributed
+        from .distributed import process_group
 
-        rank = fit_distributed(model, X)
+        with process_group(model.device) as comm:
+            model.fit(X)
+            rank = comm.rank
     else:
         model.fit(X)
-        rank = 0
     if rank == 0:
-        save_model(model, args.out, normalizer=normalizer,
-                   extra={"data": str(args.data), "source": str(ds.source)})
+        bundle.save_model(model, args.out, normalizer=normalizer,
+                          extra={"data": str(args.data), "source": str(ds.source)})
         last = model.history_[-1]
         print(json.dumps({"model": str(args.out), "penalty": model.penalty,
                           "n_components": model.n_components, "epochs": model.n_iter_,
@@ -190,7 +141,7 @@ def cmd_fit(args) -> int:
 
 
 def _transform_inputs(model_dir, X):
-    from .persistence import load_model
+    from .bundle import load_model
 
     model, normalizer = load_model(model_dir, with_normalizer=True)
     if normalizer is not None:
@@ -199,7 +150,7 @@ def _transform_inputs(model_dir, X):
 
 
 def cmd_encode(args) -> int:
-    from .persistence import atomic_write
+    from .fileio import atomic_path, atomic_write
 
     ds = _load(args)
     X = ds.X_train if args.split == "train" or ds.X_test is None else ds.X_test
@@ -207,17 +158,12 @@ def cmd_encode(args) -> int:
     out = Path(args.out)
     suffix = out.suffix.lower()
     if suffix == ".npy":
-        tmp = out.with_name(f".{out.name}.tmp.npy")
-        codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                          shape=(X.shape[0], model.n_components))
-        try:
+        with atomic_path(out, ".npy") as tmp:
+            codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                              shape=(X.shape[0], model.n_components))
             model.transform(X, out=codes)
             codes.flush()
             del codes
-            os.replace(tmp, out)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     elif suffix in (".npz", ".csv"):
         import io
 
@@ -242,19 +188,13 @@ def cmd_evaluate(args) -> int:
     model, Xn = _transform_inputs(args.model, X_eval)
     H = model.transform(Xn)
     t = metrics.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    result = {
-        "n_samples": int(H.shape[0]),
-        "RE": metrics.reconstruction_error(Xn, model.inverse_transform(H)),
-        "S": metrics.mean_sparseness(H),
-        "SSD": metrics.sparsity_std(H),
-        "zero_codes": metrics.zero_codes(H),
-        "L0": metrics.l0_stats(H, t),
-        "dead_units": metrics.dead_units(H, t),
-    }
-    if ds.X_test is not None and ds.y_train is not None and ds.y_test is not None:
-        _, Xtr = _transform_inputs(args.model, ds.X_train)
-        result["CA"] = metrics.classification_accuracy(model.transform(Xtr), ds.y_train, H,
-                                                       ds.y_test)
+    labelled = ds.X_test is not None and ds.y_train is not None and ds.y_test is not None
+    H_train = model.transform(_transform_inputs(args.model, ds.X_train)[1]) if labelled else None
+    result = metrics.evaluate(Xn, H, model.inverse_transform(H), H_train=H_train,
+                              y_train=ds.y_train, y=ds.y_test if labelled else None, threshold=t)
+    result.pop("L0_mean")
+    if "S_note" in result:
+        raise ValueError(result["S_note"])
     rows = [("RE", f"{result['RE']:.6f}"), ("S", f"{result['S']:.4f}"),
             ("SSD", f"{result['SSD']:.4f}"), ("zero codes", str(result["zero_codes"])),
             ("L0 mean [min, max]", f"{result['L0']['mean']:.2f} [{result['L0']['min']}, "
@@ -268,7 +208,7 @@ def cmd_evaluate(args) -> int:
     text = json.dumps(result)
     print(text)
     if args.json:
-        from .persistence import atomic_write
+        from .fileio import atomic_write
 
         atomic_write(args.json, text + "\n")
     return 0
@@ -290,7 +230,19 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-COMMANDS = {"fit": cmd_fit, "encode": cmd_encode, "evaluate": cmd_evaluate,
+def cmd_models(args) -> int:
+    from . import sparsity
+
+    if args.markdown:
+        print(sparsity.markdown_table())
+        return 0
+    for name in sparsity.names():
+        m = sparsity.get(name)
+        print(f"{name:<8} {m.label:<20} {m.summary}\n{'':<9}cost: {m.formula}")
+    return 0
+
+
+COMMANDS = {"models": cmd_models, "fit": cmd_fit, "encode": cmd_encode, "evaluate": cmd_evaluate,
             "datasets": cmd_datasets}
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "l0_counts",
     "l0_stats",
     "dead_units",
+    "evaluate",
     "DEFAULT_THRESHOLD",
 ]
 
@@ -157,3 +158,32 @@ def dead_units(H, threshold: float = DEFAULT_THRESHOLD) -> float:
     _check_threshold(threshold)
     active = (np.abs(_as_2d(H, "H")) > threshold).any(axis=0)
     return float(1.0 - active.mean())
+
+
+def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
+             threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """Every measure of one set of codes, as ``psae evaluate`` and ``psae reproduce`` report it.
+
+    ``X`` the evaluated inputs, ``H`` their codes, ``X_hat`` their reconstructions. Returns RE,
+    S and SSD (NaN, with ``S_note`` saying why, when every code is all-zero), the number of
+    all-zero codes, L0 statistics (``L0`` and ``L0_mean``) and dead units; CA too when the
+    training codes and both label sets are given.
+    """
+    S = hoyer_sparseness(H)
+    defined = S[~np.isnan(S)]
+    l0 = l0_stats(H, threshold)
+    out = {
+        "n_samples": int(np.shape(H)[0]),
+        "RE": reconstruction_error(X, X_hat),
+        "S": float(defined.mean()) if defined.size else float("nan"),
+        "SSD": float(defined.std()) if defined.size else float("nan"),
+        "zero_codes": zero_codes(H),
+        "L0": l0,
+        "L0_mean": l0["mean"],
+        "dead_units": dead_units(H, threshold),
+    }
+    if not defined.size:
+        out["S_note"] = "every code is all-zero: Hoyer sparseness is undefined"
+    if H_train is not None and y_train is not None and y is not None:
+        out["CA"] = classification_accuracy(H_train, y_train, H, y)
+    return out

@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-from .protocol import DATASETS, MODELS
+from .protocol import DATASETS, models
 
 __all__ = ["add_parser"]
 
@@ -28,8 +28,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=_names, default=["digits"],
                    help=f"comma-separated, from {','.join(DATASETS)} (default: digits, bundled "
                         "with scikit-learn: runs anywhere in a few minutes)")
-    p.add_argument("--models", type=_names, default=list(MODELS),
-                   help=f"comma-separated, from {','.join(MODELS)} (default: all)")
+    p.add_argument("--models", type=_names, default=None,
+                   help=f"comma-separated, from {','.join(models())} (default: all)")
     p.add_argument("--data-dir", default=None,
                    help="where the data sets live (default: $PSAE_DATA or a per-user dir)")
     p.add_argument("--out", default="runs/reproduce", help="output directory")
@@ -54,7 +54,7 @@ def cmd_reproduce(args) -> int:
 
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     cfg = RunConfig(
-        datasets=args.datasets, models=args.models, out=args.out, seeds=seeds,
+        datasets=args.datasets, models=args.models or list(models()), out=args.out, seeds=seeds,
         data_dir=args.data_dir, quick=args.quick, device=args.device, resume=args.resume,
         progress=not args.quiet, command="psae " + shlex.join(sys.argv[1:]),
         overrides={"epochs": args.epochs, "n_components": args.n_components},

@@ -9,8 +9,6 @@ could not be drawn are listed by :func:`missing_pieces`.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..fileio import atomic_write
 from .claims import dataset_keys, dataset_label, metric_stats, model_label
 
 __all__ = ["make_figures", "missing_pieces", "figure_caption", "FIGURE_KINDS"]
@@ -89,18 +88,8 @@ def _colors(results: dict) -> dict[str, tuple]:
 
 def _save(fig: Figure, out_dir: Path, name: str) -> str:
     """Save ``fig`` atomically as figures/<name>.png; return its path relative to out_dir."""
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png", dir=fig_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=DPI)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, fig_dir / f"{name}.png")
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(out_dir / "figures" / f"{name}.png",
+                 lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     return f"figures/{name}.png"
 
 
@@ -280,9 +269,7 @@ def _pooled(results: dict, out_dir: Path, ds: str, key: str) -> dict[str, np.nda
 
 
 def _sparseness(results: dict, out_dir: Path, ds: str) -> str | None:
-    models = _models(results)
-    colors = _colors(results)
-    data = _pooled(results, out_dir, ds, "S")
+    models, colors, data = _models(results), _colors(results), _pooled(results, out_dir, ds, "S")
     if not data:
         return None
     fig = Figure(figsize=(max(6.0, 1.5 * len(models) + 2), 4.5), layout="constrained")
@@ -318,9 +305,7 @@ def _sparseness(results: dict, out_dir: Path, ds: str) -> str | None:
 
 
 def _l0(results: dict, out_dir: Path, ds: str) -> str | None:
-    models = _models(results)
-    colors = _colors(results)
-    data = _pooled(results, out_dir, ds, "L0")
+    models, colors, data = _models(results), _colors(results), _pooled(results, out_dir, ds, "L0")
     if not data:
         return None
     hi = max(float(v.max()) for v in data.values())

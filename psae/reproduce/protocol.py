@@ -9,13 +9,26 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["MODELS", "LABELS", "DATASETS", "DataProtocol", "protocol_for", "grid_for"]
+from .. import sparsity
 
-MODELS = {"rae": "none", "l1": "l1", "kl": "kl", "psae": "sql0", "l0": "l0"}
-"""Model name in the report → ``SparseAutoencoder`` penalty."""
+__all__ = ["models", "penalty_of", "label_of", "DATASETS", "DataProtocol", "protocol_for",
+           "grid_for"]
 
-LABELS = {"rae": "RAE", "l1": "SAE+L1", "kl": "SAE+Ber", "psae": "PSAE",
-          "l0": "SAE+L0 (unsquared)"}
+
+def models() -> tuple[str, ...]:
+    """Model names of the reproduction (the registry's keys: rae, l1, kl, psae, l0, ...)."""
+    return sparsity.keys()
+
+
+def penalty_of(model: str) -> str:
+    """The ``SparseAutoencoder`` penalty of a reproduction model name (``"psae"`` → sql0)."""
+    return sparsity.by_key(model).name
+
+
+def label_of(model: str) -> str:
+    """Display name of a reproduction model (``"psae"`` → PSAE)."""
+    return sparsity.by_key(model).label
+
 
 DATASETS = ("mnist", "cifar10", "optdigits", "digits")
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10 (JPEG copy)", "optdigits": "OPTDIGITS",
@@ -66,25 +79,6 @@ QUICK = {
                             test_limit=1000),
 }
 
-_SCHEDULES = ((1.0, 0.5, 0.2, 0.1), (0.5, 0.2, 0.1, 0.05))
-
-GRIDS = {
-    "rae": [{}],
-    "l1": [{"beta": b} for b in (1e-4, 3e-4, 1e-3, 3e-3)],
-    "kl": [{"beta": b, "rho": r} for b in (0.003, 0.01, 0.1) for r in (0.05, 0.1)],
-    "psae": [{"lam": lam, "sigmas": list(s)} for lam in (3.0, 10.0, 30.0) for s in _SCHEDULES],
-    "l0": [{"lam": lam} for lam in (1.0, 3.0, 10.0)],
-}
-
-QUICK_GRIDS = {
-    "rae": [{}],
-    "l1": [{"beta": b} for b in (1e-3, 3e-3)],
-    "kl": [{"beta": b, "rho": 0.05} for b in (0.01, 0.1)],
-    "psae": [{"lam": lam, "sigmas": list(_SCHEDULES[0])} for lam in (3.0, 30.0)],
-    "l0": [{"lam": lam} for lam in (1.0, 10.0)],
-}
-
-
 def protocol_for(dataset: str, quick: bool = False, **overrides) -> DataProtocol:
     """The documented protocol of ``dataset`` (quick: the cut-down one), with overrides."""
     table = QUICK if quick else FULL
@@ -95,7 +89,7 @@ def protocol_for(dataset: str, quick: bool = False, **overrides) -> DataProtocol
 
 
 def grid_for(model: str, quick: bool = False) -> list[dict]:
-    """The hyperparameter points tried for ``model`` (its own knobs only)."""
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-    return [dict(p) for p in (QUICK_GRIDS if quick else GRIDS)[model]]
+    """The hyperparameter points tried for ``model`` (its own knobs only; the registry's)."""
+    mech = sparsity.by_key(model)
+    return [{k: list(v) if isinstance(v, tuple | list) else v for k, v in p.items()}
+            for p in (mech.quick_grid if quick else mech.grid)]

@@ -12,11 +12,10 @@ import base64
 import html
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_write
 from .claims import dataset_keys, dataset_label, evaluate_claims, metric_stats, model_label
 from .figures import FIGURE_KINDS, figure_caption, make_figures, missing_pieces
 
@@ -305,19 +304,6 @@ def _data_uri(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # ---------------------------------------------------------------------------------- report
 
 def write_report(
@@ -423,6 +409,6 @@ def write_report(
             f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + "\n".join(h) + "\n</body>\n</html>\n")
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    _atomic_write(html_path, page)
-    _atomic_write(md_path, "\n".join(md))
+    atomic_write(html_path, page)
+    atomic_write(md_path, "\n".join(md))
     return html_path, md_path

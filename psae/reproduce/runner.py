@@ -28,10 +28,18 @@ from tqdm.auto import tqdm
 from .. import metrics
 from .._version import __version__
 from ..estimator import SparseAutoencoder
-from ..persistence import atomic_write
+from ..fileio import atomic_write
 from ..preprocessing import Normalizer
-from ..training import TrainingDivergedError
-from .protocol import DATASET_LABELS, LABELS, MODELS, DataProtocol, grid_for, protocol_for
+from ..trainer import TrainingDivergedError
+from .protocol import (
+    DATASET_LABELS,
+    DataProtocol,
+    grid_for,
+    label_of,
+    models,
+    penalty_of,
+    protocol_for,
+)
 
 __all__ = ["RunConfig", "run", "ResumeMismatchError"]
 
@@ -68,10 +76,10 @@ class RunConfig:
         if bad or not self.datasets:
             raise ValueError(f"unknown data set(s) {', '.join(bad) or '(none)'}; "
                              f"choose from {', '.join(DATASETS)}")
-        bad = [m for m in self.models if m not in MODELS]
+        bad = [m for m in self.models if m not in models()]
         if bad or not self.models:
             raise ValueError(f"unknown model(s) {', '.join(bad) or '(none)'}; "
-                             f"choose from {', '.join(MODELS)}")
+                             f"choose from {', '.join(models())}")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
 
@@ -131,28 +139,19 @@ def _model(model: str, params: dict, proto: DataProtocol, seed: int, device: str
     kw = dict(params)
     if "sigmas" in kw:
         kw["sigmas"] = tuple(kw["sigmas"])
-    return SparseAutoencoder(n_components=proto.n_components, penalty=MODELS[model],
+    return SparseAutoencoder(n_components=proto.n_components, penalty=penalty_of(model),
                              epochs=proto.epochs, batch_size=proto.batch_size, device=device,
                              random_state=seed, **kw)
 
 
+SCORE_KEYS = ("RE", "S", "SSD", "CA", "zero_codes", "L0", "L0_mean", "dead_units")
+
+
 def _score(est, Xtr, ytr, Xev, yev, threshold) -> tuple[dict, np.ndarray]:
-    H_tr = est.transform(Xtr)
     H = est.transform(Xev)
-    S = metrics.hoyer_sparseness(H)
-    defined = S[~np.isnan(S)]
-    l0 = metrics.l0_stats(H, threshold)
-    scores = {
-        "RE": metrics.reconstruction_error(Xev, est.inverse_transform(H)),
-        "S": float(defined.mean()) if defined.size else float("nan"),
-        "SSD": float(defined.std()) if defined.size else float("nan"),
-        "CA": metrics.classification_accuracy(H_tr, ytr, H, yev),
-        "zero_codes": metrics.zero_codes(H),
-        "L0": l0,
-        "L0_mean": l0["mean"],
-        "dead_units": metrics.dead_units(H, threshold),
-    }
-    return scores, H
+    scores = metrics.evaluate(Xev, H, est.inverse_transform(H), H_train=est.transform(Xtr),
+                              y_train=ytr, y=yev, threshold=threshold)
+    return {k: scores[k] for k in SCORE_KEYS}, H
 
 
 def _failed_scores(kind: str, threshold: float) -> dict:
@@ -390,7 +389,7 @@ def _gather(cfg, splits, cells, seeds, threshold, started, seconds) -> dict:
                     "platform": platform.platform(), "python": sys.version.split()[0]},
         "seeds": seeds,
         "models": list(cfg.models),
-        "model_labels": {m: LABELS[m] for m in cfg.models},
+        "model_labels": {m: label_of(m) for m in cfg.models},
         "datasets": ds_info,
         "threshold": threshold,
         "grid": sorted(grid_rows, key=sort_key),

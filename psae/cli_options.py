@@ -1,0 +1,121 @@
+"""``psae fit``'s model options, generated from :class:`~psae.SparseAutoencoder`'s signature and
+docstring: the estimator declares each option once, with its type, default and help.
+
+Option names are the parameter names with dashes (``n_components`` → ``--n-components``), but
+for a few shorter spellings kept from earlier releases (:data:`FLAGS`). Options the user did not
+give are not passed on, so the estimator's own defaults apply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+from collections.abc import Callable
+
+from . import sparsity
+from .estimator import SparseAutoencoder
+
+__all__ = ["add_model_options", "model_params", "given_params", "docstring_params", "FLAGS"]
+
+FLAGS = {"learning_rate": ("--lr", "--learning-rate"), "random_state": ("--seed",)}
+"""Parameters whose option is not the plain ``--name``."""
+CLI_DEFAULTS = {"random_state": 0}
+"""Where the CLI's default differs from the estimator's: a command line run repeats itself."""
+SKIP = ("verbose",)
+"""Parameters the CLI sets from other options (``--quiet``)."""
+
+
+def docstring_params(doc: str) -> dict[str, tuple[str, str]]:
+    """``name -> (type line, description)`` from a numpydoc ``Parameters`` section."""
+    section = re.search(r"Parameters\n\s*-+\n(.*?)(?:\n\s*\n\s*[A-Z]\w+\n\s*-+\n|\Z)", doc, re.S)
+    out: dict[str, tuple[str, str]] = {}
+    if not section:
+        return out
+    lines = section.group(1).splitlines()
+    indent = min(len(ln) - len(ln.lstrip()) for ln in lines if ln.strip())
+    names: list[str] = []
+    for ln in lines:
+        if not ln.strip():
+            continue
+        if len(ln) - len(ln.lstrip()) == indent and " : " in ln:
+            head, type_line = ln.strip().split(" : ", 1)
+            names = [n.strip() for n in head.split(",")]
+            for n in names:
+                out[n] = (type_line, "")
+        else:
+            for n in names:
+                out[n] = (out[n][0], (out[n][1] + " " + ln.strip()).strip())
+    return out
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
+
+
+def _ints(text: str) -> int | tuple[int, ...]:
+    try:
+        parts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"expected an int or comma-separated ints, got {text!r}") from e
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+CONVERTERS: dict[str, Callable[[str], object]] = {
+    "int": int, "int | None": int, "float": float, "float | None": float, "str": str,
+    "str | None": str, "Sequence[float]": _floats, "int | Sequence[int]": _ints,
+}
+"""Annotation (as written in the signature) → how the option's text becomes the value."""
+
+
+def _help(name: str, type_line: str, description: str, default) -> str:
+    text = re.sub(r"``|:\w+:`~?([^`]+)`", r"\1", description).replace("%", "%%")
+    if name == "penalty":
+        text += " " + "; ".join(f"{m}: {sparsity.get(m).summary}" for m in sparsity.names())
+    shown = CLI_DEFAULTS.get(name, default)
+    if isinstance(shown, tuple):
+        shown = ",".join(str(v) for v in shown)
+    if shown is None and sparsity.defaults_of(name):
+        shown = "per penalty, " + sparsity.defaults_of(name)
+    return f"{text} (default: {shown})"
+
+
+def _choices(name: str, type_line: str) -> list[str] | None:
+    if name == "penalty":
+        return list(sparsity.names())
+    m = re.match(r"\{(.*?)\}", type_line)
+    return [c.strip().strip("\"'") for c in m.group(1).split(",")] if m else None
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """One option per estimator parameter, in signature order, in a "model" group."""
+    docs = docstring_params(SparseAutoencoder.__doc__ or "")
+    group = parser.add_argument_group("model", "options of psae.SparseAutoencoder")
+    for name, p in inspect.signature(SparseAutoencoder).parameters.items():
+        if name in SKIP:
+            continue
+        type_line, description = docs.get(name, ("", ""))
+        convert = CONVERTERS.get(str(p.annotation), int if name == "random_state" else str)
+        choices = _choices(name, type_line)
+        group.add_argument(*FLAGS.get(name, ("--" + name.replace("_", "-"),)), dest=name,
+                           type=convert, default=argparse.SUPPRESS,
+                           choices=choices, metavar=None if choices else name.upper(),
+                           help=_help(name, type_line, description, p.default))
+
+
+def given_params(args: argparse.Namespace) -> set[str]:
+    """The estimator parameters the user gave on the command line."""
+    names = inspect.signature(SparseAutoencoder).parameters
+    return {n for n in names if n not in SKIP and hasattr(args, n)}
+
+
+def model_params(args: argparse.Namespace) -> dict:
+    """Keyword arguments for ``SparseAutoencoder``: what was given, plus the CLI's defaults."""
+    params = {n: getattr(args, n) for n in given_params(args)}
+    for n, v in CLI_DEFAULTS.items():
+        params.setdefault(n, v)
+    return params
