@@ -71,6 +71,7 @@ def test_mnist_real(mnist: Dataset) -> None:
     assert mnist.y_train[:3].tolist() == [5, 0, 4] and mnist.y_test[:3].tolist() == [7, 2, 1]
     assert isinstance(mnist.source, tuple) and len(mnist.source) == 4
     assert all(Path(s).is_file() for s in mnist.source)
+    assert mnist.notes == () and mnist.label_column is None
 
 
 def test_mnist_cache_hit_is_fast_and_skips_decoding(
@@ -79,7 +80,8 @@ def test_mnist_cache_hit_is_fast_and_skips_decoding(
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("decoder called on a cache hit")
 
-    monkeypatch.setattr(datasets, "read_mnist", boom)
+    src = datasets.SOURCES["mnist"]
+    monkeypatch.setitem(datasets.SOURCES, "mnist", dataclasses.replace(src, read=boom))
     monkeypatch.setattr(datasets.idx, "read_idx", boom)
     best = float("inf")
     for _ in range(3):  # best of 3: fresh 190 MB allocations are noisy on small VMs
@@ -99,11 +101,13 @@ def test_cifar_real(cifar: Dataset, cache_dir: Path, monkeypatch: pytest.MonkeyP
     assert np.bincount(cifar.y_test).tolist() == [1000] * 10
     assert cifar.X_train.min() >= 0 and cifar.X_train.max() <= 255
     assert cifar.source == str(DATA / "cifar10-jpeg.tar.gz")
+    assert any("'CIFAR-10 (JPEG copy)'" in n for n in cifar.notes)
 
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("decoder called on a cache hit")
 
-    monkeypatch.setattr(datasets, "read_image_folder", boom)
+    src = datasets.SOURCES["cifar10"]
+    monkeypatch.setitem(datasets.SOURCES, "cifar10", dataclasses.replace(src, read=boom))
     t = time.perf_counter()
     again = datasets.load("cifar10", DATA, cache=cache_dir, download=False)
     # no JPEG decoding (~25 s); what is left is building 860 MB of float32

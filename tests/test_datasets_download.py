@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -223,8 +224,9 @@ def entries(cache: Path) -> list[Path]:
 
 def test_cache_hit_stale_and_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "c"
-    counter = Counter(datasets.read_optdigits)
-    monkeypatch.setattr(datasets, "read_optdigits", counter)
+    src = datasets.SOURCES["optdigits"]
+    counter = Counter(src.read)
+    monkeypatch.setitem(datasets.SOURCES, "optdigits", dataclasses.replace(src, read=counter))
     rows = write_optdigits(tmp_path)
     load = lambda: datasets.load("optdigits", tmp_path, cache=cache, verify=False)  # noqa: E731
     ds = load()

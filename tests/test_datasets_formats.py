@@ -476,7 +476,7 @@ def test_npz_forms(tmp_path: Path) -> None:
 def test_csv(tmp_path: Path) -> None:
     p = tmp_path / "t.csv"
     p.write_text("a,b,label\n1,2,0\n3,4,1\n5,6.5,1\n")
-    ds = datasets.load_arrays(p)
+    ds = datasets.load_arrays(p, label_column=None)
     assert ds.X_train.shape == (3, 3) and ds.y_train is None and ds.X_test is None
     ds = datasets.load_arrays(p, label_column=-1)
     np.testing.assert_array_equal(ds.X_train, [[1, 2], [3, 4], [5, 6.5]])

@@ -34,7 +34,9 @@ class Dataset:
     ``shape`` is the image shape of one row (``None`` for generic arrays), ``classes`` the class
     names indexed by label, ``source`` the path(s) the data came from (``"sklearn"`` for digits).
     ``y_*`` may be ``None`` for unlabelled array files and ``X_test``/``y_test`` for files
-    without a test split.
+    without a test split. ``label_column`` is the ``.csv`` column taken as the label (its header
+    name, or its index in a file without header; ``None`` otherwise); ``notes`` are short remarks
+    for the user (an auto-detected label column, a missing test split, a lossy copy).
     """
 
     name: str
@@ -45,6 +47,8 @@ class Dataset:
     shape: tuple[int, ...] | None = None
     classes: list[str] | None = field(default=None)
     source: str | tuple[str, ...] = ""
+    label_column: str | int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -74,6 +78,8 @@ class RawData:
     y_test: np.ndarray | None
     shape: tuple[int, ...] | None
     classes: list[str] | None
+    label_column: str | int | None = None
+    notes: tuple[str, ...] = ()
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"X_train": self.X_train}

@@ -23,14 +23,17 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .checksums import file_digests
+from .. import fileio
+from ._base import RawData
+from .checksums import file_digests, verify_digests
 
-__all__ = ["Cache", "resolve_cache_dir"]
+__all__ = ["Cache", "cached", "resolve_cache_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +92,6 @@ def _crc32(path: Path) -> int:
             return zlib.crc32(mm)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Cache:
     """A cache directory (``None`` = no on-disk cache; digests are memoised in memory only)."""
 
@@ -133,7 +125,7 @@ class Cache:
         if self.directory is not None:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                _atomic_write_bytes(self.directory / _MEMO, json.dumps(memo, indent=0).encode())
+                fileio.atomic_write(self.directory / _MEMO, json.dumps(memo, indent=0))
             except OSError as e:  # the memo is an optimisation only
                 log.debug("cannot write digest memo: %s", e)
         return d
@@ -188,13 +180,16 @@ class Cache:
         """Store an entry atomically; remove older entries built from the same sources."""
         if self.directory is None:
             return
+        final = self.entry_dir(name, key)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=self.directory, prefix=f".tmp-{name}-"))
+            fileio.remove_stale(final)
+            tmp = Path(tempfile.mkdtemp(dir=self.directory, prefix=fileio.temp_prefix(final.name)))
+            # mkdtemp makes 0700; an entry is an ordinary directory (its files follow the umask)
+            os.chmod(tmp, fileio.dir_mode())
         except OSError as e:
             log.warning("cannot write cache in %s: %s", self.directory, e)
             return
-        final = self.entry_dir(name, key)
         try:
             info = {}
             for k, a in arrays.items():
@@ -221,6 +216,7 @@ class Cache:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
+            fileio.fsync_dir(self.directory)
         except OSError as e:
             log.warning("cannot write cache entry %s: %s", final, e)
             shutil.rmtree(tmp, ignore_errors=True)
@@ -241,3 +237,50 @@ class Cache:
                 continue
             if m.get("name") == name and m.get("sources") == sources:
                 shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+def _fingerprint(path: Path, store: Cache, verify: bool) -> list[Any]:
+    """What identifies a source: file checksum, or for a directory its files' size and mtime."""
+    if path.is_file():
+        d = store.digests(path)
+        if verify:
+            verify_digests(path, d)
+        return [path.name, d["sha256"]]
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, fn))
+            rel = os.path.relpath(os.path.join(dirpath, fn), path)
+            entries.append([rel, st.st_size, st.st_mtime_ns])
+    return [path.name, Cache.make_key("dir", entries)]
+
+
+def cached(
+    name: str, sources: list[Path], reader: Callable[[], RawData], store: Cache, verify: bool
+) -> RawData:
+    """``reader()``'s arrays, from ``store`` when ``sources`` are unchanged (checksums verified
+    against the published ones when ``verify``), else decoded and stored."""
+    key = Cache.make_key(name, [_fingerprint(s, store, verify) for s in sources])
+    hit = store.get(name, key)
+    if hit is not None:
+        arrays, meta = hit
+        shape = meta.get("shape")
+        return RawData(
+            arrays["X_train"],
+            arrays.get("y_train"),
+            arrays.get("X_test"),
+            arrays.get("y_test"),
+            None if shape is None else tuple(shape),
+            meta.get("classes"),
+        )
+    raw = reader()
+    store.put(
+        name,
+        key,
+        raw.arrays(),
+        {"shape": None if raw.shape is None else list(raw.shape), "classes": raw.classes},
+        [str(s.resolve()) for s in sources],
+    )
+    return raw

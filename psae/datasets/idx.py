@@ -1,4 +1,4 @@
-"""MNIST: the IDX file format (gzipped or not)."""
+"""The IDX file format (gzipped or not), as MNIST is distributed."""
 
 from __future__ import annotations
 
@@ -9,20 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import DatasetError, RawData
+from ._base import DatasetError
 
-__all__ = ["MNIST_FILES", "find_mnist", "read_idx", "read_mnist"]
+__all__ = ["IMAGES_MAGIC", "LABELS_MAGIC", "read_idx"]
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
-
-#: the four files, without ``.gz``
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 
 _DTYPES = {
     0x08: np.dtype(">u1"),
@@ -75,41 +67,3 @@ def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarr
         )
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="), copy=False)
-
-
-def find_mnist(dirs: list[Path]) -> list[Path] | None:
-    """The four MNIST files in the first of ``dirs`` that holds all of them (``.gz`` or not)."""
-    for d in dirs:
-        found = []
-        for base in MNIST_FILES:
-            cands = [d / f"{base}.gz", d / base]
-            hit = next((c for c in cands if c.is_file()), None)
-            if hit is None:
-                break
-            found.append(hit)
-        else:
-            return found
-    return None
-
-
-def _pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
-    X = read_idx(images, IMAGES_MAGIC)
-    y = read_idx(labels, LABELS_MAGIC)
-    if X.ndim != 3:
-        raise DatasetError(f"{images}: expected 3 dimensions, header has {X.ndim}")
-    if X.shape[1:] != (28, 28):
-        raise DatasetError(f"{images}: expected 28x28 images, header says {X.shape[1:]}")
-    if y.ndim != 1:
-        raise DatasetError(f"{labels}: expected 1 dimension, header has {y.ndim}")
-    if len(X) != len(y):
-        raise DatasetError(f"{images} holds {len(X)} images but {labels} holds {len(y)} labels")
-    if y.size and (y.min() < 0 or y.max() > 9):
-        raise DatasetError(f"{labels}: labels outside 0..9")
-    return X.reshape(len(X), -1), y.astype(np.int64)
-
-
-def read_mnist(files: list[Path]) -> RawData:
-    """Decode the four MNIST files (in :data:`MNIST_FILES` order)."""
-    Xtr, ytr = _pair(files[0], files[1])
-    Xte, yte = _pair(files[2], files[3])
-    return RawData(Xtr, ytr, Xte, yte, (28, 28), [str(i) for i in range(10)])

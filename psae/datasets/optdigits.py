@@ -1,4 +1,4 @@
-"""UCI optdigits (``optdigits.tra`` / ``optdigits.tes``) and scikit-learn's bundled digits."""
+"""UCI Optical Recognition of Handwritten Digits: ``optdigits.tra`` and ``optdigits.tes``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from ._base import DatasetError, RawData
+from .source import Source
 
-__all__ = ["DIGITS_TEST_SIZE", "OPTDIGITS_FILES", "find_optdigits", "read_optdigits", "sk_digits"]
+__all__ = ["OPTDIGITS_FILES", "SOURCE", "read_optdigits", "read_optdigits_file"]
 
 OPTDIGITS_FILES = ("optdigits.tra", "optdigits.tes")
-#: fraction of scikit-learn's 1,797 digits held out as the test split (stratified, seed 0)
-DIGITS_TEST_SIZE = 0.25
+_FILES = {f: (f,) for f in OPTDIGITS_FILES}
+_URLS = {
+    f: f"https://archive.ics.uci.edu/ml/machine-learning-databases/optdigits/{f}" for f in _FILES
+}
 
 
 def read_optdigits_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -43,31 +46,10 @@ def read_optdigits_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.nd
     return X.astype(np.uint8), y
 
 
-def find_optdigits(dirs: list[Path]) -> list[Path] | None:
-    """Both optdigits files from the first of ``dirs`` that holds them."""
-    for d in dirs:
-        files = [d / f for f in OPTDIGITS_FILES]
-        if all(f.is_file() for f in files):
-            return files
-    return None
-
-
 def read_optdigits(files: list[Path]) -> RawData:
     """Decode ``optdigits.tra`` (train) and ``optdigits.tes`` (test)."""
-    Xtr, ytr = read_optdigits_file(files[0])
-    Xte, yte = read_optdigits_file(files[1])
+    (Xtr, ytr), (Xte, yte) = (read_optdigits_file(f) for f in files)
     return RawData(Xtr, ytr, Xte, yte, (8, 8), [str(i) for i in range(10)])
 
 
-def sk_digits() -> RawData:
-    """scikit-learn's ``load_digits()`` split into train/test (25 % test, stratified, seed 0)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    X = d.data.astype(np.uint8)
-    y = d.target.astype(np.int64)
-    Xtr, Xte, ytr, yte = train_test_split(
-        X, y, test_size=DIGITS_TEST_SIZE, stratify=y, random_state=0
-    )
-    return RawData(Xtr, ytr, Xte, yte, (8, 8), [str(i) for i in range(10)])
+SOURCE = Source(name="optdigits", label="OPTDIGITS", read=read_optdigits, files=_FILES, urls=_URLS)

@@ -1,0 +1,51 @@
+"""Checks and label encoding shared by the generic array readers (``.npz``, ``.csv``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._base import DatasetError
+
+__all__ = ["encode_labels", "first_nonfinite"]
+
+
+def first_nonfinite(a: np.ndarray) -> tuple[int, str] | None:
+    """``(row, "NaN" | "inf")`` of the first row of ``a`` holding a NaN or infinity, else None."""
+    if a.dtype.kind not in "fc" or a.size == 0:
+        return None
+    finite = np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    if finite.all():
+        return None
+    row = int(np.argmin(finite))
+    return row, "NaN" if np.isnan(a[row]).any() else "inf"
+
+
+def encode_labels(
+    ys: list[np.ndarray | None], path: Path
+) -> tuple[list[np.ndarray | None], list[str] | None]:
+    """Labels as int64 indices and their class names.
+
+    Non-negative integer labels (also as whole floats) are kept and the classes named ``0..max``;
+    other labels become indices into their sorted unique values.
+    """
+    present = [y for y in ys if y is not None]
+    if not present:
+        return ys, None
+    allv = np.concatenate(present)
+    if np.issubdtype(allv.dtype, np.integer) or (
+        np.issubdtype(allv.dtype, np.floating)
+        and np.all(np.isfinite(allv))
+        and np.all(allv == np.round(allv))
+    ):
+        ints = allv.astype(np.int64)
+        if ints.size and ints.min() >= 0 and ints.max() < 100_000:
+            return [None if y is None else y.astype(np.int64) for y in ys], [
+                str(i) for i in range(int(ints.max()) + 1)
+            ]
+    if allv.dtype.kind not in "iufUSb":
+        raise DatasetError(f"{path}: unsupported label dtype {allv.dtype}")
+    names = np.unique(allv)
+    out = [None if y is None else np.searchsorted(names, y).astype(np.int64) for y in ys]
+    return out, [str(n.decode() if isinstance(n, bytes) else n) for n in names.tolist()]

@@ -1,0 +1,100 @@
+"""From decoded arrays to a :class:`Dataset`: subset, grayscale, float32, normalise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._base import Dataset, RawData, stratified_subset
+
+__all__ = ["finish"]
+
+_GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma weights
+
+
+def _to_gray(X: np.ndarray) -> np.ndarray:
+    n = len(X)
+    X3 = X.reshape(n, -1, 3)
+    out = np.empty((n, X3.shape[1]), dtype=np.float32)
+    step = 4096
+    for i in range(0, n, step):
+        out[i : i + step] = X3[i : i + step].astype(np.float32) @ _GRAY
+    return out
+
+
+def _own(a: np.ndarray, dtype: type) -> np.ndarray:
+    """``a`` as a C-contiguous, writeable array of ``dtype`` (copying cache memory maps)."""
+    if isinstance(a, np.memmap) or not a.flags.writeable:
+        return np.array(a, dtype=dtype, order="C")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _limit_test(limit: int, n_train: int, n_test: int, n_classes: int) -> int:
+    k = math.ceil(limit * n_test / max(n_train, 1))
+    return min(n_test, max(k, n_classes))
+
+
+def check_limit(limit: object) -> None:
+    """Raise ``ValueError`` unless ``limit`` is ``None`` or a positive int."""
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(f"limit must be a positive int, got {limit!r}")
+
+
+def finish(
+    name: str,
+    raw: RawData,
+    source: str | tuple[str, ...],
+    *,
+    limit: int | None,
+    grayscale: bool,
+    normalize: bool,
+    seed: int,
+    notes: tuple[str, ...] = (),
+) -> Dataset:
+    """Post-process ``raw`` as :func:`psae.datasets.load` documents; ``notes`` are added to
+    ``raw.notes``."""
+    check_limit(limit)
+    Xtr, ytr, Xte, yte, shape = raw.X_train, raw.y_train, raw.X_test, raw.y_test, raw.shape
+    if limit is not None:
+        rng = np.random.default_rng(seed)
+        n_tr = len(Xtr)
+        idx = stratified_subset(ytr, n_tr, int(limit), rng)
+        Xtr = Xtr[idx]
+        ytr = None if ytr is None else ytr[idx]
+        if Xte is not None:
+            n_cls = 0 if yte is None else len(np.unique(yte))
+            k = _limit_test(int(limit), n_tr, len(Xte), n_cls)
+            idx = stratified_subset(yte, len(Xte), k, rng)
+            Xte = Xte[idx]
+            yte = None if yte is None else yte[idx]
+    if grayscale and shape is not None and len(shape) == 3 and shape[2] == 3:
+        Xtr = _to_gray(Xtr)
+        Xte = None if Xte is None else _to_gray(Xte)
+        shape = shape[:2]
+    Xtr = _own(Xtr, np.float32)
+    Xte = None if Xte is None else _own(Xte, np.float32)
+    if normalize:
+        from psae.preprocessing import Normalizer
+
+        norm = Normalizer().fit(Xtr)
+        Xtr = np.ascontiguousarray(norm.transform(Xtr), dtype=np.float32)
+        Xte = None if Xte is None else np.ascontiguousarray(norm.transform(Xte), dtype=np.float32)
+    ytr = None if ytr is None else _own(ytr, np.int64)
+    yte = None if yte is None else _own(yte, np.int64)
+    if Xte is None:
+        notes = (*notes, "no test split in this source (X_test is None)")
+    return Dataset(
+        name=name,
+        X_train=Xtr,
+        y_train=ytr,
+        X_test=Xte,
+        y_test=yte,
+        shape=None if shape is None else tuple(int(s) for s in shape),
+        classes=None if raw.classes is None else list(raw.classes),
+        source=source,
+        label_column=raw.label_column,
+        notes=(*raw.notes, *notes),
+    )

@@ -1,0 +1,116 @@
+"""Generic ``.npz`` files: ``X`` (and ``y``) or ``X_train``, ``y_train``, ``X_test``, ``y_test``."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ._base import DatasetError, RawData
+from .arraychecks import encode_labels, first_nonfinite
+
+__all__ = ["read_npz"]
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_signature(path: Path) -> None:
+    """Refuse what is not a zip archive before numpy does (it would talk about pickles)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:4] in _ZIP_MAGIC:
+        return
+    if not head:
+        what = "the file is empty"
+    elif head.startswith(_NPY_MAGIC):
+        what = "it is a single .npy array: save with np.savez"
+    elif head[:1] == b"\x80":
+        what = "it looks like a pickle, which psae never loads"
+    elif all(32 <= c < 127 or c in b"\t\r\n" for c in head):
+        what = "it looks like a text file"
+    else:
+        what = f"it starts with {head[:4]!r}"
+    raise DatasetError(f"{path}: cannot read: not a .npz archive (no zip signature; {what})")
+
+
+def _members(path: Path) -> dict[str, np.ndarray]:
+    _check_signature(path)
+    out: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for k in z.files:
+                try:
+                    v = z[k]
+                except ValueError as e:
+                    if "allow_pickle" not in str(e):
+                        raise
+                    raise DatasetError(
+                        f"{path}: array {k!r} holds Python objects; psae never unpickles data "
+                        "files: store numeric (or string-label) arrays"
+                    ) from None
+                if not isinstance(v, np.ndarray):
+                    raise DatasetError(f"{path}: member {k!r} is not a .npy array")
+                out[k] = v
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise DatasetError(f"{path}: cannot read .npz ({e})") from e
+    return out
+
+
+def _finite(a: np.ndarray, path: Path, key: str) -> np.ndarray:
+    bad = first_nonfinite(a)
+    if bad is not None:
+        raise DatasetError(f"{path}: {key} row {bad[0]} contains {bad[1]}")
+    return a
+
+
+def _labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DatasetError(f"{path}: {key} must be 1-D, has shape {y.shape}")
+    return _finite(y, path, key)
+
+
+def _features(X: np.ndarray, path: Path, key: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    X = np.asarray(X)
+    if X.ndim < 2:
+        raise DatasetError(f"{path}: {key} must have at least 2 dimensions, has {X.shape}")
+    if X.dtype.kind not in "iufb":
+        raise DatasetError(f"{path}: {key} must be numeric, has dtype {X.dtype}")
+    shape = tuple(int(s) for s in X.shape[1:]) if X.ndim > 2 else None
+    return _finite(X.reshape(len(X), -1), path, key), shape
+
+
+def read_npz(path: Path) -> RawData:
+    """Decode a ``.npz`` file; every array is checked for shape, dtype and NaN/inf."""
+    d = _members(path)
+    if "X_train" in d:
+        Xtr, shape = _features(d["X_train"], path, "X_train")
+        Xte = None
+        if "X_test" in d:
+            Xte, shape_te = _features(d["X_test"], path, "X_test")
+            if Xte.shape[1] != Xtr.shape[1] or shape_te != shape:
+                raise DatasetError(f"{path}: X_train and X_test have different feature shapes")
+        ytr = _labels(d["y_train"], path, "y_train") if "y_train" in d else None
+        yte = _labels(d["y_test"], path, "y_test") if "y_test" in d else None
+        if Xte is None and yte is not None:
+            raise DatasetError(f"{path}: y_test without X_test")
+    elif "X" in d:
+        Xtr, shape = _features(d["X"], path, "X")
+        ytr = _labels(d["y"], path, "y") if "y" in d else None
+        Xte = yte = None
+    else:
+        raise DatasetError(
+            f"{path}: expected arrays 'X' (and 'y') or 'X_train', 'y_train', 'X_test', 'y_test'; "
+            f"found {sorted(d)}"
+        )
+    for X, y, k in ((Xtr, ytr, "train"), (Xte, yte, "test")):
+        if X is not None and y is not None and len(X) != len(y):
+            raise DatasetError(f"{path}: {len(X)} {k} samples but {len(y)} labels")
+    if (ytr is None) != (yte is None) and Xte is not None:
+        raise DatasetError(f"{path}: labels given for only one of train and test")
+    (ytr, yte), classes = encode_labels([ytr, yte], path)
+    return RawData(Xtr, ytr, Xte, yte, shape, classes)

@@ -1,0 +1,266 @@
+"""psae.datasets: the data-side findings of the user-testing report (issue 9), and the per-data-set
+records (one module and one registry entry per data set)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import stat
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from psae import datasets
+from psae.datasets import DatasetError, Source
+from psae.datasets import download as dl
+
+DATA = Path(
+    os.environ.get("PSAE_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+# ----------------------------------------------------------------------------- 1. file modes
+@pytest.fixture(params=[0o022, 0o027])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def test_written_files_follow_the_umask(
+    tmp_path: Path, umask: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # downloaded through a file:// mirror of the real copies, then decoded into the cache
+    monkeypatch.setenv("PSAE_MIRROR", DATA.as_uri())
+    cache = tmp_path / "c"
+    datasets.load("optdigits", tmp_path / "root", cache=cache)
+    file_mode, dir_mode = 0o666 & ~umask, 0o777 & ~umask
+    for f in ("optdigits.tra", "optdigits.tes"):
+        assert mode(tmp_path / "root" / "optdigits" / f) == file_mode, f
+    assert mode(cache / "hashes.json") == file_mode
+    (entry,) = [p for p in cache.iterdir() if p.is_dir()]
+    assert mode(entry) == dir_mode
+    files = sorted(entry.iterdir())
+    assert {p.name for p in files} >= {"manifest.json", "X_train.npy", "y_test.npy"}
+    assert {p.name: mode(p) for p in files} == {p.name: file_mode for p in files}
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
+    out = dl.download_file((DATA / "optdigits" / "optdigits.tes").as_uri(), tmp_path / "x.tes")
+    assert mode(out) == file_mode
+
+
+# ----------------------------------------------------------------------------- 2. NaN / inf
+def test_npz_nan_and_inf_name_file_key_and_row(tmp_path: Path) -> None:
+    X = np.ones((30, 4))
+    X[17, 2] = np.nan
+    np.savez(tmp_path / "x.npz", X_train=X, y_train=np.zeros(30))
+    with pytest.raises(DatasetError, match=r"x\.npz: X_train row 17 contains NaN"):
+        datasets.load_arrays(tmp_path / "x.npz")
+    Xte = np.ones((5, 2, 2))
+    Xte[3, 1, 0] = -np.inf
+    np.savez(tmp_path / "t.npz", X_train=np.ones((5, 2, 2)), X_test=Xte)
+    with pytest.raises(DatasetError, match=r"t\.npz: X_test row 3 contains inf"):
+        datasets.load(tmp_path / "t.npz")
+    np.savez(tmp_path / "y.npz", X=np.ones((4, 2)), y=np.array([0.0, 1.0, np.nan, 1.0]))
+    with pytest.raises(DatasetError, match=r"y\.npz: y row 2 contains NaN"):
+        datasets.load_arrays(tmp_path / "y.npz")
+
+
+def test_csv_nan_and_inf_name_file_line_and_row(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("a,b,label\n1,2,0\n3,4,1\n\n5,nan,1\n")
+    with pytest.raises(DatasetError, match=r"t\.csv, line 5: row 2 contains NaN \(in column 'b'\)"):
+        datasets.load(p)
+    q = tmp_path / "q.csv"
+    q.write_text("1,2\n3,-inf\n")
+    with pytest.raises(DatasetError, match=r"q\.csv, line 2: row 1 contains inf"):
+        datasets.load_arrays(q, label_column=None)
+
+
+# ----------------------------------------------------------------------------- 3. not an .npz
+def test_non_npz_content_is_named(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.npz"
+    fake.write_text("X,y\n1,2\n")
+    with pytest.raises(DatasetError, match=r"fake\.npz: .*not a \.npz archive \(no zip sig") as ei:
+        datasets.load(fake)
+    assert "allow_pickle" not in str(ei.value)
+    np.save(tmp_path / "a.npy", np.ones((3, 2)))
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    with pytest.raises(DatasetError, match=r"a\.npz: .*no zip signature; it is a single \.npy"):
+        datasets.load_arrays(tmp_path / "a.npz")
+    (tmp_path / "p.npz").write_bytes(pickle.dumps({"X": [1, 2]}))
+    with pytest.raises(DatasetError, match=r"p\.npz: .*no zip signature; .*pickle"):
+        datasets.load_arrays(tmp_path / "p.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"empty\.npz: .*the file is empty"):
+        datasets.load_arrays(tmp_path / "empty.npz")
+    # a real archive holding pickled objects: refused without unpickling, and said so
+    np.savez(tmp_path / "o.npz", X=np.array([[1, None]], dtype=object))
+    with pytest.raises(DatasetError, match=r"o\.npz: array 'X' holds Python objects") as ei:
+        datasets.load_arrays(tmp_path / "o.npz")
+    assert "allow_pickle" not in str(ei.value)
+    with zipfile.ZipFile(tmp_path / "z.npz", "w") as z:
+        z.writestr("X.txt", "hello")
+    with pytest.raises(DatasetError, match=r"z\.npz: member 'X\.txt' is not a \.npy array"):
+        datasets.load_arrays(tmp_path / "z.npz")
+
+
+# ----------------------------------------------------------------------------- 4. CSV labels
+@pytest.mark.parametrize("name", ["label", "Target", " y ", "CLASS"])
+def test_csv_label_column_auto(tmp_path: Path, name: str) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text(f"a,{name},b\n1,0,2\n3,1,4\n5,1,6.5\n")
+    for ds in (datasets.load_arrays(p), datasets.load(p)):
+        assert ds.y_train.tolist() == [0, 1, 1]
+        np.testing.assert_array_equal(ds.X_train, [[1, 2], [3, 4], [5, 6.5]])
+        assert ds.label_column == name.strip()
+        assert f"label column: {name.strip()!r} (auto-detected)" in ds.notes
+        assert any("no test split" in n for n in ds.notes)
+
+
+def test_csv_label_column_auto_prefers_label_and_falls_back_to_none(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("x,y,label\n1,2,0\n3,4,1\n")
+    ds = datasets.load_arrays(p)
+    assert ds.label_column == "label" and ds.X_train.shape == (2, 2)
+    assert any("'y'" in n and "kept as features" in n for n in ds.notes)
+    p.write_text("a,b,c\n1,2,0\n3,4,1\n")
+    ds = datasets.load_arrays(p)
+    assert ds.y_train is None and ds.label_column is None and ds.X_train.shape == (2, 3)
+    assert any("no label column in the header (a, b, c)" in n for n in ds.notes)
+    p.write_text("1,2,0\n3,4,1\n")
+    ds = datasets.load(p)
+    assert ds.y_train is None and ds.X_train.shape == (2, 3)
+    assert any("no header row" in n for n in ds.notes)
+
+
+def test_csv_label_column_index_name_none(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("a,b,lbl\n1,2,0\n3,4,1\n")
+    for spec, y, rec in [(-1, [0, 1], "lbl"), (0, [1, 3], "a"), ("lbl", [0, 1], "lbl"),
+                         (" LBL", [0, 1], "lbl"), (None, None, None)]:  # fmt: skip
+        for ds in (datasets.load_arrays(p, label_column=spec), datasets.load(p, label_column=spec)):
+            assert (None if ds.y_train is None else ds.y_train.tolist()) == y, spec
+            assert ds.label_column == rec, spec
+    q = tmp_path / "q.csv"
+    q.write_text("1,2,0\n3,4,1\n")
+    ds = datasets.load_arrays(q, label_column=-1)
+    assert (
+        ds.label_column == 2
+        and ds.y_train.tolist() == [0, 1]
+        and not any("auto" in n for n in ds.notes)
+    )
+
+
+def test_csv_label_column_errors(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("a,b,lbl\n1,2,0\n3,4,1\n")
+    with pytest.raises(DatasetError, match=r"t\.csv: no column named 'label'.*'a', 'b', 'lbl'"):
+        datasets.load(p, label_column="label")
+    q = tmp_path / "q.csv"
+    q.write_text("1,2,0\n3,4,1\n")
+    with pytest.raises(DatasetError, match=r"q\.csv: label_column='lbl' .*no header row"):
+        datasets.load_arrays(q, label_column="lbl")
+    with pytest.raises(ValueError, match="label_column must be"):
+        datasets.load_arrays(q, label_column=True)  # type: ignore[arg-type]
+    np.savez(tmp_path / "a.npz", X=np.ones((3, 2)), y=np.arange(3))
+    for spec in (0, "y"):
+        with pytest.raises(ValueError, match=r"\.csv files only"):
+            datasets.load(tmp_path / "a.npz", label_column=spec)
+    assert datasets.load(tmp_path / "a.npz").y_train.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"\.csv files only"):
+        datasets.load("digits", label_column=0)
+    p.write_text("a,b\n1,2,0\n3,4,1\n")
+    with pytest.raises(DatasetError, match=r"t\.csv, line 1: the header has 2 columns"):
+        datasets.load_arrays(p)
+
+
+def test_csv_non_numeric_cell_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("a,b,label\n1,2,0\n3,x,1\n")
+    with pytest.raises(DatasetError, match=r"t\.csv, line 3: non-numeric value 'x' in column 'b'"):
+        datasets.load(p)
+    p.write_text("1,2\n\n3,\n")
+    with pytest.raises(DatasetError, match=r"t\.csv, line 3: non-numeric value ''"):
+        datasets.load_arrays(p)
+
+
+def test_parse_label_column() -> None:
+    parse = datasets.parse_label_column
+    assert [parse(t) for t in ("-1", " 3", "None", "auto", "label")] == [
+        -1, 3, None, "auto", "label"
+    ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- 5. limits
+def test_limit_through_load_for_array_files(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    rows = "\n".join(f"{i},{i * 2},{i % 3}" for i in range(60))
+    p.write_text("a,b,label\n" + rows + "\n")
+    ds = datasets.load(p, limit=9)
+    assert ds.X_train.shape == (9, 2) and np.bincount(ds.y_train).tolist() == [3, 3, 3]
+    np.savez(tmp_path / "a.npz", X=np.arange(100.0).reshape(50, 2))
+    assert datasets.load(tmp_path / "a.npz", limit=7).X_train.shape == (7, 2)
+    for bad in (0, -3):
+        for path in (p, tmp_path / "a.npz"):
+            with pytest.raises(ValueError, match="limit must be a positive int"):
+                datasets.load(path, limit=bad)
+        with pytest.raises(ValueError, match="limit must be a positive int"):
+            datasets.load_arrays(p, limit=bad)
+
+
+# ----------------------------------------------------------------------------- records
+def test_each_data_set_is_one_record() -> None:
+    labels = {n: s.label for n, s in datasets.SOURCES.items()}
+    assert labels == {
+        "mnist": "MNIST",
+        "cifar10": "CIFAR-10",
+        "optdigits": "OPTDIGITS",
+        "digits": "digits (scikit-learn)",
+    }
+    assert tuple(datasets.SOURCES) == datasets.NAMES
+    for name, urls in dl.URLS.items():
+        assert urls == dict(datasets.SOURCES[name].urls)
+    assert datasets.label_for("cifar10", str(DATA / "cifar10-jpeg.tar.gz")) == (
+        "CIFAR-10 (JPEG copy)"
+    )
+    assert datasets.label_for("cifar10", "/x/cifar-10-python.tar.gz") == "CIFAR-10"
+    assert datasets.label_for("mnist", ("a", "b")) == "MNIST"
+    assert datasets.label_for("my-file") == "my-file"
+    info = {d["name"]: d for d in datasets.describe(DATA)}
+    assert info["cifar10"]["label"] == "CIFAR-10 (JPEG copy)"
+    assert info["digits"]["label"] == "digits (scikit-learn)"
+
+
+def test_a_new_data_set_is_one_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from psae.datasets._base import RawData
+
+    def read(paths: list[Path]) -> RawData:
+        a = np.loadtxt(paths[0], delimiter=",", ndmin=2)
+        return RawData(a[:, :-1], a[:, -1].astype(np.int64), None, None, None, ["0", "1"])
+
+    toy = Source(name="toy", label="Toy", read=read, files={"toy.txt": ("toy.txt",)})
+    monkeypatch.setitem(datasets.SOURCES, "toy", toy)
+    with pytest.raises(datasets.DatasetNotFoundError, match=r"(?s)'toy' not found.*toy\.txt"):
+        datasets.load("toy", tmp_path, download=False)
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "toy.txt").write_text("1,2,0\n3,4,1\n")
+    ds = datasets.load("toy", tmp_path, cache=tmp_path / "c")
+    assert ds.name == "toy" and ds.y_train.tolist() == [0, 1] and ds.X_train.shape == (2, 2)
+    toy_info = [d for d in datasets.describe(tmp_path) if d["name"] == "toy"]
+    assert toy_info[0]["complete"] and toy_info[0]["present"] == ["toy.txt"]
+    assert datasets.label_for("toy") == "Toy"
+    # the record, not the module, is what load reads through
+    boom = dataclasses.replace(toy, read=lambda paths: 1 / 0)
+    monkeypatch.setitem(datasets.SOURCES, "toy", boom)
+    with pytest.raises(ZeroDivisionError):
+        datasets.load("toy", tmp_path, cache=False)
