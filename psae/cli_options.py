@@ -22,8 +22,8 @@ FLAGS = {"learning_rate": ("--lr", "--learning-rate"), "random_state": ("--seed"
 """Parameters whose option is not the plain ``--name``."""
 CLI_DEFAULTS = {"random_state": 0}
 """Where the CLI's default differs from the estimator's: a command line run repeats itself."""
-SKIP = ("verbose",)
-"""Parameters the CLI sets from other options (``--quiet``)."""
+SKIP = ("verbose", "threads")
+"""Parameters the CLI sets from other options (``--quiet``, the global ``--threads``)."""
 
 
 def docstring_params(doc: str) -> dict[str, tuple[str, str]]:

@@ -18,6 +18,7 @@ from .distributed import Comm
 from .network import ACTIVATIONS, Activation, Autoencoder
 from .objective import Objective
 from .streaming import check_streamed, is_streamed
+from .threads import ThreadTuner, plan_threads
 from .trainer import Trainer, TrainingDivergedError
 
 __all__ = ["SparseAutoencoder", "resolve_device"]
@@ -131,6 +132,11 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         The output layer g.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    threads : int or "auto", default="auto"
+        CPU threads for ``fit``. ``"auto"``: one for small problems; for large ones the faster
+        of one and all of torch's threads, re-measured while training (on a machine shared
+        with a busy process, two threads can be 3x slower than one). Results are repeatable bit
+        for bit at a fixed count; give an int for that on a machine whose load changes.
     random_state : int, RandomState or None, default=None
         Seeds initialisation and shuffling; the same seed gives the same codes.
     verbose : bool, default=False
@@ -166,6 +172,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         encoder_activation: str = "sigmoid",
         decoder_activation: str = "sigmoid",
         device: str = "auto",
+        threads: int | str = "auto",
         random_state=None,
         verbose: bool = False,
     ):
@@ -183,6 +190,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.encoder_activation = encoder_activation
         self.decoder_activation = decoder_activation
         self.device = device
+        self.threads = threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -205,6 +213,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         _check_number("batch_size", self.batch_size, integer=True)
         _check_number("weight_decay", self.weight_decay, strict=False)
         _check_sigmas(self.sigmas)
+        if self.threads != "auto":
+            _check_number("threads", self.threads, integer=True)
         if self.solver not in ("adam", "lbfgs"):
             raise ValueError(f"unknown solver {self.solver!r}; choose 'adam' or 'lbfgs'")
         for name in ("encoder_activation", "decoder_activation"):
@@ -276,10 +286,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                              generator=torch.Generator().manual_seed(seed)).to(device)
         batches = make_batches(X, self.batch_size, device, comm)
         sigmas, epochs = self._schedule()
+        restore = torch.get_num_threads()
+        n_threads, tune = plan_threads(
+            self.threads, 10.0 * batches.batch_size * X.shape[1] * self.n_components, device)
+        torch.set_num_threads(n_threads)
         trainer = Trainer(module, Objective(self.mechanism, settings),
                           lr=self._learning_rate(X.shape[1]), solver=self.solver,
                           weight_decay=float(self.weight_decay), comm=comm,
-                          progress=bool(self.verbose))
+                          progress=bool(self.verbose),
+                          tuner=ThreadTuner(n_threads) if tune else None)
         self.device_ = str(device)
         t0 = time.perf_counter()
         try:
@@ -287,6 +302,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         except TrainingDivergedError as e:
             self._store(module, e.history, [])
             raise
+        finally:
+            torch.set_num_threads(restore)
         self.fit_time_ = time.perf_counter() - t0
         stages = [{"sigma": s, "epochs": e,
                    "loss": [h["loss"] for h in history if h["stage"] == k][-1]}

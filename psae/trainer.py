@@ -19,6 +19,7 @@ from .batches import StreamedBatches, TensorBatches
 from .distributed import SINGLE, Comm
 from .network import Autoencoder
 from .objective import Objective
+from .threads import ThreadTuner
 
 __all__ = ["Trainer", "TrainingDivergedError", "adam"]
 
@@ -52,7 +53,8 @@ class Trainer:
     ``step(x, sigma)`` is one optimiser step on a batch (one L-BFGS iteration on the full
     batch); ``fit`` runs the σ stages over epochs of batches and returns the per-epoch history.
     ``comm`` carries data parallelism (:class:`~psae.distributed.Comm`); only its main rank
-    shows progress.
+    shows progress. ``tuner`` (a :class:`~psae.threads.ThreadTuner`) keeps the faster CPU
+    thread count.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Trainer:
         comm: Comm = SINGLE,
         progress: bool = False,
         on_epoch_end: Callable[[dict], None] | None = None,
+        tuner: ThreadTuner | None = None,
     ):
         if solver not in ("adam", "lbfgs"):
             raise ValueError(f"unknown solver {solver!r}; choose 'adam' or 'lbfgs'")
@@ -75,6 +78,7 @@ class Trainer:
         self.comm = comm
         self.progress = progress and comm.is_main
         self.on_epoch_end = on_epoch_end
+        self.tuner = tuner
         self.history: list[dict] = []
         self.optimizer: torch.optim.Optimizer | None = None
         self.stage, self.sigma = 0, None
@@ -137,7 +141,11 @@ class Trainer:
         first, n = None, 0
         xs = [batches.full()] if self.solver == "lbfgs" else batches.epoch(generator)
         for x in xs:
+            if self.tuner is not None:
+                self.tuner.before_step()
             terms = self.step(x, self.sigma)
+            if self.tuner is not None:
+                self.tuner.after_step()
             first = terms[0] if first is None else first
             sums += terms
             n += 1
@@ -151,7 +159,7 @@ class Trainer:
         now = time.perf_counter()
         rec = {"stage": self.stage, "sigma": self.sigma, "epoch": len(self.history) + 1,
                "loss": total, "reconstruction": recon, "sparsity": sparsity,
-               "seconds": now - self._clock}
+               "seconds": now - self._clock, "threads": torch.get_num_threads()}
         self._clock = now
         self.history.append(rec)
         return rec
