@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"psae {__version__}")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is faster on a "
-                             "machine shared with other jobs)")
+                        help="fixed torch CPU threads for every step (default: auto: one for "
+                             "small fits, for large ones the faster of one and all, measured "
+                             "while training; see SparseAutoencoder's threads)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("fit", help="train a model on a data set and write a model directory",
@@ -114,7 +115,8 @@ def cmd_fit(args) -> int:
     from .preprocessing import Normalizer
 
     ds = _load(args)
-    model = SparseAutoencoder(**model_params(args), verbose=not args.quiet)
+    model = SparseAutoencoder(**model_params(args), threads=args.threads or "auto",
+                              verbose=not args.quiet)
     X = ds.X_train
     normalizer = None
     if not args.no_normalize:

@@ -58,6 +58,7 @@ def cmd_reproduce(args) -> int:
         data_dir=args.data_dir, quick=args.quick, device=args.device, resume=args.resume,
         progress=not args.quiet, command="psae " + shlex.join(sys.argv[1:]),
         overrides={"epochs": args.epochs, "n_components": args.n_components},
+        threads=getattr(args, "threads", None) or "auto",
     )
     results = run(cfg)
     print(json.dumps({"out": str(args.out), "seconds": round(results["seconds"], 1),

@@ -67,6 +67,7 @@ class RunConfig:
     progress: bool = True
     command: str = ""
     overrides: dict = field(default_factory=dict)
+    threads: int | str = "auto"  # CPU threads of every fit; not in the fingerprint (bits only)
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -135,13 +136,13 @@ def load_splits(name: str, proto: DataProtocol, data_dir: str | None) -> Splits:
 
 
 # ------------------------------------------------------------------------------------- cells
-def _model(model: str, params: dict, proto: DataProtocol, seed: int, device: str):
+def _model(model: str, params: dict, proto: DataProtocol, seed: int, cfg: RunConfig):
     kw = dict(params)
     if "sigmas" in kw:
         kw["sigmas"] = tuple(kw["sigmas"])
     return SparseAutoencoder(n_components=proto.n_components, penalty=penalty_of(model),
-                             epochs=proto.epochs, batch_size=proto.batch_size, device=device,
-                             random_state=seed, **kw)
+                             epochs=proto.epochs, batch_size=proto.batch_size,
+                             device=cfg.device, threads=cfg.threads, random_state=seed, **kw)
 
 
 SCORE_KEYS = ("RE", "S", "SSD", "CA", "zero_codes", "L0", "L0_mean", "dead_units")
@@ -300,7 +301,7 @@ def _run(cfg: RunConfig) -> dict:
             log.warning("%s is damaged or from other settings: running the cell again", path)
         proto = cfg.protocol(name)
         Xtr, ytr, Xev, yev = normalized(name, kind)
-        est = _model(model, params, proto, seed, cfg.device)
+        est = _model(model, params, proto, seed, cfg)
         t0 = time.perf_counter()
         cell = {"dataset": name, "model": model, "kind": kind, "point": point, "seed": seed,
                 "params": params}
