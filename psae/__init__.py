@@ -2,12 +2,21 @@
 
 from ._version import __version__
 from .bundle import load, save
+from .errors import (
+    FitFailedError,
+    InputError,
+    ModelFormatError,
+    ParameterError,
+    PsaeError,
+    TrainingCollapsedError,
+    TrainingDivergedError,
+)
 from .estimator import SparseAutoencoder
 from .preprocessing import Normalizer
-from .trainer import TrainingDivergedError
 
-__all__ = ["SparseAutoencoder", "Normalizer", "TrainingDivergedError", "load", "save",
-           "__version__"]
+__all__ = ["SparseAutoencoder", "Normalizer", "load", "save", "PsaeError", "ParameterError",
+           "InputError", "ModelFormatError", "FitFailedError", "TrainingDivergedError",
+           "TrainingCollapsedError", "__version__"]
 
 
 def __getattr__(name):

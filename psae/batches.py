@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .distributed import SINGLE, Comm
+from .errors import ParameterError
 from .streaming import is_streamed
 
 __all__ = ["TensorBatches", "StreamedBatches", "make_batches"]
@@ -100,7 +101,7 @@ class StreamedBatches:
             yield from TensorBatches(chunk, self.batch_size, self.comm).epoch(generator)
 
     def full(self) -> torch.Tensor:
-        raise ValueError(
+        raise ParameterError(
             "the L-BFGS solver needs the whole data set in memory; use solver='adam' for "
             "streamed (memory-mapped or sharded) data"
         )

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .errors import ParameterError
+
 __all__ = ["Comm", "SINGLE", "process_group", "fit_distributed"]
 
 
@@ -95,7 +97,7 @@ def process_group(device: str | torch.device = "auto", backend: str | None = Non
         yield Comm.current()
         return
     if "WORLD_SIZE" not in os.environ:
-        raise ValueError("data-parallel training needs a process group: start it with "
+        raise ParameterError("data-parallel training needs a process group: start it with "
                          "torchrun --nproc_per_node=N -m psae fit ...")
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))

@@ -10,47 +10,66 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import persistence, sparsity
 from .batches import make_batches
 from .distributed import Comm
+from .errors import InputError, ModelFormatError, ParameterError, TrainingCollapsedError
 from .network import ACTIVATIONS, Activation, Autoencoder
 from .objective import Objective
 from .streaming import check_streamed, is_streamed
 from .threads import ThreadTuner, plan_threads
 from .trainer import Trainer, TrainingDivergedError
+from .validation import check_finite, validated
 
 __all__ = ["SparseAutoencoder", "resolve_device"]
 
 TRANSFORM_BATCH = 8192
+COLLAPSE_SPREAD = 1e-6
+"""A fit whose every unit varies by at most this much across training inputs has collapsed."""
 _WEIGHTS = ("encoder_weight_", "encoder_bias_", "decoder_weight_", "decoder_bias_")
 _TENSORS = ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None picks CUDA when available, else the CPU; anything else is passed to torch."""
+    """``"auto"``/None picks CUDA when available, else the CPU; ``"cpu"``, ``"cuda"`` and
+    ``"cuda:N"`` are checked against what this machine has."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ParameterError(f"device {device!r} is not one psae can use; choose 'auto', "
+                             "'cpu', 'cuda' or 'cuda:N'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ParameterError(f"device {device!r} was asked for but CUDA is not available "
+                                 "on this machine; use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ParameterError(f"device {device!r}: this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
 def _stage_epochs(epochs, n_stages: int) -> list[int]:
     """Split ``epochs`` over the stages: an int is a total spread evenly (earlier stages get the
     remainder); a sequence gives each stage's count."""
-    if isinstance(epochs, numbers.Integral):
+    if isinstance(epochs, numbers.Integral) and not isinstance(epochs, bool):
+        if epochs < 1:
+            raise ParameterError(f"epochs must be at least 1, got {epochs}")
         if epochs < n_stages:
-            raise ValueError(f"epochs={epochs} is fewer than the {n_stages} sigma stages")
+            raise ParameterError(f"epochs={epochs} is fewer than the {n_stages} sigma stages "
+                                 "(give at least one epoch per stage)")
         base, extra = divmod(int(epochs), n_stages)
         return [base + (k < extra) for k in range(n_stages)]
     counts = list(epochs)
     if len(counts) != n_stages or not all(
         isinstance(c, numbers.Integral) and c >= 1 for c in counts
     ):
-        raise ValueError(
+        raise ParameterError(
             f"epochs must be a positive int or {n_stages} positive ints (one per sigma stage), "
             f"got {epochs!r}"
         )
@@ -63,7 +82,7 @@ def _check_number(name, value, strict=True, integer=False) -> None:
     ok = ok and (value > 0 if strict else value >= 0) and np.isfinite(value)
     if not ok:
         what = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {what} {'> 0' if strict else '>= 0'}, got {value!r}")
+        raise ParameterError(f"{name} must be {what} {'> 0' if strict else '>= 0'}, got {value!r}")
 
 
 def _check_sigmas(sigmas) -> None:
@@ -72,10 +91,10 @@ def _check_sigmas(sigmas) -> None:
     except (TypeError, ValueError):
         sig = np.array([np.nan])
     if np.ndim(sigmas) != 1 or sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
-        raise ValueError(f"sigmas must be a non-empty sequence of positive numbers, "
+        raise ParameterError(f"sigmas must be a non-empty sequence of positive numbers, "
                          f"got {sigmas!r}")
     if np.any(np.diff(sig) >= 0):
-        raise ValueError(f"sigmas must be strictly decreasing (graduated non-convexity), "
+        raise ParameterError(f"sigmas must be strictly decreasing (graduated non-convexity), "
                          f"got {tuple(sigmas)}")
 
 
@@ -207,7 +226,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         if self.beta is not None:
             _check_number("beta", self.beta, strict=False)
         if not (isinstance(self.rho, numbers.Real) and 0 < self.rho < 1):
-            raise ValueError(f"rho must lie in (0, 1), got {self.rho!r}")
+            raise ParameterError(f"rho must lie in (0, 1), got {self.rho!r}")
         if self.learning_rate is not None:
             _check_number("learning_rate", self.learning_rate)
         _check_number("batch_size", self.batch_size, integer=True)
@@ -215,11 +234,12 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         _check_sigmas(self.sigmas)
         if self.threads != "auto":
             _check_number("threads", self.threads, integer=True)
+        resolve_device(self.device)
         if self.solver not in ("adam", "lbfgs"):
-            raise ValueError(f"unknown solver {self.solver!r}; choose 'adam' or 'lbfgs'")
+            raise ParameterError(f"unknown solver {self.solver!r}; choose 'adam' or 'lbfgs'")
         for name in ("encoder_activation", "decoder_activation"):
             if getattr(self, name) not in ACTIVATIONS:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; "
+                raise ParameterError(f"unknown {name} {getattr(self, name)!r}; "
                                  f"choose one of {ACTIVATIONS}")
 
     def _settings(self) -> dict:
@@ -270,7 +290,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             check_streamed(X)
             self.n_features_in_ = X.shape[1]
             return X
-        return validate_data(self, X, dtype=[np.float32, np.float64], ensure_min_samples=2)
+        return validated(self, X, dtype=[np.float32, np.float64], ensure_min_samples=2)
 
     def _seed(self, comm: Comm) -> int:
         if self.random_state is None and comm.world > 1:
@@ -309,6 +329,25 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                    "loss": [h["loss"] for h in history if h["stage"] == k][-1]}
                   for k, (s, e) in enumerate(zip(sigmas, epochs, strict=True))]
         self._store(module, history, stages)
+        self._check_not_collapsed(X)
+
+    def _check_not_collapsed(self, X, rows: int = 2048) -> None:
+        """A fit whose codes do not depend on the input (all zero, or every unit saturated)
+        failed, whatever its loss says."""
+        H = self.transform(np.asarray(X[:rows]))
+        spread = float(np.ptp(H, axis=0).max()) if H.size else 0.0
+        if spread > COLLAPSE_SPREAD:
+            return
+        level = float(np.abs(H).mean())
+        state = "all zero" if level <= COLLAPSE_SPREAD else f"stuck at {level:.3g}"
+        err = TrainingCollapsedError(
+            f"the fit collapsed: every training input gets the same code ({state}; no unit "
+            f"varies by more than {spread:.1e} across {H.shape[0]} inputs), so the codes carry "
+            f"no information. Lower the learning rate (it was "
+            f"{self._learning_rate(X.shape[1]):.3g}; None gives min(1e-2, 1/n_features)) or the "
+            "penalty weight, or check that the inputs differ and are scaled (psae.Normalizer).")
+        err.history = self.history_
+        raise err
 
     def _store(self, module: Autoencoder, history: list[dict], stages: list[dict]) -> None:
         def np_(t):
@@ -335,7 +374,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         if is_streamed(X):
             check_streamed(X, n_features=self.n_features_in_, name=type(self).__name__)
             return X
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return validated(self, X, dtype=[np.float64, np.float32], reset=False)
 
     def _apply(self, X, weight, bias, post, out=None, batch=TRANSFORM_BATCH):
         """``post(X Wᵀ + b)`` batch by batch, into ``out`` (allocated when None)."""
@@ -349,7 +388,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             out = np.empty((n, W.shape[0]), dtype=np.float64 if dtype == torch.float64
                            else np.float32)
         elif out.shape != (n, W.shape[0]):
-            raise ValueError(f"out has shape {out.shape}, expected {(n, W.shape[0])}")
+            raise ParameterError(f"out has shape {out.shape}, expected {(n, W.shape[0])}")
         with torch.inference_mode():
             for s in range(0, n, batch):
                 rows = np.asarray(X[s:s + batch])
@@ -377,9 +416,13 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                            Activation(self.decoder_activation))
 
     def _check_codes(self, H):
-        H = check_array(H, dtype=[np.float64, np.float32])
+        check_finite(H, "H")
+        try:
+            H = check_array(H, dtype=[np.float64, np.float32])
+        except ValueError as e:
+            raise InputError(str(e)) from e
         if H.shape[1] != self.n_components:
-            raise ValueError(f"H has {H.shape[1]} code units, but {type(self).__name__} has "
+            raise InputError(f"H has {H.shape[1]} code units, but {type(self).__name__} has "
                              f"n_components={self.n_components}")
         return H
 
@@ -449,9 +492,20 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         persistence.write_model(path, config, arrays)
 
     @classmethod
-    def load(cls, path, device: str | None = None) -> SparseAutoencoder:
-        """Read a model directory written by :meth:`save` (``device`` overrides the saved one)."""
+    def load(cls, path, device: str | None = None, *, drop_preprocessing: bool = False
+             ) -> SparseAutoencoder:
+        """Read a model directory written by :meth:`save` (``device`` overrides the saved one).
+
+        A directory that also holds preprocessing (what ``psae fit`` and ``psae.save`` of a
+        pipeline write) loads whole with :func:`psae.load`; here it is an error unless
+        ``drop_preprocessing=True`` says that only the autoencoder is wanted.
+        """
         config, arrays = persistence.read_model(path)
+        if config.get("normalizer") is not None and not drop_preprocessing:
+            raise ModelFormatError(
+                f"{path} holds a Normalizer and a SparseAutoencoder (the preprocessing it was "
+                "trained with): load both with psae.load(path), or only the autoencoder with "
+                "SparseAutoencoder.load(path, drop_preprocessing=True)")
         return cls._from_state(config, arrays, str(path), device)
 
     def __sklearn_tags__(self):

@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .errors import ParameterError
+
 __all__ = [
     "atomic_write",
     "atomic_path",
@@ -135,7 +137,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
     """
     path = Path(path)
     if path.name in ("", ".", ".."):
-        raise ValueError(f"{str(path)!r} is a directory reference, not a file name")
+        raise ParameterError(f"{str(path)!r} is a directory reference, not a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix)

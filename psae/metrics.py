@@ -15,6 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .errors import InputError, ParameterError
+
 __all__ = [
     "reconstruction_error",
     "hoyer_sparseness",
@@ -36,13 +38,13 @@ DEFAULT_THRESHOLD = 1e-2
 def _as_2d(A, name: str) -> np.ndarray:
     A = np.asarray(A)
     if A.dtype == object or not np.issubdtype(A.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got dtype {A.dtype}")
+        raise InputError(f"{name} must be numeric, got dtype {A.dtype}")
     if A.ndim != 2:
-        raise ValueError(f"{name} must have shape (N, M), got shape {A.shape}")
+        raise InputError(f"{name} must have shape (N, M), got shape {A.shape}")
     if A.shape[0] == 0 or A.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {A.shape}")
+        raise InputError(f"{name} is empty: shape {A.shape}")
     if not np.all(np.isfinite(A)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise InputError(f"{name} contains NaN or infinite values")
     return A.astype(np.float64, copy=False)
 
 
@@ -51,7 +53,7 @@ def reconstruction_error(X, X_hat, per_sample: bool = False):
     X = _as_2d(X, "X")
     X_hat = _as_2d(X_hat, "X_hat")
     if X.shape != X_hat.shape:
-        raise ValueError(f"X and X_hat differ in shape: {X.shape} vs {X_hat.shape}")
+        raise InputError(f"X and X_hat differ in shape: {X.shape} vs {X_hat.shape}")
     re = np.mean((X - X_hat) ** 2, axis=1)
     return re if per_sample else float(re.mean())
 
@@ -61,7 +63,7 @@ def hoyer_sparseness(H) -> np.ndarray:
     H = _as_2d(H, "H")
     M = H.shape[1]
     if M < 2:
-        raise ValueError("Hoyer sparseness needs at least 2 code units")
+        raise InputError("Hoyer sparseness needs at least 2 code units")
     l1 = np.abs(H).sum(axis=1)
     l2 = np.sqrt((H**2).sum(axis=1))
     S = np.full(H.shape[0], np.nan)
@@ -73,7 +75,7 @@ def hoyer_sparseness(H) -> np.ndarray:
 def _defined(S: np.ndarray) -> np.ndarray:
     S = S[~np.isnan(S)]
     if S.size == 0:
-        raise ValueError("every code is all-zero: Hoyer sparseness is undefined")
+        raise InputError("every code is all-zero: Hoyer sparseness is undefined")
     return S
 
 
@@ -96,9 +98,9 @@ def zero_codes(H) -> int:
 def _check_labels(H: np.ndarray, y, name: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
+        raise InputError(f"{name} must be 1-D, got shape {y.shape}")
     if y.shape[0] != H.shape[0]:
-        raise ValueError(f"{name} has {y.shape[0]} labels but the codes have {H.shape[0]} rows")
+        raise InputError(f"{name} has {y.shape[0]} labels but the codes have {H.shape[0]} rows")
     return y
 
 
@@ -116,13 +118,13 @@ def classification_accuracy(
     H_train = _as_2d(H_train, "H_train")
     H_test = _as_2d(H_test, "H_test")
     if H_train.shape[1] != H_test.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"H_train has {H_train.shape[1]} units but H_test has {H_test.shape[1]}"
         )
     y_train = _check_labels(H_train, y_train, "y_train")
     y_test = _check_labels(H_test, y_test, "y_test")
     if np.unique(y_train).size < 2:
-        raise ValueError("y_train must hold at least 2 classes")
+        raise InputError("y_train must hold at least 2 classes")
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -132,7 +134,7 @@ def classification_accuracy(
 
 def _check_threshold(threshold: float) -> None:
     if not threshold >= 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+        raise ParameterError(f"threshold must be >= 0, got {threshold}")
 
 
 def l0_counts(H, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:

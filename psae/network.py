@@ -8,6 +8,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .errors import ParameterError
+
 __all__ = ["ACTIVATIONS", "Activation", "Autoencoder", "Forward", "activation"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "softplus", "identity")
@@ -23,7 +25,7 @@ def activation(name: str):
         "identity": lambda a: a,
     }
     if name not in table:
-        raise ValueError(f"unknown activation {name!r}; choose one of {ACTIVATIONS}")
+        raise ParameterError(f"unknown activation {name!r}; choose one of {ACTIVATIONS}")
     return table[name]
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import InputError, ParameterError
+
 __all__ = [
     "smoothed_l0",
     "smoothed_l0_cost",
@@ -21,7 +23,7 @@ def _check_batch(H: torch.Tensor) -> None:
     if not isinstance(H, torch.Tensor):
         raise TypeError(f"H must be a torch.Tensor, got {type(H).__name__}")
     if H.ndim != 2:
-        raise ValueError(f"H must have shape (N, M), got shape {tuple(H.shape)}")
+        raise InputError(f"H must have shape (N, M), got shape {tuple(H.shape)}")
 
 
 def smoothed_l0(H: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -31,7 +33,7 @@ def smoothed_l0(H: torch.Tensor, sigma: float) -> torch.Tensor:
     """
     _check_batch(H)
     if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+        raise ParameterError(f"sigma must be > 0, got {sigma}")
     M = H.shape[1]
     return M - torch.exp(H.square() * (-0.5 / sigma**2)).sum(dim=1)
 
@@ -54,7 +56,7 @@ def bernoulli_kl(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6) -> torch.
     ``rho_hat`` is clamped to ``[eps, 1 − eps]`` so the gradient stays finite.
     """
     if not 0.0 < rho < 1.0:
-        raise ValueError(f"rho must lie in (0, 1), got {rho}")
+        raise ParameterError(f"rho must lie in (0, 1), got {rho}")
     q = rho_hat.clamp(eps, 1.0 - eps)
     return rho * torch.log(rho / q) + (1.0 - rho) * torch.log((1.0 - rho) / (1.0 - q))
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+
+from .errors import ParameterError
+from .validation import validated
 
 __all__ = ["Normalizer"]
 
@@ -29,14 +32,14 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         if not self.clip > 0:
-            raise ValueError(f"clip must be > 0, got {self.clip}")
+            raise ParameterError(f"clip must be > 0, got {self.clip}")
         if not self.low < self.high:
-            raise ValueError(f"low must be < high, got low={self.low}, high={self.high}")
+            raise ParameterError(f"low must be < high, got low={self.low}, high={self.high}")
 
     def fit(self, X, y=None) -> Normalizer:
         """Learn the per-dimension mean and standard deviation of ``X``."""
         self._check_params()
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = validated(self, X, dtype=[np.float64, np.float32])
         mean = X.mean(axis=0, dtype=np.float64)
         std = X.std(axis=0, dtype=np.float64)
         std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
@@ -47,7 +50,7 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Map ``X`` into ``[low, high]``; keeps float32 input float32."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validated(self, X, dtype=[np.float64, np.float32], reset=False)
         dt = X.dtype
         Z = X - self.mean_.astype(dt)  # one new array; the rest is done in place
         Z /= self.scale_.astype(dt)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["ShardedArray", "open_shards", "is_streamed", "check_streamed", "CHECK_ROWS"]
 
 CHECK_ROWS = 16384
@@ -26,22 +28,22 @@ class ShardedArray:
     def __init__(self, paths):
         self.paths = [Path(p) for p in paths]
         if not self.paths:
-            raise ValueError("no .npy shards given")
+            raise InputError("no .npy shards given")
         self._parts = []
         for p in self.paths:
             try:
                 a = np.load(p, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as e:
-                raise ValueError(f"{p}: not a readable .npy array ({e})") from e
+                raise InputError(f"{p}: not a readable .npy array ({e})") from e
             if a.ndim != 2:
-                raise ValueError(f"{p}: shard must be 2-D (rows, features), got shape {a.shape}")
+                raise InputError(f"{p}: shard must be 2-D (rows, features), got shape {a.shape}")
             self._parts.append(a)
         widths = {a.shape[1] for a in self._parts}
         dtypes = {a.dtype for a in self._parts}
         if len(widths) != 1:
-            raise ValueError(f"shards disagree on the number of features: {sorted(widths)}")
+            raise InputError(f"shards disagree on the number of features: {sorted(widths)}")
         if len(dtypes) != 1:
-            raise ValueError(f"shards disagree on dtype: {sorted(map(str, dtypes))}")
+            raise InputError(f"shards disagree on dtype: {sorted(map(str, dtypes))}")
         self._starts = np.cumsum([0] + [a.shape[0] for a in self._parts])
         self.shape = (int(self._starts[-1]), widths.pop())
         self.dtype = dtypes.pop()
@@ -55,7 +57,7 @@ class ShardedArray:
             raise TypeError("ShardedArray supports row slices only, e.g. A[i:j]")
         start, stop, step = key.indices(self.shape[0])
         if step != 1:
-            raise ValueError("ShardedArray supports contiguous row slices only")
+            raise InputError("ShardedArray supports contiguous row slices only")
         pieces = []
         for k, a in enumerate(self._parts):
             lo, hi = self._starts[k], self._starts[k + 1]
@@ -86,16 +88,16 @@ def is_streamed(X) -> bool:
 def check_streamed(X, n_features: int | None = None, name: str = "the model") -> None:
     """Check shape, dtype and finiteness chunk by chunk, without loading ``X`` whole."""
     if len(X.shape) != 2:
-        raise ValueError(f"expected a 2-D array (n_samples, n_features), got shape {X.shape}")
+        raise InputError(f"expected a 2-D array (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"empty array of shape {X.shape}")
+        raise InputError(f"empty array of shape {X.shape}")
     if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"streamed data must be numeric, got dtype {X.dtype}")
+        raise InputError(f"streamed data must be numeric, got dtype {X.dtype}")
     if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"X has {X.shape[1]} features, but {name} is expecting "
+        raise InputError(f"X has {X.shape[1]} features, but {name} is expecting "
                          f"{n_features} features as input")
     if np.issubdtype(X.dtype, np.floating):
         for s in range(0, X.shape[0], CHECK_ROWS):
             if not np.isfinite(X[s : s + CHECK_ROWS]).all():
-                raise ValueError(f"Input X contains NaN or infinity (rows {s}.."
+                raise InputError(f"Input X contains NaN or infinity (rows {s}.."
                                  f"{min(s + CHECK_ROWS, X.shape[0]) - 1})")

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .batches import StreamedBatches, TensorBatches
 from .distributed import SINGLE, Comm
+from .errors import ParameterError, TrainingDivergedError
 from .network import Autoencoder
 from .objective import Objective
 from .threads import ThreadTuner
@@ -24,13 +25,6 @@ from .threads import ThreadTuner
 __all__ = ["Trainer", "TrainingDivergedError", "adam"]
 
 Batches = TensorBatches | StreamedBatches
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the model keeps the last parameters whose loss was
-    finite. ``history`` holds the epochs that finished."""
-
-    history: list[dict] = []
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -71,7 +65,7 @@ class Trainer:
         tuner: ThreadTuner | None = None,
     ):
         if solver not in ("adam", "lbfgs"):
-            raise ValueError(f"unknown solver {solver!r}; choose 'adam' or 'lbfgs'")
+            raise ParameterError(f"unknown solver {solver!r}; choose 'adam' or 'lbfgs'")
         self.module, self.objective = module, objective
         self.net = comm.wrap(module)
         self.lr, self.solver, self.weight_decay = lr, solver, weight_decay

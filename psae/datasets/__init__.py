@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ..errors import ParameterError
 from . import download as _download
 from ._base import Dataset, DatasetError, DatasetNotFoundError, RawData, data_root
 from .arrays import ARRAY_SUFFIXES, LabelColumn, load_arrays, parse_label_column, read_arrays
@@ -55,7 +56,7 @@ def _path_reader(p: Path) -> tuple[Callable[[], RawData], tuple[str, ...]]:
             return partial(src.read, hit), src.notes_for(hit)
     if p.is_dir() or is_archive(p):
         return partial(read_image_folder, p), ()
-    raise ValueError(
+    raise ParameterError(
         f"{p}: unsupported file type (expected .npz, .csv, a directory, or a .tar/.tar.gz/"
         ".tgz/.zip image-folder archive)"
     )
@@ -71,7 +72,7 @@ def _strip_suffix(p: Path) -> str:
 
 def _csv_only(label_column: LabelColumn, what: object) -> None:
     if label_column not in ("auto", None):
-        raise ValueError(f"label_column applies to .csv files only, not to {what}")
+        raise ParameterError(f"label_column applies to .csv files only, not to {what}")
 
 
 def load(

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import PsaeError
+
 __all__ = [
     "Dataset",
     "DatasetError",
@@ -19,11 +21,11 @@ __all__ = [
 ]
 
 
-class DatasetError(ValueError):
+class DatasetError(PsaeError, ValueError):
     """A data file is damaged, inconsistent or fails its checksum."""
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(PsaeError, FileNotFoundError):
     """A data set's files are missing (and could not be downloaded)."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import ParameterError
 from ._base import Dataset, RawData
 from .csvtext import LabelColumn, read_csv
 from .finish import finish
@@ -35,11 +36,11 @@ def read_arrays(path: str | os.PathLike[str], label_column: LabelColumn = "auto"
     if suffix == ".npz":
         # None was the default before "auto": accepted, and the file's labels are kept
         if label_column not in ("auto", None):
-            raise ValueError("label_column applies to .csv files only")
+            raise ParameterError("label_column applies to .csv files only")
         return read_npz(path)
     if suffix == ".csv":
         return read_csv(path, label_column)
-    raise ValueError(f"{path}: unsupported array file (expected .npz or .csv)")
+    raise ParameterError(f"{path}: unsupported array file (expected .npz or .csv)")
 
 
 def load_arrays(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ParameterError
 from ._base import DatasetError, RawData
 from .arraychecks import encode_labels, first_nonfinite
 
@@ -107,7 +108,7 @@ def _choose(path: Path, spec: LabelColumn, header: list[str] | None, width: int)
     if isinstance(spec, str):
         return _auto(header) if spec == "auto" else _named(path, spec, header)
     if isinstance(spec, bool) or not isinstance(spec, (int, np.integer)):
-        raise ValueError(
+        raise ParameterError(
             f"label_column must be an int, a column name, 'auto' or None, got {spec!r}"
         )
     if not -width <= spec < width:

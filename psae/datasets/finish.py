@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..errors import ParameterError
 from ._base import Dataset, RawData, stratified_subset
 
 __all__ = ["finish"]
@@ -35,12 +36,15 @@ def _limit_test(limit: int, n_train: int, n_test: int, n_classes: int) -> int:
     return min(n_test, max(k, n_classes))
 
 
+GRAY_NOTE = "colour images converted to gray (ITU-R 601 luma)"
+
+
 def check_limit(limit: object) -> None:
     """Raise ``ValueError`` unless ``limit`` is ``None`` or a positive int."""
     if limit is None:
         return
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise ValueError(f"limit must be a positive int, got {limit!r}")
+        raise ParameterError(f"limit must be a positive int, got {limit!r}")
 
 
 def finish(
@@ -74,6 +78,7 @@ def finish(
         Xtr = _to_gray(Xtr)
         Xte = None if Xte is None else _to_gray(Xte)
         shape = shape[:2]
+        notes = (*notes, GRAY_NOTE)
     Xtr = _own(Xtr, np.float32)
     Xte = None if Xte is None else _own(Xte, np.float32)
     if normalize:

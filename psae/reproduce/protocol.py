@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from .. import sparsity
+from ..errors import ParameterError
 
 __all__ = ["models", "penalty_of", "label_of", "DATASETS", "DataProtocol", "protocol_for",
            "grid_for"]
@@ -83,7 +84,7 @@ def protocol_for(dataset: str, quick: bool = False, **overrides) -> DataProtocol
     """The documented protocol of ``dataset`` (quick: the cut-down one), with overrides."""
     table = QUICK if quick else FULL
     if dataset not in table:
-        raise ValueError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
+        raise ParameterError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return replace(table[dataset], **overrides)
 

@@ -27,10 +27,10 @@ from tqdm.auto import tqdm
 
 from .. import metrics
 from .._version import __version__
+from ..errors import FitFailedError, ParameterError, PsaeError
 from ..estimator import SparseAutoencoder
 from ..fileio import atomic_write
 from ..preprocessing import Normalizer
-from ..trainer import TrainingDivergedError
 from .protocol import (
     DATASET_LABELS,
     DataProtocol,
@@ -48,7 +48,7 @@ N_FILTERS = 64
 N_RECONS = 8
 
 
-class ResumeMismatchError(ValueError):
+class ResumeMismatchError(PsaeError, ValueError):
     """``--resume`` was asked for a run directory made with different settings."""
 
 
@@ -75,14 +75,14 @@ class RunConfig:
 
         bad = [d for d in self.datasets if d not in DATASETS]
         if bad or not self.datasets:
-            raise ValueError(f"unknown data set(s) {', '.join(bad) or '(none)'}; "
+            raise ParameterError(f"unknown data set(s) {', '.join(bad) or '(none)'}; "
                              f"choose from {', '.join(DATASETS)}")
         bad = [m for m in self.models if m not in models()]
         if bad or not self.models:
-            raise ValueError(f"unknown model(s) {', '.join(bad) or '(none)'}; "
+            raise ParameterError(f"unknown model(s) {', '.join(bad) or '(none)'}; "
                              f"choose from {', '.join(models())}")
         if self.seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+            raise ParameterError(f"--seeds must be >= 1, got {self.seeds}")
 
     def protocol(self, dataset: str) -> DataProtocol:
         return protocol_for(dataset, self.quick, **self.overrides)
@@ -309,7 +309,7 @@ def _run(cfg: RunConfig) -> dict:
             est.fit(Xtr)
             fit_seconds = time.perf_counter() - t0
             scores, H = _score(est, Xtr, ytr, Xev, yev, threshold)
-        except TrainingDivergedError as e:
+        except FitFailedError as e:
             log.warning("%s diverged: %s", key, e)
             cell.update(error=str(e), fit_seconds=time.perf_counter() - t0, n_epochs=0,
                         seconds=time.perf_counter() - t0, history=[])

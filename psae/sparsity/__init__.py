@@ -13,6 +13,7 @@ the docs pick it up.
 
 from __future__ import annotations
 
+from ..errors import ParameterError
 from . import kl, l1, plain, smoothed_l0
 from .mechanism import Mechanism, Settings
 
@@ -53,7 +54,7 @@ def get(name: str) -> Mechanism:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown penalty {name!r}; choose one of {names()}") from None
+        raise ParameterError(f"unknown penalty {name!r}; choose one of {names()}") from None
 
 
 def defaults_of(param: str) -> str:
@@ -67,7 +68,7 @@ def by_key(key: str) -> Mechanism:
     for m in _REGISTRY.values():
         if m.key == key:
             return m
-    raise ValueError(f"unknown model {key!r}; choose from {', '.join(keys())}")
+    raise ParameterError(f"unknown model {key!r}; choose from {', '.join(keys())}")
 
 
 def _fmt(v) -> str:
