@@ -66,17 +66,24 @@ def measure(cmd: list[str], settings: list[int | None], repeats: int, work: Path
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--epochs", type=int, default=2, help="epochs of the MNIST fit")
-    p.add_argument("--repeats", type=int, default=1, help="runs per variant (the fastest kept)")
+    p.add_argument("--epochs", type=int, default=4,
+                   help="epochs of the MNIST fit (>= 4: one per σ stage)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per variant (the fastest kept)")
     p.add_argument("--busy", choices=sorted(BUSY), default="spin")
+    p.add_argument("--jobs", default=None, help="comma-separated subset of the jobs")
     p.add_argument("--smoke", action="store_true", help="a tiny digits fit only (for tests)")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.repeats = 1
     cores = os.cpu_count() or 1
     settings: list[int | None] = [None] + list(range(1, cores + 1))
     out: dict = {"cores": cores, "busy": args.busy, "repeats": args.repeats, "jobs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name, cmd in jobs(args, work).items():
+        chosen = jobs(args, work)
+        if args.jobs:
+            chosen = {k: v for k, v in chosen.items() if k in args.jobs.split(",")}
+        for name, cmd in chosen.items():
             row = {}
             for condition in ("alone", "busy"):
                 busy = None

@@ -69,12 +69,13 @@ def save_model(model: SparseAutoencoder, path, normalizer: Normalizer | None = N
 
 def load_model(path, with_normalizer: bool = False, device: str | None = None):
     """The autoencoder of a model directory; with ``with_normalizer`` the pair
-    ``(model, normalizer or None)``."""
+    ``(model, normalizer or None)``. Without it, a directory that holds preprocessing is an
+    error (:meth:`SparseAutoencoder.load`): dropping it must be asked for."""
+    if not with_normalizer:
+        return SparseAutoencoder.load(path, device)
     config, arrays = persistence.read_model(path)
     model = SparseAutoencoder._from_state(config, arrays, str(Path(path) / persistence.CONFIG),
                                           device)
-    if not with_normalizer:
-        return model
     part = persistence.read_normalizer(path, config)
     normalizer = None if part is None else Normalizer._from_state(
         *part, where=str(Path(path) / persistence.NORMALIZER))

@@ -1,4 +1,9 @@
-"""The ``psae`` command line: fit, encode, evaluate, datasets, reproduce."""
+"""The ``psae`` command line: fit, encode, evaluate, explore, datasets, models, reproduce.
+
+Errors psae raises about the user's data, options or files (:class:`~psae.errors.PsaeError`,
+and OS errors such as a full disk) end in one line of psae's words and exit status 2; anything
+else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .cli_data import add_data_args, check_features, load_data, note, pick_split
 from .cli_options import add_model_options, model_params
+from .errors import PsaeError
 
 __all__ = ["main", "build_parser"]
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True,
-                   help="a data-set name (mnist, cifar10, optdigits, digits) or a file: .npz "
-                        "(X, y or X_train, y_train, X_test, y_test) or .csv")
-    p.add_argument("--data-dir", default=None,
-                   help="where named data sets live (default: $PSAE_DATA or a per-user dir)")
-    p.add_argument("--label-column", type=int, default=None,
-                   help="for .csv input: index of the label column (default: no labels)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="keep a stratified subset of at most this many training samples")
-    p.add_argument("--grayscale", action="store_true", help="convert colour images to gray")
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True,
+                   help="model directory written by 'psae fit' or psae.save()")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,10 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="train a model on a data set and write a model directory",
                        description="Train a sparse autoencoder on the training split of --data "
                                    "(normalised as in the paper unless --no-normalize) and "
-                                   "write a model directory (safetensors + JSON).")
-    _add_data_args(p)
+                                   "write a model directory (safetensors + JSON) holding the "
+                                   "autoencoder and its preprocessing.")
+    add_data_args(p)
     add_model_options(p)
-    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--out", required=True,
+                   help="model directory to write: new, empty, or an earlier psae model")
+    p.add_argument("--force", action="store_true",
+                   help="write into a directory that holds other files too (only psae's own "
+                        "files there are replaced)")
     p.add_argument("--no-normalize", action="store_true",
                    help="train on the data as given (skip the paper's normalisation)")
     p.add_argument("--distributed", action="store_true",
@@ -56,30 +60,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("encode", help="write the codes of a data set under a fitted model",
-                       description="Encode --data with a fitted model (one matrix multiply per "
-                                   "batch) and write the codes to .npy, .npz or .csv.")
-    p.add_argument("--model", required=True, help="model directory written by 'psae fit'")
-    _add_data_args(p)
-    p.add_argument("--split", default="test", choices=["train", "test"],
-                   help="which split to encode when the data has both (default test)")
+                       description="Encode --data with a fitted model (its preprocessing, then "
+                                   "one matrix multiply per batch) and write the codes to "
+                                   ".npy, .npz or .csv.")
+    _add_model_arg(p)
+    add_data_args(p)
+    p.add_argument("--split", default=None, choices=["train", "test"],
+                   help="which split to encode (default: test where the data has one, else "
+                        "train, which is then said)")
     p.add_argument("--out", required=True, help="output file: .npy, .npz or .csv")
 
-    p = sub.add_parser("evaluate", help="print RE, S, SSD, L0 statistics and CA of a model",
-                       description="Evaluate a fitted model on the test split of --data (or "
-                                   "all of it): reconstruction error, Hoyer sparseness, its "
-                                   "spread (SSD), per-sample L0 and dead units, and with labels "
-                                   "and a training split the softmax classification accuracy.")
-    p.add_argument("--model", required=True, help="model directory written by 'psae fit'")
-    _add_data_args(p)
+    p = sub.add_parser("evaluate", help="print a model's measures: RE, S, SSD, L0, CA",
+                       description="Evaluate a fitted model on the test split of --data (or, "
+                                   "where it has none, its training rows, which is then said): "
+                                   "reconstruction error, Hoyer sparseness, its spread (SSD), "
+                                   "per-sample L0 and dead units, and, with labels and both "
+                                   "splits, the softmax classification accuracy (CA).")
+    _add_model_arg(p)
+    add_data_args(p)
     p.add_argument("--threshold", type=float, default=None,
-                   help="|h| above this counts as active (default 0.01)")
+                   help="|h| above this counts as active (default: 0.01)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
 
     p = sub.add_parser("datasets", help="list known data sets, where they are looked for, and "
-                                        "which are present",
+                                        "which are present; download them",
                        description="List the data sets psae knows, the files each needs, the "
-                                   "directory searched and what is present there.")
-    p.add_argument("--data-dir", default=None)
+                                   "directory searched and what is present there; with "
+                                   "--download, fetch the missing ones from their official "
+                                   "sources (checksummed).")
+    p.add_argument("--data-dir", default=None,
+                   help="the data directory (default: $PSAE_DATA or a per-user dir)")
+    p.add_argument("--download", default=None, metavar="NAMES",
+                   help="comma-separated data sets to download into --data-dir "
+                        "(mnist, cifar10, optdigits)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("models", help="list the sparsity mechanisms (--penalty values)",
@@ -93,28 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args, need_test: bool = False):
-    from . import datasets
-
-    kw = {}
-    if args.label_column is not None:
-        kw["label_column"] = args.label_column
-    path = Path(args.data)
-    if path.suffix.lower() in (".npz", ".csv") and path.exists():
-        ds = datasets.load_arrays(path, **kw)
-        if args.limit or args.grayscale:
-            raise SystemExit("psae: --limit and --grayscale apply to named data sets only")
-        return ds
-    return datasets.load(args.data, root=args.data_dir, limit=args.limit,
-                         grayscale=args.grayscale)
-
-
+# ------------------------------------------------------------------------------------ fit
 def cmd_fit(args) -> int:
-    from . import bundle
+    from . import bundle, persistence
     from .estimator import SparseAutoencoder
     from .preprocessing import Normalizer
 
-    ds = _load(args)
+    if Path(args.out).exists() and not args.force:  # before training, not after
+        persistence.check_writable(args.out)
+    ds = load_data(args)
     model = SparseAutoencoder(**model_params(args), threads=args.threads or "auto",
                               verbose=not args.quiet)
     X = ds.X_train
@@ -132,78 +132,121 @@ def cmd_fit(args) -> int:
     else:
         model.fit(X)
     if rank == 0:
-        bundle.save_model(model, args.out, normalizer=normalizer,
-                          extra={"data": str(args.data), "source": str(ds.source)})
-        last = model.history_[-1]
+        extra = {"data": str(args.data), "source": str(ds.source),
+                 "label_column": ds.label_column}
+        bundle.save_model(model, args.out, normalizer=normalizer, extra=extra, force=args.force)
         print(json.dumps({"model": str(args.out), "penalty": model.penalty,
                           "n_components": model.n_components, "epochs": model.n_iter_,
-                          "final_loss": last["loss"],
+                          "final_loss": model.history_[-1]["loss"],
                           "seconds": round(model.fit_time_, 3)}))
     return 0
 
 
-def _transform_inputs(model_dir, X):
-    from .bundle import load_model
+# ------------------------------------------------------------------------------------ encode
+class _Loaded:
+    """A saved model with its preprocessing, applied to raw rows."""
 
-    model, normalizer = load_model(model_dir, with_normalizer=True)
-    if normalizer is not None:
-        X = normalizer.transform(X)
-    return model, X
+    def __init__(self, model_dir, data: str):
+        from . import persistence
+        from .bundle import load_model
+
+        self.dir, self.data = model_dir, data
+        self.model, self.normalizer = load_model(model_dir, with_normalizer=True)
+        self.extra = persistence.read_model(model_dir)[0].get("extra") or {}
+        if self.normalizer is None:
+            note(f"{model_dir} carries no preprocessing (saved without a Normalizer): its "
+                 "codes are taken of the data as given")
+
+    def prepare(self, X: np.ndarray) -> np.ndarray:
+        check_features(self.dir, self.model.n_features_in_, X, self.data, self.extra)
+        return X if self.normalizer is None else self.normalizer.transform(X)
+
+    def codes(self, X: np.ndarray) -> np.ndarray:
+        return self.model.transform(self.prepare(X))
 
 
 def cmd_encode(args) -> int:
     from .fileio import atomic_path, atomic_write
 
-    ds = _load(args)
-    X = ds.X_train if args.split == "train" or ds.X_test is None else ds.X_test
-    model, X = _transform_inputs(args.model, X)
     out = Path(args.out)
     suffix = out.suffix.lower()
+    if suffix not in (".npy", ".npz", ".csv"):
+        raise PsaeError(f"--out must end in .npy, .npz or .csv, got {out.name!r}")
+    ds = load_data(args)
+    X, _, _ = pick_split(ds, args.split, "encoding")
+    loaded = _Loaded(args.model, args.data)
+    Xn = loaded.prepare(X)
+    model = loaded.model
     if suffix == ".npy":
         with atomic_path(out, ".npy") as tmp:
             codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                               shape=(X.shape[0], model.n_components))
-            model.transform(X, out=codes)
+            model.transform(Xn, out=codes)
             codes.flush()
             del codes
-    elif suffix in (".npz", ".csv"):
+    else:
         import io
 
-        H = model.transform(X)
+        H = model.transform(Xn)
         buf = io.BytesIO()
         if suffix == ".npz":
             np.savez_compressed(buf, H=H)
         else:
             np.savetxt(buf, H, delimiter=",", fmt="%.7g")
         atomic_write(out, buf.getvalue())
-    else:
-        raise SystemExit(f"psae: --out must end in .npy, .npz or .csv, got {out.name!r}")
     print(json.dumps({"codes": str(out), "shape": [int(X.shape[0]), model.n_components]}))
     return 0
+
+
+# ------------------------------------------------------------------------------------ evaluate
+def _ca_inputs(ds, split: str):
+    """``(X_train, y_train, y, why_not)`` for CA: labels and both splits, or the reason."""
+    if ds.y_train is None:
+        return None, None, None, f"{ds.source} has no labels"
+    if split != "test":
+        return None, None, None, (f"{ds.source} has no test split (CA trains a classifier on "
+                                  "training codes and scores held-out ones)")
+    if ds.y_test is None:
+        return None, None, None, f"{ds.source} has no test labels"
+    return ds.X_train, ds.y_train, ds.y_test, None
+
+
+def _evaluate_rows(result: dict, t: float) -> list[tuple[str, str]]:
+    rows = [("samples", f"{result['n_samples']} ({result['split']} split)"),
+            ("RE", f"{result['RE']:.6f}")]
+    if result.get("S_note"):
+        rows += [("S", "undefined: " + result["S_note"]), ("SSD", "undefined")]
+    else:
+        rows += [("S", f"{result['S']:.4f}"), ("SSD", f"{result['SSD']:.4f}")]
+    rows += [("zero codes", str(result["zero_codes"])),
+             ("L0 mean [min, max]", f"{result['L0']['mean']:.2f} [{result['L0']['min']}, "
+                                    f"{result['L0']['max']}] at |h| > {t:g}"),
+             ("dead units", f"{100 * result['dead_units']:.1f}%"),
+             ("CA", f"{100 * result['CA']:.2f}%" if result.get("CA") is not None
+              else "not computed: " + result["CA_note"])]
+    return rows
 
 
 def cmd_evaluate(args) -> int:
     from . import metrics
 
-    ds = _load(args)
-    X_eval, y_eval = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
-    model, Xn = _transform_inputs(args.model, X_eval)
-    H = model.transform(Xn)
+    ds = load_data(args)
+    X, _, split = pick_split(ds, None, "measuring")
+    loaded = _Loaded(args.model, args.data)
+    Xn = loaded.prepare(X)
+    H = loaded.model.transform(Xn)
     t = metrics.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    labelled = ds.X_test is not None and ds.y_train is not None and ds.y_test is not None
-    H_train = model.transform(_transform_inputs(args.model, ds.X_train)[1]) if labelled else None
-    result = metrics.evaluate(Xn, H, model.inverse_transform(H), H_train=H_train,
-                              y_train=ds.y_train, y=ds.y_test if labelled else None, threshold=t)
+    X_train, y_train, y, why_not = _ca_inputs(ds, split)
+    result = metrics.evaluate(Xn, H, loaded.model.inverse_transform(H),
+                              H_train=None if why_not else loaded.codes(X_train),
+                              y_train=y_train, y=y, threshold=t)
+    result = {"split": split, **result}
     result.pop("L0_mean")
-    if "S_note" in result:
-        raise ValueError(result["S_note"])
-    rows = [("RE", f"{result['RE']:.6f}"), ("S", f"{result['S']:.4f}"),
-            ("SSD", f"{result['SSD']:.4f}"), ("zero codes", str(result["zero_codes"])),
-            ("L0 mean [min, max]", f"{result['L0']['mean']:.2f} [{result['L0']['min']}, "
-                                   f"{result['L0']['max']}] at |h| > {t:g}"),
-            ("dead units", f"{100 * result['dead_units']:.1f}%")]
-    if "CA" in result:
-        rows.append(("CA", f"{100 * result['CA']:.2f}%"))
+    if why_not:
+        result["CA"], result["CA_note"] = None, why_not
+    if result.get("S_note"):  # NaN is not JSON: say undefined instead
+        result["S"] = result["SSD"] = None
+    rows = _evaluate_rows(result, t)
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
@@ -216,9 +259,19 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ datasets
 def cmd_datasets(args) -> int:
     from . import datasets
 
+    if args.download:
+        for name in [n.strip() for n in args.download.split(",") if n.strip()]:
+            if name not in datasets.NAMES:
+                raise PsaeError(f"--download: unknown data set {name!r}; choose from "
+                                f"{', '.join(datasets.NAMES)}")
+            ds = datasets.load(name, root=args.data_dir, download=True)
+            print(f"{name}: {len(ds.X_train)} training and "
+                  f"{0 if ds.X_test is None else len(ds.X_test)} test samples in "
+                  f"{datasets.data_root(args.data_dir)}", file=sys.stderr)
     info = datasets.describe(args.data_dir)
     if args.json:
         print(json.dumps(info, indent=1, default=str))
@@ -244,8 +297,8 @@ def cmd_models(args) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "fit": cmd_fit, "encode": cmd_encode, "evaluate": cmd_evaluate,
-            "datasets": cmd_datasets}
+COMMANDS = {"models": cmd_models, "fit": cmd_fit, "encode": cmd_encode,
+            "evaluate": cmd_evaluate, "datasets": cmd_datasets}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError, FloatingPointError, TypeError) as e:
+    except (PsaeError, OSError) as e:
         print(f"psae {args.command}: error: {e}", file=sys.stderr)
         return 2
 

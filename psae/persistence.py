@@ -27,10 +27,11 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from ._version import __version__
+from .errors import ModelFormatError
 from .fileio import dir_mode, file_mode, fsync_dir, remove_stale, temp_prefix
 
 __all__ = ["ModelFormatError", "FORMAT_VERSION", "write_model", "read_model", "read_normalizer",
-           "is_model_dir", "check_shapes", "jsonable", "OWN_FILES"]
+           "is_model_dir", "check_shapes", "check_writable", "jsonable", "OWN_FILES"]
 
 FORMAT_VERSION = 1
 FORMAT = "psae.SparseAutoencoder"
@@ -38,11 +39,6 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 NORMALIZER = "normalizer.safetensors"
 OWN_FILES = (CONFIG, WEIGHTS, NORMALIZER)
-
-
-class ModelFormatError(ValueError):
-    """A model directory is missing, damaged, altered, from an incompatible version, or (on
-    save) a directory psae may not write into."""
 
 
 def _sha256(path: Path) -> str:
@@ -140,15 +136,9 @@ def _replace_own_files(tmp: Path, target: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str, np.ndarray], *,
-                normalizer: tuple[dict, Mapping[str, np.ndarray]] | None = None,
-                force: bool = False) -> Path:
-    """Write a model directory: ``config`` (JSON-able) and ``arrays`` (the autoencoder's
-    tensors), optionally a normaliser's ``(params, arrays)``; returns the directory.
-
-    A directory that holds files psae did not write is refused (:class:`ModelFormatError`)
-    unless ``force``; with ``force`` only psae's own files in it are replaced.
-    """
+def check_writable(path: str | os.PathLike[str], force: bool = False) -> None:
+    """Raise :class:`ModelFormatError` if saving to ``path`` would be refused (so that a long
+    fit can be refused before it starts rather than after)."""
     target = Path(path).expanduser().absolute()
     if target.exists() and not target.is_dir():
         raise ModelFormatError(f"{target} exists and is not a directory")
@@ -160,12 +150,27 @@ def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str,
             f"{target} is not empty and holds files psae did not write ({shown}); choose a new "
             "or empty directory, or pass --force (force=True) to write the model there, "
             "replacing only psae's own files")
+
+
+def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str, np.ndarray], *,
+                normalizer: tuple[dict, Mapping[str, np.ndarray]] | None = None,
+                force: bool = False) -> Path:
+    """Write a model directory: ``config`` (JSON-able) and ``arrays`` (the autoencoder's
+    tensors), optionally a normaliser's ``(params, arrays)``; returns the directory.
+
+    A directory that holds files psae did not write is refused (:class:`ModelFormatError`)
+    unless ``force``; with ``force`` only psae's own files in it are replaced.
+    """
+    check_writable(path, force)
+    target = Path(path).expanduser().absolute()
+    # the working directory (--out .) is never swapped out from under the process
+    in_place = target.is_dir() and (_foreign(target) or Path.cwd().is_relative_to(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(target)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_prefix(target.name)))
     try:
         _write_files(tmp, config, arrays, normalizer)
-        if foreign:
+        if in_place:
             _replace_own_files(tmp, target)
         else:
             _swap_in(tmp, target)

@@ -54,3 +54,14 @@ def test_encode_speed_smoke():
     for key in ("ca_psae", "ca_omp", "ca_dl"):
         assert out[key] <= 1.0
     assert out["omp_n_nonzero_coefs"] >= 1
+
+
+def test_contention_smoke():
+    out = run_smoke("contention.py")
+    assert positive(out["cores"]) and out["busy"] in ("spin", "torch")
+    for job in out["jobs"].values():
+        for condition in ("alone", "busy"):
+            row = job[condition]
+            assert positive(row["default_over_best"])
+            assert {"default", "1"} <= row["seconds"].keys()
+            assert all(positive(v) for v in row["seconds"].values())

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from psae import SparseAutoencoder
+import psae
 from psae.cli import main
 
 
@@ -27,7 +27,7 @@ def test_fit_encode_evaluate(tmp_path, npz, capsys):
                  "--epochs", "20,10,10,10", "--quiet", "--device", "cpu"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["epochs"] == 50 and summary["penalty"] == "sql0"
-    model = SparseAutoencoder.load(model_dir)
+    model = psae.load(model_dir)[-1]  # the autoencoder of the saved pipeline
     assert model.n_components == 40 and model.sigmas == (1.0, 0.5, 0.2, 0.1)
 
     codes = tmp_path / "codes.npy"
@@ -58,9 +58,9 @@ def test_fit_penalty_options(tmp_path, npz, capsys):
         assert main(["fit", "--data", str(npz), "--out", str(out), "--penalty", pen,
                      "--n-components", "10", "--epochs", "4", "--quiet", "--device", "cpu",
                      *extra]) == 0
-        m = SparseAutoencoder.load(out)
+        m = psae.load(out)[-1]
         assert m.penalty == pen
-    assert SparseAutoencoder.load(tmp_path / "kl").rho == 0.1
+    assert psae.load(tmp_path / "kl")[-1].rho == 0.1
 
 
 def test_threads_option(tmp_path, npz, capsys):
@@ -83,7 +83,7 @@ def test_csv_input(tmp_path, capsys):
     np.savetxt(csv, X, delimiter=",")
     assert main(["fit", "--data", str(csv), "--out", str(tmp_path / "m"), "--n-components", "4",
                  "--epochs", "4", "--quiet", "--device", "cpu"]) == 0
-    assert SparseAutoencoder.load(tmp_path / "m").n_features_in_ == 6
+    assert psae.load(tmp_path / "m")[-1].n_features_in_ == 6
 
 
 def test_bad_input_is_a_clear_error(tmp_path, npz, capsys):
@@ -116,3 +116,20 @@ def test_help_texts():
         sub = subprocess.run([sys.executable, "-m", "psae", cmd, "--help"], capture_output=True,
                              text=True, check=True).stdout
         assert "usage: psae " + cmd in sub and len(sub) > 200
+
+
+def test_datasets_download_fetches_checks_and_places_the_files(tmp_path, monkeypatch, capsys):
+    """The documented data step of a fresh machine, against a file:// mirror of the shared data
+    (the same code path as the official URLs: fetch, checksum against the published digests,
+    atomic rename)."""
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    monkeypatch.setenv("PSAE_MIRROR", shared.as_uri())
+    root = tmp_path / "data"
+    assert main(["datasets", "--download", "optdigits,mnist", "--data-dir", str(root)]) == 0
+    assert (root / "optdigits" / "optdigits.tra").is_file()
+    assert (root / "mnist" / "train-images-idx3-ubyte.gz").is_file()
+    listing = capsys.readouterr().out
+    assert "optdigits  present" in listing and "mnist      present" in listing
+    assert main(["datasets", "--download", "bogus", "--data-dir", str(root)]) == 2

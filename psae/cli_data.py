@@ -1,0 +1,97 @@
+"""The command line's data options: which data, which split, and what to tell the user.
+
+Every command reads ``--data`` through :func:`psae.datasets.load` (names and files alike), says
+what the loader noticed (the label column it took, a missing test split), and refuses options
+that would have no effect instead of ignoring them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from .errors import InputError, ParameterError
+
+__all__ = ["add_data_args", "load_data", "pick_split", "check_features", "note"]
+
+
+def note(text: str) -> None:
+    """One line for the user on stderr (stdout carries the command's JSON)."""
+    print(f"psae: note: {text}", file=sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True,
+                   help="a data-set name (mnist, cifar10, optdigits, digits) or a path: .npz "
+                        "(X, y or X_train, y_train, X_test, y_test), .csv, an image folder "
+                        "(train/<class>/*.png) or its .tar/.tar.gz/.zip")
+    p.add_argument("--data-dir", default=None,
+                   help="where named data sets live (default: $PSAE_DATA or a per-user dir); "
+                        "decoded arrays are cached in DATA_DIR/.cache or $PSAE_CACHE")
+    p.add_argument("--label-column", default="auto",
+                   help="for .csv input: the label column, as an index (negative counts from "
+                        "the end), a header name, 'auto' (a column named label, target, class "
+                        "or y) or 'none' (default: auto)")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="keep a stratified subset of at most this many training samples (and "
+                        "test samples in proportion) (default: all)")
+    p.add_argument("--grayscale", action="store_true",
+                   help="convert colour images to gray (an error for data without colour)")
+
+
+def load_data(args):
+    """The :class:`~psae.datasets.Dataset` that ``--data`` and its options describe."""
+    from . import datasets
+    from .datasets.finish import GRAY_NOTE
+
+    label = datasets.parse_label_column(args.label_column)
+    if label != "auto" and not str(args.data).lower().endswith(".csv"):
+        raise ParameterError(f"--label-column applies to .csv files only, not to {args.data}")
+    ds = datasets.load(args.data, root=args.data_dir, limit=args.limit,
+                       grayscale=args.grayscale, label_column=label)
+    if args.grayscale and GRAY_NOTE not in ds.notes:
+        raise ParameterError(f"--grayscale: {args.data} has no colour images to convert")
+    for text in ds.notes:
+        if text != GRAY_NOTE and "X_test is None" not in text:
+            note(text)
+    return ds
+
+
+def pick_split(ds, split: str | None, purpose: str):
+    """``(X, y, name)`` of the split to use: ``split`` ("train"/"test") or, when None, the test
+    split where there is one; a missing test split is said, never papered over."""
+    if split == "test" and ds.X_test is None:
+        raise ParameterError(f"--split test: {ds.source} has no test split (only "
+                             f"{len(ds.X_train)} training rows); use --split train")
+    if split == "train" or ds.X_test is None:
+        if split is None:
+            note(f"{ds.source} has no test split: {purpose} its {len(ds.X_train)} training rows")
+        return ds.X_train, ds.y_train, "train"
+    return ds.X_test, ds.y_test, "test"
+
+
+def check_features(model_dir, n_features_in: int, X: np.ndarray, data: str, extra: dict
+                   ) -> None:
+    """A clear error, with a hint, when ``X`` has not the model's number of features."""
+    d = X.shape[1]
+    if d == n_features_in:
+        return
+    hint = ""
+    if d == n_features_in + 1 and str(data).lower().endswith(".csv"):
+        hint = (" One extra column: is it the label? Name it with --label-column"
+                + (f" (the model was trained with label column {extra['label_column']!r})"
+                   if extra.get("label_column") is not None else "") + ".")
+    raise InputError(f"{data} has {d} features per sample but the model in {model_dir} was "
+                     f"trained on {n_features_in}.{hint}")
