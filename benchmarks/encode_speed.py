@@ -131,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     psae_s = median_seconds(lambda: model.transform(Xte), args.repeats)
     psae_rate = Xte.shape[0] / psae_s
     psae_timed_s = median_seconds(lambda: model.transform(Xte[:n_timed]), args.repeats)
+    # the same fitted model's transform in each precision, interleaved round by round
+    rounds: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(max(3, args.repeats)):
+        for p in rounds:
+            model.set_params(precision=p)
+            rounds[p].append(median_seconds(lambda: model.transform(Xte), 1))
+    model.set_params(precision="auto")
+    t32, t16 = (float(np.median(rounds[p])) for p in ("fp32", "bf16"))
+    log(f"transform fp32 {Xte.shape[0] / t32:.0f}/s, bf16 {Xte.shape[0] / t16:.0f}/s")
     l0 = metrics.l0_stats(H_te)
     k = max(1, int(round(l0["mean"])))
     ca_psae = metrics.classification_accuracy(model.transform(Xtr[:n_ca]), ytr[:n_ca],
@@ -183,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_vs_dict_learning": psae_rate / dl_rate,
         "psae_samples_per_s": psae_rate,
         "psae_samples_per_s_timed_subset": n_timed / psae_timed_s,
+        "precision": getattr(model, "precision_", None),
+        "fp32_samples_per_s": Xte.shape[0] / t32,
+        "bf16_samples_per_s": Xte.shape[0] / t16,
+        "bf16_speedup_vs_fp32": t32 / t16,
         "omp_samples_per_s": omp_rate,
         "dl_samples_per_s": dl_rate,
         "mean_l0": l0["mean"],

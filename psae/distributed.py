@@ -58,6 +58,16 @@ class Comm:
             t /= self.world
         return t
 
+    def average_gradients(self, module: torch.nn.Module) -> None:
+        """Average ``.grad`` over the ranks (what DDP does for an autograd backward pass; the
+        hand-derived step of :mod:`psae.fused` calls it itself)."""
+        if self.world == 1:
+            return
+        for p in module.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= self.world
+
     def shared_seed(self, seed: int | None) -> int:
         """``seed``, or when None a fresh one drawn on rank 0 and shared, so that every rank
         draws the same initialisation and shuffles."""

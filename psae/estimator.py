@@ -18,6 +18,7 @@ from .distributed import Comm
 from .errors import InputError, ModelFormatError, ParameterError, TrainingCollapsedError
 from .network import ACTIVATIONS, Activation, Autoencoder
 from .objective import Objective
+from .precision import resolve_precision
 from .streaming import check_streamed, is_streamed
 from .threads import ThreadTuner, plan_threads
 from .trainer import Trainer, TrainingDivergedError
@@ -151,6 +152,12 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         The output layer g.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {{"auto", "fp32", "bf16"}}, default="auto"
+        Where the matrix products of ``fit`` and ``transform`` run: ``"bf16"`` in bfloat16 with
+        float32 results, master weights, optimiser state and loss sums (4-5x the float32
+        matrix speed on CPUs with AMX or AVX512-BF16, and on GPU tensor cores); ``"auto"``
+        picks bf16 where the hardware runs it natively, else ``"fp32"``. The choice made is
+        ``precision_``.
     threads : int or "auto", default="auto"
         CPU threads for ``fit``. ``"auto"``: one for small problems; for large ones the faster
         of one and all of torch's threads, re-measured while training (on a machine shared
@@ -173,6 +180,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         One record per σ stage: sigma, epochs, final loss.
     n_iter_ : int
         Epochs run.
+    precision_ : {{"fp32", "bf16"}}
+        The precision ``fit`` ran in.
     """
 
     def __init__(
@@ -191,6 +200,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         encoder_activation: str = "sigmoid",
         decoder_activation: str = "sigmoid",
         device: str = "auto",
+        precision: str = "auto",
         threads: int | str = "auto",
         random_state=None,
         verbose: bool = False,
@@ -209,6 +219,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.encoder_activation = encoder_activation
         self.decoder_activation = decoder_activation
         self.device = device
+        self.precision = precision
         self.threads = threads
         self.random_state = random_state
         self.verbose = verbose
@@ -234,7 +245,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         _check_sigmas(self.sigmas)
         if self.threads != "auto":
             _check_number("threads", self.threads, integer=True)
-        resolve_device(self.device)
+        resolve_precision(self.precision, resolve_device(self.device), warn=False)
         if self.solver not in ("adam", "lbfgs"):
             raise ParameterError(f"unknown solver {self.solver!r}; choose 'adam' or 'lbfgs'")
         for name in ("encoder_activation", "decoder_activation"):
@@ -310,10 +321,11 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         n_threads, tune = plan_threads(
             self.threads, 10.0 * batches.batch_size * X.shape[1] * self.n_components, device)
         torch.set_num_threads(n_threads)
+        self.precision_ = resolve_precision(self.precision, device)
         trainer = Trainer(module, Objective(self.mechanism, settings),
                           lr=self._learning_rate(X.shape[1]), solver=self.solver,
                           weight_decay=float(self.weight_decay), comm=comm,
-                          progress=bool(self.verbose),
+                          progress=bool(self.verbose), precision=self.precision_,
                           tuner=ThreadTuner(n_threads) if tune else None)
         self.device_ = str(device)
         t0 = time.perf_counter()
@@ -377,11 +389,14 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return validated(self, X, dtype=[np.float64, np.float32], reset=False)
 
     def _apply(self, X, weight, bias, post, out=None, batch=TRANSFORM_BATCH):
-        """``post(X Wᵀ + b)`` batch by batch, into ``out`` (allocated when None)."""
+        """``post(X Wᵀ + b)`` batch by batch, into ``out`` (allocated when None); float32 input
+        multiplies in this model's precision, float64 input in float64."""
         device = resolve_device(self.device)
         dtype = torch.float64 if np.dtype(getattr(X, "dtype", np.float32)) == np.float64 \
             else torch.float32
-        W = torch.as_tensor(weight).to(device=device, dtype=dtype)
+        bf16 = dtype == torch.float32 and \
+            resolve_precision(self.precision, device, warn=False) == "bf16"
+        W = torch.as_tensor(weight).to(device=device, dtype=torch.bfloat16 if bf16 else dtype)
         b = torch.as_tensor(bias).to(device=device, dtype=dtype)
         n = X.shape[0]
         if out is None:
@@ -394,8 +409,9 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 rows = np.asarray(X[s:s + batch])
                 if not rows.flags.writeable:
                     rows = rows.copy()
-                xb = torch.from_numpy(rows).to(device=device, dtype=dtype)
-                out[s:s + batch] = post(torch.addmm(b, xb, W.t())).cpu().numpy()
+                xb = torch.from_numpy(rows).to(device=device, dtype=W.dtype)
+                a = torch.mm(xb, W.t()).float().add_(b) if bf16 else torch.addmm(b, xb, W.t())
+                out[s:s + batch] = post(a).cpu().numpy()
         return out
 
     def transform(self, X, out=None):
@@ -448,7 +464,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                   "n_features_in": int(self.n_features_in_),
                   "history": getattr(self, "history_", []),
                   "stages": getattr(self, "stages_", []),
-                  "fit_time": getattr(self, "fit_time_", None)}
+                  "fit_time": getattr(self, "fit_time_", None),
+                  "precision": getattr(self, "precision_", None)}
         if hasattr(self, "feature_names_in_"):
             config["feature_names_in"] = [str(n) for n in self.feature_names_in_]
         return config, arrays
@@ -484,6 +501,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         model.n_iter_ = len(model.history_)
         if config.get("fit_time") is not None:
             model.fit_time_ = config["fit_time"]
+        if config.get("precision") is not None:
+            model.precision_ = config["precision"]
         return model
 
     def save(self, path) -> None:

@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from .errors import ParameterError
+from .precision import Linear
 
-__all__ = ["ACTIVATIONS", "Activation", "Autoencoder", "Forward", "activation"]
+__all__ = ["ACTIVATIONS", "Activation", "Autoencoder", "Forward", "activation",
+           "derivative_from_output"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "softplus", "identity")
 
@@ -27,6 +29,21 @@ def activation(name: str):
     if name not in table:
         raise ParameterError(f"unknown activation {name!r}; choose one of {ACTIVATIONS}")
     return table[name]
+
+
+def derivative_from_output(name: str, out: torch.Tensor) -> torch.Tensor:
+    """``f'(a)`` written in terms of ``out = f(a)``, for the hand-derived training step."""
+    if name == "sigmoid":
+        return out * (1.0 - out)
+    if name == "tanh":
+        return 1.0 - out.square()
+    if name == "relu":
+        return (out > 0).to(out.dtype)
+    if name == "softplus":  # out = log(1 + e^a), f'(a) = sigmoid(a) = 1 − e^(−out)
+        return -torch.expm1(-out)
+    if name == "identity":
+        return torch.ones_like(out)
+    raise ValueError(f"unknown activation {name!r}; choose one of {ACTIVATIONS}")
 
 
 class Activation(nn.Module):
@@ -56,7 +73,9 @@ class Forward(NamedTuple):
 class Autoencoder(nn.Module):
     """``h = code(x W1ᵀ + b1)``, ``y = g(h W2ᵀ + b2)`` with W1: (M, D) and W2: (D, M), eq. (2).
 
-    ``code`` is the code layer (an :class:`Activation`, or a sparse layer such as TopK).
+    ``code`` is the code layer (an :class:`Activation`, or a sparse layer such as TopK);
+    ``precision="bf16"`` runs both products in bf16 with float32 results
+    (:class:`psae.precision.Linear`).
     Weights start uniform in ``±sqrt(6 / (D + M + 1))`` (the usual choice for sigmoid
     autoencoders), biases at zero.
     """
@@ -69,8 +88,10 @@ class Autoencoder(nn.Module):
         decoder_activation: str = "sigmoid",
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
+        precision: str = "fp32",
     ):
         super().__init__()
+        self.precision = precision
         D, M = n_features, n_components
         r = math.sqrt(6.0 / (D + M + 1))
 
@@ -85,9 +106,14 @@ class Autoencoder(nn.Module):
         self.decoder_activation = decoder_activation
         self.g = activation(decoder_activation)
 
+    def _linear(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.precision == "bf16":
+            return Linear.apply(b, x, W)
+        return torch.addmm(b, x, W.t())
+
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """``a = W1 x + b1``: the one matrix multiply of encoding."""
-        return torch.addmm(self.b1, x, self.W1.t())
+        return self._linear(x, self.W1, self.b1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes ``h = code(W1 x + b1)``."""
@@ -95,7 +121,7 @@ class Autoencoder(nn.Module):
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``y = g(W2 h + b2)``."""
-        return self.g(torch.addmm(self.b2, h, self.W2.t()))
+        return self.g(self._linear(h, self.W2, self.b2))
 
     def forward(self, x: torch.Tensor) -> Forward:
         a = self.pre_activation(x)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .batches import StreamedBatches, TensorBatches
 from .distributed import SINGLE, Comm
 from .errors import ParameterError, TrainingDivergedError
+from .fused import fusable, fused_gradients
 from .network import Autoencoder
 from .objective import Objective
 from .threads import ThreadTuner
@@ -48,7 +49,8 @@ class Trainer:
     batch); ``fit`` runs the σ stages over epochs of batches and returns the per-epoch history.
     ``comm`` carries data parallelism (:class:`~psae.distributed.Comm`); only its main rank
     shows progress. ``tuner`` (a :class:`~psae.threads.ThreadTuner`) keeps the faster CPU
-    thread count.
+    thread count. ``precision`` ("fp32" or "bf16") is where the matrix products run; ``fused``
+    takes the hand-derived step of :mod:`psae.fused` (default: wherever it applies).
     """
 
     def __init__(
@@ -63,6 +65,8 @@ class Trainer:
         progress: bool = False,
         on_epoch_end: Callable[[dict], None] | None = None,
         tuner: ThreadTuner | None = None,
+        precision: str = "fp32",
+        fused: bool | None = None,
     ):
         if solver not in ("adam", "lbfgs"):
             raise ParameterError(f"unknown solver {solver!r}; choose 'adam' or 'lbfgs'")
@@ -73,6 +77,10 @@ class Trainer:
         self.progress = progress and comm.is_main
         self.on_epoch_end = on_epoch_end
         self.tuner = tuner
+        self.precision = precision
+        module.precision = precision
+        # the hand-derived step where it applies (None: decide), else autograd
+        self.fused = fusable(module, objective, solver) if fused is None else fused
         self.history: list[dict] = []
         self.optimizer: torch.optim.Optimizer | None = None
         self.stage, self.sigma = 0, None
@@ -121,6 +129,12 @@ class Trainer:
             opt.step(closure)
             # an iteration's first evaluation is at its starting point, not a line-search trial
             return evals[0]
+        if self.fused:
+            terms = fused_gradients(self.module, self.objective, x, sigma, self.precision,
+                                    self.weight_decay)
+            self.comm.average_gradients(self.module)
+            opt.step()
+            return terms
         opt.zero_grad(set_to_none=True)
         total, recon, sparse = self.loss(x, sigma)
         total.backward()

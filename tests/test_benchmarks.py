@@ -43,13 +43,18 @@ def test_train_throughput_smoke():
             assert positive(row[key]), (key, row[key])
         assert all(positive(v) for v in row["breakdown_ms"].values())
         assert all(positive(v) for v in row["variants_ratio_to_mm"].values())
+        for key in ("fit_step_ms", "fit_ratio_to_bf16_mm", "speedup_vs_fp32_fit", "step_ms",
+                    "ratio_to_bf16_mm", "mm_gflops"):
+            assert positive(row["bf16"][key]), (key, row["bf16"].get(key))
+        assert row["fused_grad_max_rel_error"] < 1e-4
 
 
 def test_encode_speed_smoke():
     out = run_smoke("encode_speed.py")
     for key in ("speedup_vs_omp", "speedup_vs_dict_learning", "psae_samples_per_s",
                 "omp_samples_per_s", "dl_samples_per_s", "mean_l0", "ca_psae", "ca_omp",
-                "ca_dl", "n_train", "n_test_timed"):
+                "ca_dl", "n_train", "n_test_timed", "bf16_speedup_vs_fp32", "fp32_samples_per_s",
+                "bf16_samples_per_s"):
         assert positive(out[key]), (key, out.get(key))
     for key in ("ca_psae", "ca_omp", "ca_dl"):
         assert out[key] <= 1.0

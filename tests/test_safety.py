@@ -101,8 +101,9 @@ def test_api_saved_pipeline_and_bare_model_through_the_cli(npz, tmp_path, capsys
     psae.save(model, tmp_path / "pipe")
     assert main(["encode", "--model", str(tmp_path / "pipe"), "--data", str(npz), "--out",
                  str(tmp_path / "a.npy")]) == 0
-    np.testing.assert_allclose(np.load(tmp_path / "a.npy"), model.transform(d["X_test"]),
-                               atol=1e-6)
+    # the CLI reads float32, like this (float64 input would take the exact float64 path)
+    np.testing.assert_allclose(np.load(tmp_path / "a.npy"),
+                               model.transform(d["X_test"].astype(np.float32)), atol=1e-6)
     capsys.readouterr()
     model[-1].save(tmp_path / "bare")  # the autoencoder alone: no preprocessing
     assert main(["encode", "--model", str(tmp_path / "bare"), "--data", str(npz), "--out",

@@ -3,6 +3,8 @@ from a Bernoulli target ρ."""
 
 from __future__ import annotations
 
+import torch
+
 from ..penalties import kl_penalty
 from .mechanism import Mechanism
 
@@ -12,6 +14,17 @@ def _penalty(h, sigma, settings, **extra):
     return kl_penalty(h, float(settings["rho"]))
 
 
+def _grad(h, sigma, settings, eps: float = 1e-6):
+    """``Σ_i KL(ρ ‖ ρ̂_i)`` and its gradient ``(−ρ/ρ̂_i + (1−ρ)/(1−ρ̂_i)) / N`` (zero where ρ̂
+    is clamped to [eps, 1 − eps], as the clamp's own derivative is)."""
+    rho = float(settings["rho"])
+    mean = h.mean(dim=0)
+    q = mean.clamp(eps, 1.0 - eps)
+    value = (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum()
+    d = ((1 - rho) / (1 - q) - rho / q) * ((mean >= eps) & (mean <= 1 - eps))
+    return value, (d / h.shape[0]).expand_as(h)
+
+
 KL = Mechanism(
     name="kl", label="SAE+Ber",
     summary="KL/Bernoulli-penalised autoencoder (SAE+Ber)",
@@ -19,6 +32,7 @@ KL = Mechanism(
     params=("beta", "rho"),
     defaults={"beta": 0.01},
     penalty=_penalty,
+    penalty_grad=_grad,
     weights=lambda s: (0.5, float(s["beta"])),
     grid=tuple({"beta": b, "rho": r} for b in (0.003, 0.01, 0.1) for r in (0.05, 0.1)),
     quick_grid=tuple({"beta": b, "rho": 0.05} for b in (0.01, 0.1)),

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..penalties import l1_penalty
 from .mechanism import Mechanism
 
 
 def _penalty(h, sigma, settings, **extra):
     return l1_penalty(h).mean()
+
+
+def _grad(h, sigma, settings):
+    """``mean_j ‖h_j‖₁`` and its gradient ``sign(h) / N``."""
+    return h.abs().sum() / h.shape[0], torch.sign(h).div_(h.shape[0])
 
 
 L1 = Mechanism(
@@ -18,6 +25,7 @@ L1 = Mechanism(
     # on scikit-learn's digits this gives clearly sparser codes than RAE; tune β for your data
     defaults={"beta": 0.003},
     penalty=_penalty,
+    penalty_grad=_grad,
     weights=lambda s: (0.5, float(s["beta"])),
     grid=tuple({"beta": b} for b in (1e-4, 3e-4, 1e-3, 3e-3)),
     quick_grid=tuple({"beta": b} for b in (1e-3, 3e-3)),

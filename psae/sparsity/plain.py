@@ -9,5 +9,6 @@ NONE = Mechanism(
     summary="plain autoencoder (RAE): reconstruction only",
     formula="(1/2N) Σ_j ‖x_j − y_j‖²",
     weights=lambda s: (0.5, 0.0),
+    penalty_grad=lambda h, sigma, settings: (h.new_zeros(()), None),
     key="rae",
 )

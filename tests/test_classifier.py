@@ -1,0 +1,32 @@
+"""The CA classifier solves scikit-learn's LogisticRegression problem, to convergence."""
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from psae import metrics
+from psae.classifier import SoftmaxClassifier
+
+
+def test_same_solution_as_scikit_learn_converged(digits):
+    Xtr, Xte, ytr, yte = digits
+    ours = SoftmaxClassifier(C=1.0, tol=1e-6).fit(Xtr, ytr)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, tol=1e-10, max_iter=20000))
+    ref.fit(Xtr, ytr)
+    assert ours.converged_
+    # the same convex problem: the same decision function, to solver tolerance
+    d_ours = ours.decision_function(Xte)
+    d_ref = ref.decision_function(Xte)
+    d_ours -= d_ours.mean(axis=1, keepdims=True)  # softmax is invariant to a shift per row
+    d_ref -= d_ref.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(d_ours, d_ref, atol=5e-3 * np.abs(d_ref).max())
+    assert np.mean(ours.predict(Xte) == ref.predict(Xte)) > 0.995
+
+
+def test_classification_accuracy_uses_it_and_labels_can_be_anything(digits):
+    Xtr, Xte, ytr, yte = digits
+    names = np.array([f"class-{v}" for v in range(10)])
+    ca = metrics.classification_accuracy(Xtr, names[ytr], Xte, names[yte])
+    assert 0.9 < ca <= 1.0
+    assert ca == metrics.classification_accuracy(Xtr, ytr, Xte, yte)

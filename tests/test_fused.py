@@ -1,0 +1,102 @@
+"""The hand-derived training step against autograd (the oracle), and the bf16 precision path."""
+
+import numpy as np
+import pytest
+import torch
+
+from psae import SparseAutoencoder, sparsity
+from psae.fused import fusable, fused_gradients
+from psae.network import Autoencoder
+from psae.objective import Objective
+from psae.precision import native_bf16, resolve_precision
+from psae.trainer import Trainer
+
+SETTINGS = {"lam": 7.0, "beta": 0.02, "rho": 0.1}
+
+
+def _pair(act, dec, dtype=torch.float64, seed=0):
+    def make():
+        return Autoencoder(12, 9, act, dec, generator=torch.Generator().manual_seed(seed),
+                           dtype=dtype)
+    return make(), make()
+
+
+@pytest.mark.parametrize("penalty", ["none", "l1", "kl", "sql0", "l0"])
+@pytest.mark.parametrize("act, dec", [("sigmoid", "sigmoid"), ("tanh", "identity"),
+                                      ("softplus", "sigmoid"), ("relu", "identity")])
+def test_fused_gradients_equal_autograd(penalty, act, dec):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(33, 12, generator=g, dtype=torch.float64) * 0.8 + 0.1
+    a, b = _pair(act, dec)
+    with torch.no_grad():  # move off the all-zero biases so every term is exercised
+        for m in (a, b):
+            m.b1.fill_(0.3)
+            m.b2.fill_(-0.2)
+    obj = Objective.of(penalty, **SETTINGS)
+    ref = Trainer(a, obj, weight_decay=1e-2)
+    total, recon, sparse = ref.loss(x, 0.4)
+    total.backward()
+    terms = fused_gradients(b, obj, x, 0.4, "fp32", weight_decay=1e-2)
+    torch.testing.assert_close(terms, torch.stack([total, recon, sparse]).detach(),
+                               rtol=1e-10, atol=1e-12)
+    for name in ("W1", "b1", "W2", "b2"):
+        torch.testing.assert_close(getattr(b, name).grad, getattr(a, name).grad, rtol=1e-9,
+                                   atol=1e-12, msg=f"{penalty} {act}/{dec} {name}")
+
+
+def test_every_paper_mechanism_is_fused_and_others_fall_back_to_autograd():
+    m = Autoencoder(4, 3)
+    for name in ("none", "l1", "kl", "sql0", "l0"):
+        assert fusable(m, Objective.of(name, **SETTINGS), "adam")
+        assert not fusable(m, Objective.of(name, **SETTINGS), "lbfgs")
+    toy = sparsity.Mechanism(name="toy2", label="t", summary="t", formula="t",
+                             penalty=lambda h, s, st, **e: h.sum(), weights=lambda s: (0.5, 1.0))
+    assert not fusable(m, Objective(toy, {}), "adam")
+
+
+def test_bf16_step_tracks_the_float32_step():
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(256, 784, generator=g) * 0.8 + 0.1
+    a, b = _pair("sigmoid", "sigmoid", torch.float32)
+    a = Autoencoder(784, 300, generator=torch.Generator().manual_seed(3))
+    b = Autoencoder(784, 300, generator=torch.Generator().manual_seed(3))
+    obj = Objective.of("sql0", lam=10.0)
+    t32 = fused_gradients(a, obj, x, 0.5, "fp32")
+    t16 = fused_gradients(b, obj, x, 0.5, "bf16")
+    torch.testing.assert_close(t16, t32, rtol=2e-2, atol=1e-3)
+    for name in ("W1", "W2"):
+        ga, gb = getattr(a, name).grad, getattr(b, name).grad
+        rel = float((ga - gb).norm() / ga.norm())
+        assert rel < 2e-2, (name, rel)
+        assert gb.dtype == torch.float32  # master weights and their gradients stay float32
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("PSAE_NATIVE_BF16", "0")
+    assert not native_bf16(cpu) and resolve_precision("auto", cpu) == "fp32"
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setenv("PSAE_NATIVE_BF16", "1")
+    assert resolve_precision("auto", cpu) == "bf16"
+
+
+def test_precision_is_chosen_stored_and_used_by_transform(monkeypatch, digits, tmp_path):
+    Xtr, Xte = digits[0], digits[1]
+    monkeypatch.setenv("PSAE_NATIVE_BF16", "0")
+    m32 = SparseAutoencoder(n_components=20, epochs=8, random_state=0, device="cpu").fit(Xtr)
+    assert m32.precision_ == "fp32"
+    monkeypatch.setenv("PSAE_NATIVE_BF16", "1")
+    m16 = SparseAutoencoder(n_components=20, epochs=8, random_state=0, device="cpu").fit(Xtr)
+    assert m16.precision_ == "bf16"
+    m16.save(tmp_path / "m")
+    assert SparseAutoencoder.load(tmp_path / "m").precision_ == "bf16"
+    H16, H32 = m16.transform(Xte), m32.transform(Xte)
+    assert H16.dtype == np.float32 and np.abs(H16 - H32).max() < 0.1
+    # float64 input keeps the float64 path, exactly
+    H64 = m16.transform(Xte.astype(np.float64))
+    assert H64.dtype == np.float64
+    fp32 = SparseAutoencoder.load(tmp_path / "m", device="cpu").set_params(precision="fp32")
+    assert not np.array_equal(fp32.transform(Xte), H16)  # bf16 encoding really ran
+    with pytest.raises(ValueError, match="precision"):
+        SparseAutoencoder(precision="fp16", device="cpu").fit(Xtr)
