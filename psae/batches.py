@@ -49,6 +49,11 @@ class TensorBatches:
                 idx = idx[self.comm.rank :: world]
             yield self.X.index_select(0, idx)
 
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Up to ``n`` random rows (for resampling dead units)."""
+        idx = torch.randperm(self.n_samples, generator=generator)[:n].to(self.X.device)
+        return self.X.index_select(0, idx)
+
     def full(self) -> torch.Tensor:
         """The whole (local) data set, for full-batch solvers."""
         if self.comm.world > 1:
@@ -99,6 +104,12 @@ class StreamedBatches:
         for c in torch.randperm(n_chunks, generator=generator).tolist():
             chunk = self._chunk(c)
             yield from TensorBatches(chunk, self.batch_size, self.comm).epoch(generator)
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Up to ``n`` random rows of one random chunk (for resampling dead units)."""
+        n_chunks = -(-self.n_samples // self.chunk_rows)
+        chunk = self._chunk(int(torch.randint(n_chunks, (1,), generator=generator)))
+        return TensorBatches(chunk, self.batch_size).sample(n, generator)
 
     def full(self) -> torch.Tensor:
         raise ParameterError(

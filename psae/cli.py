@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .reproduce.cli import add_parser as add_reproduce
 
     add_reproduce(sub)
+    from .explore.cli import add_parser as add_explore; add_explore(sub)  # noqa: E702, I001
     return parser
 
 
@@ -213,14 +214,15 @@ def _ca_inputs(ds, split: str):
 
 def _evaluate_rows(result: dict, t: float) -> list[tuple[str, str]]:
     rows = [("samples", f"{result['n_samples']} ({result['split']} split)"),
-            ("RE", f"{result['RE']:.6f}")]
+            ("RE", f"{result['RE']:.6f}"), ("FVU", f"{result['FVU']:.4f}")]
     if result.get("S_note"):
         rows += [("S", "undefined: " + result["S_note"]), ("SSD", "undefined")]
     else:
         rows += [("S", f"{result['S']:.4f}"), ("SSD", f"{result['SSD']:.4f}")]
     rows += [("zero codes", str(result["zero_codes"])),
-             ("L0 mean [min, max]", f"{result['L0']['mean']:.2f} [{result['L0']['min']}, "
-                                    f"{result['L0']['max']}] at |h| > {t:g}"),
+             ("L0 mean ± std [min, max]", f"{result['L0']['mean']:.2f} ± "
+                                          f"{result['L0']['std']:.2f} [{result['L0']['min']}, "
+                                          f"{result['L0']['max']}] at |h| > {t:g}"),
              ("dead units", f"{100 * result['dead_units']:.1f}%"),
              ("CA", f"{100 * result['CA']:.2f}%" if result.get("CA") is not None
               else "not computed: " + result["CA_note"])]
@@ -242,6 +244,7 @@ def cmd_evaluate(args) -> int:
                               y_train=y_train, y=y, threshold=t)
     result = {"split": split, **result}
     result.pop("L0_mean")
+    result.pop("L0_std")
     if why_not:
         result["CA"], result["CA_note"] = None, why_not
     if result.get("S_note"):  # NaN is not JSON: say undefined instead

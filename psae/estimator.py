@@ -16,8 +16,11 @@ from . import persistence, sparsity
 from .batches import make_batches
 from .distributed import Comm
 from .errors import InputError, ModelFormatError, ParameterError, TrainingCollapsedError
-from .network import ACTIVATIONS, Activation, Autoencoder
+from .metrics import DEFAULT_THRESHOLD
+from .monitor import FiringTracker, L0Controller
+from .network import Activation, Autoencoder
 from .objective import Objective
+from .params import resolve_device, stage_epochs, validate
 from .precision import resolve_precision
 from .streaming import check_streamed, is_streamed
 from .threads import ThreadTuner, plan_threads
@@ -26,77 +29,13 @@ from .validation import check_finite, validated
 
 __all__ = ["SparseAutoencoder", "resolve_device"]
 
+_CODE_PREFIX = "code."
+
 TRANSFORM_BATCH = 8192
 COLLAPSE_SPREAD = 1e-6
 """A fit whose every unit varies by at most this much across training inputs has collapsed."""
 _WEIGHTS = ("encoder_weight_", "encoder_bias_", "decoder_weight_", "decoder_bias_")
 _TENSORS = ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None picks CUDA when available, else the CPU; ``"cpu"``, ``"cuda"`` and
-    ``"cuda:N"`` are checked against what this machine has."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ParameterError(f"device {device!r} is not one psae can use; choose 'auto', "
-                             "'cpu', 'cuda' or 'cuda:N'")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ParameterError(f"device {device!r} was asked for but CUDA is not available "
-                                 "on this machine; use 'cpu' or 'auto'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ParameterError(f"device {device!r}: this machine has "
-                                 f"{torch.cuda.device_count()} CUDA device(s)")
-    return dev
-
-
-def _stage_epochs(epochs, n_stages: int) -> list[int]:
-    """Split ``epochs`` over the stages: an int is a total spread evenly (earlier stages get the
-    remainder); a sequence gives each stage's count."""
-    if isinstance(epochs, numbers.Integral) and not isinstance(epochs, bool):
-        if epochs < 1:
-            raise ParameterError(f"epochs must be at least 1, got {epochs}")
-        if epochs < n_stages:
-            raise ParameterError(f"epochs={epochs} is fewer than the {n_stages} sigma stages "
-                                 "(give at least one epoch per stage)")
-        base, extra = divmod(int(epochs), n_stages)
-        return [base + (k < extra) for k in range(n_stages)]
-    counts = list(epochs)
-    if len(counts) != n_stages or not all(
-        isinstance(c, numbers.Integral) and c >= 1 for c in counts
-    ):
-        raise ParameterError(
-            f"epochs must be a positive int or {n_stages} positive ints (one per sigma stage), "
-            f"got {epochs!r}"
-        )
-    return [int(c) for c in counts]
-
-
-def _check_number(name, value, strict=True, integer=False) -> None:
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    ok = ok and (value > 0 if strict else value >= 0) and np.isfinite(value)
-    if not ok:
-        what = "an integer" if integer else "a number"
-        raise ParameterError(f"{name} must be {what} {'> 0' if strict else '>= 0'}, got {value!r}")
-
-
-def _check_sigmas(sigmas) -> None:
-    try:
-        sig = np.asarray(sigmas, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        sig = np.array([np.nan])
-    if np.ndim(sigmas) != 1 or sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
-        raise ParameterError(f"sigmas must be a non-empty sequence of positive numbers, "
-                         f"got {sigmas!r}")
-    if np.any(np.diff(sig) >= 0):
-        raise ParameterError(f"sigmas must be strictly decreasing (graduated non-convexity), "
-                         f"got {tuple(sigmas)}")
 
 
 def _penalty_table() -> str:
@@ -133,6 +72,24 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     sigmas : tuple of float, default=(1.0, 0.5, 0.2, 0.1)
         Strictly decreasing σ schedule of graduated non-convexity (eq. 3, 7); each stage starts
         from the parameters the previous one ended with. Used by ``"sql0"`` and ``"l0"`` only.
+    k : int or None, default=None
+        Active units per sample of ``"topk"`` (per sample on average for ``"batchtopk"``);
+        None: ``max(1, n_components // 20)``.
+    encode_k : int or None, default=None
+        ``"topk"`` only: units kept when encoding after training (Makhzani & Frey took
+        classification features with a larger k than they trained with); None: ``k``.
+    target_l0 : float or None, default=None
+        Penalised models: steer the penalty's knob (λ, β, or KL's ρ) during training so that
+        the mean number of active units per sample (|h| > 0.01) approaches this target: damped
+        steps on its logarithm from the training batches' L0, waiting while L0 is still on its
+        way (σ models steer in their last stages, σ ≤ 2·σ_final). It steers to the end: frozen
+        earlier, L0 kept drifting past the target (the model answers a weight change slowly).
+        The knob starts at the given ``lam``/``beta``/``rho``: a start near the right value
+        (from a shorter fit, say) lands closer. The final weight is ``penalty_weight_``; the
+        training L0 reached, ``history_[-1]["l0"]``.
+    bandwidth : float or None, default=None
+        ``"jumprelu"``/``"sqjumprelu"``: width ε of the straight-through estimator's kernel;
+        None: 0.05.
     epochs : int or tuple of int, default=100
         Total epochs, spread evenly over the σ stages, or one count per stage. Penalties
         without σ train for the total, so every model gets the same budget.
@@ -146,10 +103,21 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Samples per mini-batch (the global batch under data parallelism).
     weight_decay : float, default=0.0
         Adds ``(weight_decay/2)(‖W1‖² + ‖W2‖²)`` to the cost.
-    encoder_activation : {{"sigmoid", "tanh", "relu", "softplus", "identity"}}, default="sigmoid"
-        The code layer f of the paper's models.
-    decoder_activation : {{"sigmoid", "tanh", "relu", "softplus", "identity"}}, default="sigmoid"
-        The output layer g.
+    encoder_activation : {{"sigmoid", "tanh", "relu", "softplus", "identity"}} or None, \
+default=None
+        The code layer f of the paper's models; None: sigmoid. Models with a code layer of their
+        own (topk, batchtopk, jumprelu) take None only.
+    decoder_activation : {{"sigmoid", "tanh", "relu", "softplus", "identity"}} or None, \
+default=None
+        The output layer g; None: the mechanism's (sigmoid for the paper's models, identity
+        for topk, batchtopk, jumprelu).
+    revive : {{"auto", "auxk", "resample", "none"}}, default="auto"
+        What to do about dead units (silent for ``dead_window`` training samples): ``"auxk"``
+        trains them on the residual (TopK's auxiliary loss, weight 1/32, 2k units);
+        ``"resample"`` points them at poorly reconstructed inputs at each epoch's end;
+        ``"auto"``: auxk for topk/batchtopk, none for the rest.
+    dead_window : int, default=10000
+        Training samples without firing after which a unit counts as dead.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     precision : {{"auto", "fp32", "bf16"}}, default="auto"
@@ -182,6 +150,14 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Epochs run.
     precision_ : {{"fp32", "bf16"}}
         The precision ``fit`` ran in.
+    dead_fraction_ : float
+        Fraction of units that had not fired (|h| > 0.01) in the last ``dead_window``
+        training samples when training ended.
+    penalty_weight_ : float or None
+        The penalty weight trained with (λ or β; adapted when ``target_l0`` is set).
+    code_state_ : dict of ndarray
+        The code layer's own parameters and buffers (JumpReLU thresholds, BatchTopK's
+        inference threshold); empty for the paper's models.
     """
 
     def __init__(
@@ -192,13 +168,19 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         beta: float | None = None,
         rho: float = 0.05,
         sigmas: Sequence[float] = (1.0, 0.5, 0.2, 0.1),
+        k: int | None = None,
+        encode_k: int | None = None,
+        target_l0: float | None = None,
+        bandwidth: float | None = None,
         epochs: int | Sequence[int] = 100,
         solver: str = "adam",
         learning_rate: float | None = None,
         batch_size: int = 128,
         weight_decay: float = 0.0,
-        encoder_activation: str = "sigmoid",
-        decoder_activation: str = "sigmoid",
+        encoder_activation: str | None = None,
+        decoder_activation: str | None = None,
+        revive: str = "auto",
+        dead_window: int = 10000,
         device: str = "auto",
         precision: str = "auto",
         threads: int | str = "auto",
@@ -211,6 +193,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.beta = beta
         self.rho = rho
         self.sigmas = sigmas
+        self.k = k
+        self.encode_k = encode_k
+        self.target_l0 = target_l0
+        self.bandwidth = bandwidth
         self.epochs = epochs
         self.solver = solver
         self.learning_rate = learning_rate
@@ -218,6 +204,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.weight_decay = weight_decay
         self.encoder_activation = encoder_activation
         self.decoder_activation = decoder_activation
+        self.revive = revive
+        self.dead_window = dead_window
         self.device = device
         self.precision = precision
         self.threads = threads
@@ -231,27 +219,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return sparsity.get(self.penalty)
 
     def _validate_params(self) -> None:
-        self.mechanism  # noqa: B018 - raises for an unknown penalty
-        _check_number("n_components", self.n_components, integer=True)
-        _check_number("lam", self.lam, strict=False)
-        if self.beta is not None:
-            _check_number("beta", self.beta, strict=False)
-        if not (isinstance(self.rho, numbers.Real) and 0 < self.rho < 1):
-            raise ParameterError(f"rho must lie in (0, 1), got {self.rho!r}")
-        if self.learning_rate is not None:
-            _check_number("learning_rate", self.learning_rate)
-        _check_number("batch_size", self.batch_size, integer=True)
-        _check_number("weight_decay", self.weight_decay, strict=False)
-        _check_sigmas(self.sigmas)
-        if self.threads != "auto":
-            _check_number("threads", self.threads, integer=True)
-        resolve_precision(self.precision, resolve_device(self.device), warn=False)
-        if self.solver not in ("adam", "lbfgs"):
-            raise ParameterError(f"unknown solver {self.solver!r}; choose 'adam' or 'lbfgs'")
-        for name in ("encoder_activation", "decoder_activation"):
-            if getattr(self, name) not in ACTIVATIONS:
-                raise ParameterError(f"unknown {name} {getattr(self, name)!r}; "
-                                 f"choose one of {ACTIVATIONS}")
+        validate(self)
 
     def _settings(self) -> dict:
         """The parameters as the mechanism reads them, its defaults filled in."""
@@ -260,10 +228,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def _schedule(self) -> tuple[list[float | None], list[int]]:
         if self.mechanism.uses_sigma:
             sigmas = [float(s) for s in self.sigmas]
-            return sigmas, _stage_epochs(self.epochs, len(sigmas))
+            return sigmas, stage_epochs(self.epochs, len(sigmas))
         if isinstance(self.epochs, numbers.Integral):
-            return [None], _stage_epochs(self.epochs, 1)
-        return [None], [sum(_stage_epochs(self.epochs, len(self.epochs)))]
+            return [None], stage_epochs(self.epochs, 1)
+        return [None], [sum(stage_epochs(self.epochs, len(self.epochs)))]
 
     def _learning_rate(self, n_features: int) -> float:
         if self.learning_rate is not None:
@@ -272,8 +240,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     def _code_layer(self, settings: dict) -> torch.nn.Module:
         make = self.mechanism.code
-        return Activation(self.encoder_activation) if make is None else \
+        return Activation(self.encoder_activation or "sigmoid") if make is None else \
             make(self.n_components, settings)
+
+    @property
+    def _decoder(self) -> str:
+        return self.decoder_activation or self.mechanism.decoder
+
+    def _revive(self) -> str:
+        return self.mechanism.revive if self.revive == "auto" else self.revive
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None) -> SparseAutoencoder:
@@ -312,11 +287,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         device = resolve_device(self.device)
         seed = self._seed(comm)
         settings = self._settings()
-        module = Autoencoder(X.shape[1], self.n_components, self._code_layer(settings),
-                             self.decoder_activation,
-                             generator=torch.Generator().manual_seed(seed)).to(device)
         batches = make_batches(X, self.batch_size, device, comm)
+        module = self._build(X.shape[1], settings, seed, batches, device)
         sigmas, epochs = self._schedule()
+        tracker, controller = self._watchers(settings, device, len(batches))
         restore = torch.get_num_threads()
         n_threads, tune = plan_threads(
             self.threads, 10.0 * batches.batch_size * X.shape[1] * self.n_components, device)
@@ -326,13 +300,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                           lr=self._learning_rate(X.shape[1]), solver=self.solver,
                           weight_decay=float(self.weight_decay), comm=comm,
                           progress=bool(self.verbose), precision=self.precision_,
-                          tuner=ThreadTuner(n_threads) if tune else None)
+                          tuner=ThreadTuner(n_threads) if tune else None, tracker=tracker,
+                          controller=controller, revive=self._revive(),
+                          unit_norm_decoder=self.mechanism.unit_norm_decoder)
         self.device_ = str(device)
         t0 = time.perf_counter()
         try:
             history = trainer.fit(batches, sigmas, epochs, torch.Generator().manual_seed(seed + 1))
         except TrainingDivergedError as e:
-            self._store(module, e.history, [])
+            self._store(module, e.history, [], trainer)
             raise
         finally:
             torch.set_num_threads(restore)
@@ -340,8 +316,36 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         stages = [{"sigma": s, "epochs": e,
                    "loss": [h["loss"] for h in history if h["stage"] == k][-1]}
                   for k, (s, e) in enumerate(zip(sigmas, epochs, strict=True))]
-        self._store(module, history, stages)
+        self._store(module, history, stages, trainer)
         self._check_not_collapsed(X)
+
+    def _build(self, n_features: int, settings: dict, seed: int, batches, device
+               ) -> Autoencoder:
+        """The network at its starting point (tied and centred where the mechanism asks)."""
+        mech = self.mechanism
+        module = Autoencoder(n_features, self.n_components, self._code_layer(settings),
+                             self._decoder, generator=torch.Generator().manual_seed(seed),
+                             pre_bias=mech.pre_bias).to(device)
+        g = torch.Generator().manual_seed(seed + 2)
+        if mech.tied_init:
+            module.tie(batches.sample(65536, g).mean(dim=0) if mech.pre_bias else None)
+        if hasattr(module.code, "start_firing"):
+            target = self.target_l0 or max(1.0, self.n_components / 20)
+            with torch.no_grad():
+                a = module.pre_activation(batches.sample(4096, g))
+            module.code.start_firing(a, min(1.0, target / self.n_components))
+        return module
+
+    def _watchers(self, settings: dict, device, steps_per_epoch: int
+                  ) -> tuple[FiringTracker, L0Controller | None]:
+        """The firing tracker of every fit, and the target-L0 controller where asked."""
+        tracker = FiringTracker(self.n_components, self.dead_window, DEFAULT_THRESHOLD, device)
+        controller = None
+        if self.target_l0 is not None:
+            controller = L0Controller(settings, self.mechanism.knob, self.target_l0,
+                                      period=max(50, steps_per_epoch // 2),
+                                      bounds=self.mechanism.knob_bounds)
+        return tracker, controller
 
     def _check_not_collapsed(self, X, rows: int = 2048) -> None:
         """A fit whose codes do not depend on the input (all zero, or every unit saturated)
@@ -361,15 +365,25 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         err.history = self.history_
         raise err
 
-    def _store(self, module: Autoencoder, history: list[dict], stages: list[dict]) -> None:
+    def _store(self, module: Autoencoder, history: list[dict], stages: list[dict],
+               trainer: Trainer) -> None:
+        """The fitted attributes: weights (the pre-encoder bias folded into the encoder bias,
+        so encoding stays one matrix multiply), code-layer state, what the watchers saw."""
         def np_(t):
             return t.detach().to("cpu", torch.float32).numpy().copy()
 
-        for name, p in zip(_WEIGHTS, (module.W1, module.b1, module.W2, module.b2), strict=True):
+        with torch.no_grad():
+            weights = (module.W1, module.folded_encoder_bias(), module.W2, module.b2)
+        for name, p in zip(_WEIGHTS, weights, strict=True):
             setattr(self, name, np_(p))
+        self.code_state_ = {k: np_(v) for k, v in module.code.state_dict().items()}
         self.history_ = history
         self.n_iter_ = len(history)
         self.stages_ = stages
+        self.dead_fraction_ = trainer.tracker.dead_fraction() if trainer.tracker else None
+        knob = self.mechanism.knob
+        self.penalty_weight_ = (float(trainer.objective.settings[knob[0]])
+                                if knob is not None else None)
 
     @property
     def components_(self) -> np.ndarray:
@@ -398,6 +412,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             resolve_precision(self.precision, device, warn=False) == "bf16"
         W = torch.as_tensor(weight).to(device=device, dtype=torch.bfloat16 if bf16 else dtype)
         b = torch.as_tensor(bias).to(device=device, dtype=dtype)
+        post = post.to(device=device, dtype=dtype)  # a code layer's thresholds, in X's dtype
         n = X.shape[0]
         if out is None:
             out = np.empty((n, W.shape[0]), dtype=np.float64 if dtype == torch.float64
@@ -406,7 +421,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             raise ParameterError(f"out has shape {out.shape}, expected {(n, W.shape[0])}")
         with torch.inference_mode():
             for s in range(0, n, batch):
-                rows = np.asarray(X[s:s + batch])
+                rows = np.ascontiguousarray(X[s:s + batch])  # views may run backwards
                 if not rows.flags.writeable:
                     rows = rows.copy()
                 xb = torch.from_numpy(rows).to(device=device, dtype=W.dtype)
@@ -421,15 +436,22 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         codes without holding them all in memory at once. float32 input gives float32 codes.
         """
         X = self._check_input(X)
-        code = self._code_layer(self._settings()).eval()
-        return self._apply(X, self.encoder_weight_, self.encoder_bias_, code, out)
+        return self._apply(X, self.encoder_weight_, self.encoder_bias_, self._encoder_code(), out)
+
+    def _encoder_code(self) -> torch.nn.Module:
+        """The fitted code layer, in inference mode (BatchTopK's threshold, TopK's encode_k)."""
+        code = self._code_layer(self._settings())
+        state = getattr(self, "code_state_", None) or {}
+        if state:
+            code.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+        return code.eval()
 
     def inverse_transform(self, H):
         """Reconstructions ``Y = g(H W2ᵀ + b2)`` from codes of shape (n_samples, n_components)."""
         check_is_fitted(self, "decoder_weight_")
         H = self._check_codes(H)
         return self._apply(H, self.decoder_weight_, self.decoder_bias_,
-                           Activation(self.decoder_activation))
+                           Activation(self._decoder))
 
     def _check_codes(self, H):
         check_finite(H, "H")
@@ -460,12 +482,16 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         check_is_fitted(self, "encoder_weight_")
         arrays = {t: np.ascontiguousarray(getattr(self, a))
                   for t, a in zip(_TENSORS, _WEIGHTS, strict=True)}
+        for k, v in (getattr(self, "code_state_", None) or {}).items():
+            arrays[_CODE_PREFIX + k] = np.ascontiguousarray(v)
         config = {"params": persistence.jsonable(self.get_params()),
                   "n_features_in": int(self.n_features_in_),
                   "history": getattr(self, "history_", []),
                   "stages": getattr(self, "stages_", []),
                   "fit_time": getattr(self, "fit_time_", None),
-                  "precision": getattr(self, "precision_", None)}
+                  "precision": getattr(self, "precision_", None),
+                  "dead_fraction": getattr(self, "dead_fraction_", None),
+                  "penalty_weight": getattr(self, "penalty_weight_", None)}
         if hasattr(self, "feature_names_in_"):
             config["feature_names_in"] = [str(n) for n in self.feature_names_in_]
         return config, arrays
@@ -503,6 +529,11 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             model.fit_time_ = config["fit_time"]
         if config.get("precision") is not None:
             model.precision_ = config["precision"]
+        model.code_state_ = {k[len(_CODE_PREFIX):]: v for k, v in arrays.items()
+                             if k.startswith(_CODE_PREFIX)}
+        model.dead_fraction_ = config.get("dead_fraction")
+        model.penalty_weight_ = config.get("penalty_weight")
+        model._encoder_code()  # a code state that does not fit the model fails here, not later
         return model
 
     def save(self, path) -> None:

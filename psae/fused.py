@@ -30,16 +30,16 @@ def _activate(name: str, a: torch.Tensor) -> torch.Tensor:
 
 def fusable(module: Autoencoder, objective: Objective, solver: str) -> bool:
     """Whether :func:`fused_gradients` computes this model's step."""
-    return (solver == "adam" and isinstance(module.code, Activation)
+    return (solver == "adam" and isinstance(module.code, Activation) and not module.pre_bias
             and objective.mechanism.penalty_grad is not None)
 
 
 @torch.no_grad()
 def fused_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
                     sigma: float | None, precision: str = "fp32", weight_decay: float = 0.0
-                    ) -> torch.Tensor:
-    """Set ``.grad`` of W1, b1, W2, b2 for the cost of ``x`` and return its (total,
-    reconstruction, sparsity), as :meth:`Trainer.loss` would give them.
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Set ``.grad`` of W1, b1, W2, b2 for the cost of ``x``; return its (total,
+    reconstruction, sparsity), as :meth:`Trainer.loss` would give them, and the codes ``h``.
 
     Forward: ``a = x W1ᵀ + b1``, ``h = f(a)``, ``y = g(h W2ᵀ + b2)``. With
     ``total = w_r · mean_j ‖x_j − y_j‖² + w_s · S(h)`` (eq. 9 for PSAE):
@@ -82,4 +82,4 @@ def fused_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
         W1.grad.add_(W1, alpha=weight_decay)
         W2.grad.add_(W2, alpha=weight_decay)
         total = total + (0.5 * weight_decay) * (W1.square().sum() + W2.square().sum())
-    return torch.stack([total, recon, sparsity])
+    return torch.stack([total, recon, sparsity]), h

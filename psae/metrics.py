@@ -21,6 +21,7 @@ __all__ = [
     "l0_counts",
     "l0_stats",
     "dead_units",
+    "fraction_of_variance_unexplained",
     "evaluate",
     "DEFAULT_THRESHOLD",
 ]
@@ -50,6 +51,19 @@ def reconstruction_error(X, X_hat, per_sample: bool = False):
         raise InputError(f"X and X_hat differ in shape: {X.shape} vs {X_hat.shape}")
     re = np.mean((X - X_hat) ** 2, axis=1)
     return re if per_sample else float(re.mean())
+
+
+def fraction_of_variance_unexplained(X, X_hat) -> float:
+    """FVU ``Σ‖x − x̂‖² / Σ‖x − x̄‖²`` with x̄ the mean of the evaluated set: 1 for predicting
+    the mean, 0 for exact reconstruction (taken around the mean, not around zero)."""
+    X = _as_2d(X, "X")
+    X_hat = _as_2d(X_hat, "X_hat")
+    if X.shape != X_hat.shape:
+        raise InputError(f"X and X_hat differ in shape: {X.shape} vs {X_hat.shape}")
+    total = float(np.sum((X - X.mean(axis=0)) ** 2))
+    if total == 0:
+        raise InputError("X is constant: the fraction of variance unexplained is undefined")
+    return float(np.sum((X - X_hat) ** 2)) / total
 
 
 def hoyer_sparseness(H) -> np.ndarray:
@@ -170,11 +184,13 @@ def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
     out = {
         "n_samples": int(np.shape(H)[0]),
         "RE": reconstruction_error(X, X_hat),
+        "FVU": fraction_of_variance_unexplained(X, X_hat),
         "S": float(defined.mean()) if defined.size else float("nan"),
         "SSD": float(defined.std()) if defined.size else float("nan"),
         "zero_codes": zero_codes(H),
         "L0": l0,
         "L0_mean": l0["mean"],
+        "L0_std": l0["std"],
         "dead_units": dead_units(H, threshold),
     }
     if not defined.size:

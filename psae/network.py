@@ -89,9 +89,11 @@ class Autoencoder(nn.Module):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         precision: str = "fp32",
+        pre_bias: bool = False,
     ):
         super().__init__()
         self.precision = precision
+        self.pre_bias = pre_bias
         D, M = n_features, n_components
         r = math.sqrt(6.0 / (D + M + 1))
 
@@ -112,8 +114,38 @@ class Autoencoder(nn.Module):
         return torch.addmm(b, x, W.t())
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
-        """``a = W1 x + b1``: the one matrix multiply of encoding."""
-        return self._linear(x, self.W1, self.b1)
+        """``a = W1 x + b1`` (``W1 (x − b2) + b1`` with a pre-encoder bias): the one matrix
+        multiply of encoding."""
+        return self._linear(x - self.b2 if self.pre_bias else x, self.W1, self.b1)
+
+    @torch.no_grad()
+    def tie(self, mean: torch.Tensor | None = None) -> None:
+        """The TopK recipe's start: unit-norm decoder columns, ``W1 = W2ᵀ``, and the decoder
+        bias (the pre-encoder bias) at the data ``mean``."""
+        self.W2.div_(self.W2.norm(dim=0, keepdim=True).clamp_min(1e-12))
+        self.W1.copy_(self.W2.t())
+        if mean is not None:
+            self.b2.copy_(mean)
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        """Decoder columns back to unit norm (after an optimiser step)."""
+        self.W2.div_(self.W2.norm(dim=0, keepdim=True).clamp_min(1e-12))
+
+    @torch.no_grad()
+    def project_decoder_grad(self) -> None:
+        """Remove from each decoder column's gradient its component along the column, so the
+        step moves along the unit sphere."""
+        if self.W2.grad is not None:
+            g, w = self.W2.grad, self.W2
+            g.sub_(w * (g * w).sum(dim=0, keepdim=True))
+
+    def folded_encoder_bias(self) -> torch.Tensor:
+        """``b1 − W1 b2`` with a pre-encoder bias (else ``b1``): the bias of the same encoder
+        written as one matrix multiply, ``h = code(W1 x + b)``."""
+        if not self.pre_bias:
+            return self.b1
+        return self.b1 - self.W1 @ self.b2
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes ``h = code(W1 x + b1)``."""

@@ -53,5 +53,5 @@ class Objective:
         w_recon, w_sparsity = self.mechanism.weights(self.settings)
         if self.mechanism.penalty is None:
             return w_recon * recon, recon, recon.new_zeros(())
-        sparse = self.mechanism.penalty(h, sigma, self.settings, **extra)
+        sparse = self.mechanism.penalty(h, sigma, self.settings, x=x, y=y, **extra)
         return w_recon * recon + w_sparsity * sparse, recon, sparse

@@ -19,6 +19,7 @@ from .batches import StreamedBatches, TensorBatches
 from .distributed import SINGLE, Comm
 from .errors import ParameterError, TrainingDivergedError
 from .fused import fusable, fused_gradients
+from .monitor import FiringTracker, L0Controller, resample_dead
 from .network import Autoencoder
 from .objective import Objective
 from .threads import ThreadTuner
@@ -51,6 +52,9 @@ class Trainer:
     shows progress. ``tuner`` (a :class:`~psae.threads.ThreadTuner`) keeps the faster CPU
     thread count. ``precision`` ("fp32" or "bf16") is where the matrix products run; ``fused``
     takes the hand-derived step of :mod:`psae.fused` (default: wherever it applies).
+    ``tracker`` watches which units fire (its dead mask feeds AuxK), ``controller`` adapts the
+    penalty weight toward a target L0, ``revive="resample"`` re-initialises dead units at each
+    epoch's end, and ``unit_norm_decoder`` keeps decoder columns on the unit sphere.
     """
 
     def __init__(
@@ -67,6 +71,10 @@ class Trainer:
         tuner: ThreadTuner | None = None,
         precision: str = "fp32",
         fused: bool | None = None,
+        tracker: FiringTracker | None = None,
+        controller: L0Controller | None = None,
+        revive: str = "none",
+        unit_norm_decoder: bool = False,
     ):
         if solver not in ("adam", "lbfgs"):
             raise ParameterError(f"unknown solver {solver!r}; choose 'adam' or 'lbfgs'")
@@ -81,6 +89,9 @@ class Trainer:
         module.precision = precision
         # the hand-derived step where it applies (None: decide), else autograd
         self.fused = fusable(module, objective, solver) if fused is None else fused
+        self.tracker, self.controller = tracker, controller
+        self.revive, self.unit_norm_decoder = revive, unit_norm_decoder
+        self._l0_sum, self._l0_n, self.resampled = 0.0, 0, 0
         self.history: list[dict] = []
         self.optimizer: torch.optim.Optimizer | None = None
         self.stage, self.sigma = 0, None
@@ -92,13 +103,16 @@ class Trainer:
     def loss(self, x: torch.Tensor, sigma: float | None = None, net=None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(total, reconstruction, sparsity) of a batch; total includes weight decay."""
+        return self._loss_and_codes(x, sigma, net)[:3]
+
+    def _loss_and_codes(self, x, sigma, net=None):
         fwd = (net or self.net)(x)
         total, recon, sparsity = self.objective(x, fwd.h, fwd.y, sigma, **fwd.extra)
         if self.weight_decay > 0:
             m = self.module
             total = total + (0.5 * self.weight_decay) * (m.W1.square().sum()
                                                          + m.W2.square().sum())
-        return total, recon, sparsity
+        return total, recon, sparsity, fwd.h
 
     def new_stage(self, sigma: float | None) -> None:
         """Start a σ stage: a fresh optimiser from the current parameters (warm start)."""
@@ -130,16 +144,33 @@ class Trainer:
             # an iteration's first evaluation is at its starting point, not a line-search trial
             return evals[0]
         if self.fused:
-            terms = fused_gradients(self.module, self.objective, x, sigma, self.precision,
-                                    self.weight_decay)
+            terms, h = fused_gradients(self.module, self.objective, x, sigma, self.precision,
+                                       self.weight_decay)
             self.comm.average_gradients(self.module)
             opt.step()
-            return terms
-        opt.zero_grad(set_to_none=True)
-        total, recon, sparse = self.loss(x, sigma)
-        total.backward()
-        opt.step()
-        return torch.stack([total.detach(), recon.detach(), sparse.detach()])
+        else:
+            if self.revive == "auxk" and self.tracker is not None:
+                self.module.code.dead = self.tracker.dead()  # AuxK's dead units
+            opt.zero_grad(set_to_none=True)
+            total, recon, sparse, h = self._loss_and_codes(x, sigma)
+            total.backward()
+            if self.unit_norm_decoder:
+                self.module.project_decoder_grad()
+            opt.step()
+            if self.unit_norm_decoder:
+                self.module.normalise_decoder()
+            terms = torch.stack([total.detach(), recon.detach(), sparse.detach()])
+        self._observe(h)
+        return terms
+
+    def _observe(self, h: torch.Tensor) -> None:
+        if self.tracker is None:
+            return
+        l0 = self.tracker.observe(h)
+        self._l0_sum += l0
+        self._l0_n += 1
+        if self.controller is not None:
+            self.controller.update(l0)
 
     # ------------------------------------------------------------------ epochs and stages
     def epoch(self, batches: Batches, generator: torch.Generator) -> dict:
@@ -164,12 +195,30 @@ class Trainer:
         total, recon, sparsity = (float(v) for v in means.cpu())
         if not math.isfinite(total):
             raise self._diverged(total, f"in epoch {len(self.history) + 1}")
-        now = time.perf_counter()
         rec = {"stage": self.stage, "sigma": self.sigma, "epoch": len(self.history) + 1,
-               "loss": total, "reconstruction": recon, "sparsity": sparsity,
-               "seconds": now - self._clock, "threads": torch.get_num_threads()}
+               "loss": total, "reconstruction": recon, "sparsity": sparsity}
+        rec.update(self._watch(batches, generator))
+        now = time.perf_counter()
+        rec.update(seconds=now - self._clock, threads=torch.get_num_threads())
         self._clock = now
         self.history.append(rec)
+        return rec
+
+    def _watch(self, batches: Batches, generator: torch.Generator) -> dict:
+        """The epoch's firing and L0 figures; dead units resampled where asked."""
+        if self.tracker is None:
+            return {}
+        rec = {"l0": self._l0_sum / max(self._l0_n, 1),
+               "dead_fraction": self.tracker.dead_fraction()}
+        self._l0_sum, self._l0_n = 0.0, 0
+        if self.controller is not None:
+            rec[self.controller.param] = self.controller.weight
+        if self.revive == "resample" and bool(self.tracker.dead().any()):
+            n = resample_dead(self.module, self.tracker.dead(), batches.sample(4096, generator),
+                              self.optimizer, generator)
+            self.tracker.since[self.tracker.dead()] = 0  # a fresh unit gets a fresh window
+            self.resampled += n
+            rec["resampled"] = n
         return rec
 
     def fit(self, batches: Batches, sigmas: Sequence[float | None], epochs: Sequence[int],
@@ -184,6 +233,8 @@ class Trainer:
             for k, (sigma, n_epochs) in enumerate(zip(sigmas, epochs, strict=True)):
                 self.stage = k
                 self.new_stage(sigma)
+                if self.controller is not None:
+                    self._steer(k, sigmas, epochs, batches)
                 for _ in range(n_epochs):
                     rec = self.epoch(batches, generator)
                     self._bar.update(1)
@@ -196,6 +247,17 @@ class Trainer:
         finally:
             self._bar.close()
         return self.history
+
+    def _steer(self, k: int, sigmas, epochs, batches: Batches) -> None:
+        """The controller steers in the stages whose σ is within 2x of the last (a wide σ cannot
+        make codes exactly sparse); when it first may, it learns how long it has."""
+        active = [s is None or s <= 2 * sigmas[-1] for s in sigmas]
+        was_frozen = self.controller.frozen or k == 0
+        self.controller.frozen = not active[k]
+        if active[k] and was_frozen:
+            n = len(batches) if self.solver == "adam" else 1
+            self.controller.start(n * sum(e for e, a in zip(epochs[k:], active[k:],
+                                                            strict=True) if a))
 
     # ------------------------------------------------------------------ divergence
     def _final_loss(self, batches: Batches, sigma: float | None) -> float:

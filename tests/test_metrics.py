@@ -62,3 +62,25 @@ def test_classification_accuracy_on_separable_codes():
 def test_metric_input_errors(bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
         metrics.hoyer_sparseness(bad)
+
+
+def test_fvu_is_one_for_the_mean_and_zero_for_exact_reconstruction():
+    from psae.metrics import fraction_of_variance_unexplained as fvu
+
+    X = np.random.default_rng(0).normal(3.0, 2.0, size=(200, 7))  # far from zero: around-zero
+    assert fvu(X, X) == 0.0                                          # would not give 1 below
+    assert fvu(X, np.broadcast_to(X.mean(axis=0), X.shape)) == pytest.approx(1.0)
+    assert fvu(X, np.zeros_like(X)) > 2.0  # predicting 0 is worse than the mean here
+    with pytest.raises(ValueError, match="constant"):
+        fvu(np.ones((5, 3)), np.ones((5, 3)))
+
+
+def test_evaluate_gives_fvu_and_the_spread_of_per_sample_l0():
+    from psae.metrics import evaluate
+
+    H = np.zeros((4, 5))
+    H[0, :1] = H[1, :2] = H[2, :3] = H[3, :4] = 1.0  # per-sample L0 1, 2, 3, 4
+    X = np.random.default_rng(1).uniform(size=(4, 3))
+    r = evaluate(X, H, X * 0.5)
+    assert r["L0_mean"] == 2.5 and r["L0_std"] == pytest.approx(np.std([1, 2, 3, 4]))
+    assert 0 < r["FVU"]

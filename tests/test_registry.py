@@ -34,8 +34,10 @@ def toy():
 
 
 def test_registry_lists_the_paper_models_in_order():
-    assert sparsity.names() == ("none", "l1", "kl", "sql0", "l0")
-    assert [sparsity.get(n).key for n in sparsity.names()] == ["rae", "l1", "kl", "psae", "l0"]
+    assert sparsity.names()[:5] == ("none", "l1", "kl", "sql0", "l0")
+    assert [sparsity.get(n).key for n in sparsity.names()][:5] == ["rae", "l1", "kl", "psae",
+                                                                   "l0"]
+    assert {"topk", "batchtopk", "jumprelu"} <= set(sparsity.names())
     assert sparsity.get("sql0").uses_sigma and not sparsity.get("l1").uses_sigma
     with pytest.raises(ValueError, match="unknown penalty 'bogus'"):
         sparsity.get("bogus")
@@ -66,8 +68,7 @@ def test_a_toy_mechanism_through_psae_fit(toy, tmp_path, digits, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["fit", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "toy: toy: squared L2 of each code" in help_text and "{none,l1,kl,sql0,l0,toy}" \
-        in help_text
+    assert "toy: toy: squared L2 of each code" in help_text and ",toy}" in help_text
     assert main(["fit", "--data", str(data), "--out", str(tmp_path / "m"), "--penalty", "toy",
                  "--beta", "0.2", "--n-components", "8", "--epochs", "3", "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

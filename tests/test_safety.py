@@ -262,5 +262,5 @@ def test_fit_help_shows_every_default():
         # this option's own help: up to the next option (not its own alias after a comma)
         after = re.split(r"(?<!,) --(?=[a-z])", text.split(flag, 1)[1])[0] if flag in text \
             else ""
-        assert f"default: {default}" in after or f"(default: per penalty, {default})" in after, \
+        assert f"default: {default}" in after or f"(default: per penalty, {default}" in after, \
             (flag, after[:300])

@@ -21,11 +21,12 @@ L1 = Mechanism(
     name="l1", label="SAE+L1",
     summary="L1-penalised autoencoder (SAE+L1)",
     formula="(1/2N) Σ_j ‖x_j − y_j‖² + (β/N) Σ_j ‖h_j‖₁",
-    params=("beta",),
+    params=("beta", "target_l0"),
     # on scikit-learn's digits this gives clearly sparser codes than RAE; tune β for your data
     defaults={"beta": 0.003},
     penalty=_penalty,
     penalty_grad=_grad,
+    knob=("beta", +1.0),
     weights=lambda s: (0.5, float(s["beta"])),
     grid=tuple({"beta": b} for b in (1e-4, 3e-4, 1e-3, 3e-3)),
     quick_grid=tuple({"beta": b} for b in (1e-3, 3e-3)),

@@ -13,10 +13,25 @@ from typing import Any
 
 import torch
 
-__all__ = ["Mechanism", "Settings"]
+__all__ = ["Mechanism", "Settings", "Computed"]
 
 Settings = Mapping[str, Any]
 """The estimator's parameters as the mechanism sees them, with its ``defaults`` filled in."""
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A default computed from the other parameters, with the rule in words for docs and
+    ``--help`` (``Computed(lambda p: p["n_components"] // 20, "n_components // 20")``)."""
+
+    rule: Callable[[Mapping[str, Any]], Any]
+    text: str
+
+    def __call__(self, params: Mapping[str, Any]) -> Any:
+        return self.rule(params)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,26 @@ class Mechanism:
     """Trains along the σ schedule (graduated non-convexity, stage by stage)."""
     code: Callable[[int, Settings], torch.nn.Module] | None = None
     """``(n_components, settings) -> module`` turning pre-activations into codes; None: the
-    estimator's ``encoder_activation``."""
+    estimator's ``encoder_activation`` (sigmoid by default). A code module may hold parameters
+    (JumpReLU's thresholds) and buffers (BatchTopK's inference threshold); they are saved with
+    the model."""
+    decoder: str = "sigmoid"
+    """Default output activation g (``decoder_activation=None``)."""
+    pre_bias: bool = False
+    """Encode ``x − b_pre`` with ``b_pre`` the decoder bias, started at the data mean (the TopK
+    recipe): without it one shared component wins everywhere and the other units die."""
+    tied_init: bool = False
+    """Start with unit-norm decoder columns and ``W_enc = W_decᵀ``."""
+    unit_norm_decoder: bool = False
+    """Keep decoder columns at unit norm (gradient component along each column removed, then
+    renormalised after every step)."""
+    knob: tuple[str, float] | None = None
+    """``(parameter, sign)`` that ``target_l0`` adapts: ``log w += sign · η · (L0 − T)/T``,
+    e.g. ``("beta", +1)`` (more weight, sparser) or ``("lam", -1)`` (more λ, denser)."""
+    knob_bounds: tuple[float, float] = (0.0, float("inf"))
+    """Where ``target_l0`` may move the knob (ρ stays inside (0, 1))."""
+    revive: str = "none"
+    """The dead-unit remedy of ``revive="auto"``: ``"auxk"``, ``"resample"`` or ``"none"``."""
     grid: tuple[Mapping[str, Any], ...] = ({},)
     """Points of its own knobs that ``psae reproduce`` tries on the validation split."""
     quick_grid: tuple[Mapping[str, Any], ...] = ({},)
@@ -67,9 +101,10 @@ class Mechanism:
             object.__setattr__(self, "key", self.name)
 
     def settings(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """``params`` with this mechanism's defaults in place of None."""
+        """``params`` with this mechanism's defaults in place of None (a callable default is
+        given the parameters, e.g. ``k`` from ``n_components``)."""
         out = dict(params)
         for k, v in self.defaults.items():
             if out.get(k) is None:
-                out[k] = v
+                out[k] = v(out) if callable(v) else v
         return out

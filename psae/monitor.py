@@ -1,0 +1,151 @@
+"""What the trainer watches while it trains: which units fire, the mean L0, and what to do about
+dead units and a target L0.
+
+- :class:`FiringTracker` counts, per unit, the training samples since it last fired
+  (``h > threshold``); a unit silent for ``window`` samples is dead. Its fraction goes into every
+  epoch record and the saved model; TopK's AuxK loss reads the dead mask.
+- :class:`L0Controller` adapts a mechanism's penalty weight toward a target mean L0 by dual
+  ascent on its logarithm, from the training batches, and freezes it for the final epochs.
+- :func:`resample_dead` re-initialises dead units toward poorly reconstructed inputs (the
+  remedy of the penalised models' literature), resetting their Adam moments.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .network import Autoencoder
+
+__all__ = ["FiringTracker", "L0Controller", "resample_dead"]
+
+
+class FiringTracker:
+    """Samples since each unit last fired, and the per-batch mean L0."""
+
+    def __init__(self, n_components: int, window: int, threshold: float,
+                 device: torch.device):
+        self.window, self.threshold = int(window), float(threshold)
+        self.since = torch.zeros(n_components, dtype=torch.long, device=device)
+        self.seen = 0
+        self.last_l0 = float("nan")
+
+    @torch.no_grad()
+    def observe(self, h: torch.Tensor) -> float:
+        """Update with one batch of codes; returns the batch's mean L0."""
+        active = h.abs() > self.threshold
+        self.since += h.shape[0]
+        self.since[active.any(dim=0)] = 0
+        self.seen += h.shape[0]
+        self.last_l0 = float(active.sum()) / h.shape[0]
+        return self.last_l0
+
+    def dead(self) -> torch.Tensor:
+        """Units silent for the last ``window`` samples (none before a window has passed)."""
+        return self.since >= self.window
+
+    def dead_fraction(self) -> float:
+        return float(self.dead().float().mean())
+
+
+class L0Controller:
+    """Steers the mechanism's knob toward ``target`` mean L0 from the training batches.
+
+    The model answers a new weight slowly (units silenced by a too strong penalty take hundreds
+    of steps to come back; JumpReLU thresholds climb at Adam's pace and, once above every
+    pre-activation, never come back), so asking for the target at once makes any integral
+    controller overshoot. Instead the setpoint moves geometrically from the L0 of the first
+    ``period`` steps to ``target`` over the first ``ramp`` of the steering steps (as gradual
+    pruning schedules do) and then holds; the mean L0 of each ``period`` steps decides one step
+    ``log w += sign · gain · log(L̂0 / setpoint)``, clipped to ±``max_step`` (a damped Newton
+    step for ``L0 ∝ w^(−sign)``), where ``L̂0`` extrapolates the trend of the period means
+    ``lead`` periods ahead (the derivative term of a PD controller, for a lagging model).
+    ``settings`` is the objective's (mutable) settings dict;
+    nothing moves while ``frozen``; :meth:`start` says how many steps it will steer.
+    """
+
+    def __init__(self, settings: dict, knob: tuple[str, float], target: float,
+                 period: int = 50, gain: float = 1.0, max_step: float = 0.3,
+                 bounds: tuple[float, float] = (0.0, math.inf), ramp: float = 0.6,
+                 lead: float = 1.0):
+        self.settings, (self.param, self.sign) = settings, knob
+        self.target, self.period = float(target), max(1, int(period))
+        self.gain, self.max_step, self.bounds, self.ramp = gain, max_step, bounds, ramp
+        self.lead = lead
+        self.frozen = False
+        self._last: float | None = None
+        self._sum, self._n, self._step, self._steps = 0.0, 0, 0, 1
+        self._start_l0: float | None = None
+        if not self.settings.get(self.param):
+            raise ValueError(f"target_l0 adapts {self.param}, which must start > 0")
+
+    def start(self, steps: int) -> None:
+        """Steering begins now and lasts ``steps`` steps."""
+        self._steps, self._step = max(1, int(steps)), 0
+
+    def setpoint(self) -> float:
+        if self._start_l0 is None:
+            return self.target
+        p = min(1.0, self._step / (self.ramp * self._steps))
+        return self.target * (self._start_l0 / self.target) ** (1.0 - p)
+
+    def update(self, l0: float) -> None:
+        if self.frozen or not math.isfinite(l0):
+            return
+        self._step += 1
+        self._sum += l0
+        self._n += 1
+        if self._n < self.period:
+            return
+        mean = self._sum / self._n
+        self._sum, self._n = 0.0, 0
+        mean = max(mean, 0.05)
+        if self._start_l0 is None:
+            self._start_l0 = mean
+        # where L0 is heading ``lead`` periods on, not where it is: the model lags the weight
+        trend = 0.0 if self._last is None else math.log(mean / self._last)
+        self._last = mean
+        step = self.sign * self.gain * (math.log(mean / self.setpoint()) + self.lead * trend)
+        step = max(-self.max_step, min(self.max_step, step))
+        value = self.settings[self.param] * math.exp(step)
+        self.settings[self.param] = float(min(max(value, self.bounds[0]), self.bounds[1]))
+
+    @property
+    def weight(self) -> float:
+        return float(self.settings[self.param])
+
+
+@torch.no_grad()
+def resample_dead(module: Autoencoder, dead: torch.Tensor, x: torch.Tensor,
+                  optimizer: torch.optim.Optimizer | None, generator: torch.Generator) -> int:
+    """Point each dead unit at an input drawn with probability ∝ its squared reconstruction
+    error (Bricken et al., 2023): encoder row along the input's residual at the alive rows' mean
+    norm, decoder column along it at a small norm, bias making the unit fire there; their Adam
+    moments start afresh. Returns the number of units resampled."""
+    idx = torch.nonzero(dead).flatten()
+    if idx.numel() == 0:
+        return 0
+    fwd = module(x)
+    residual = x - fwd.y
+    err = residual.square().sum(dim=1)
+    if float(err.sum()) <= 0:
+        return 0
+    pick = torch.multinomial(err / err.sum(), idx.numel(), replacement=True, generator=generator)
+    direction = torch.nn.functional.normalize(residual[pick], dim=1)
+    alive = ~dead
+    norm = module.W1[alive].norm(dim=1).mean() if alive.any() else module.W1.norm(dim=1).mean()
+    centred = x[pick] - (module.b2 if getattr(module, "pre_bias", False) else 0.0)
+    module.W1[idx] = direction * norm
+    module.b1[idx] = -(direction * norm * centred).sum(dim=1)  # a = 0 at the chosen input
+    module.W2[:, idx] = direction.t() * 0.2
+    if optimizer is not None:  # moments of the old, dead unit would steer the new one
+        for p, rows in ((module.W1, idx), (module.b1, idx)):
+            for key in ("exp_avg", "exp_avg_sq"):
+                if p in optimizer.state and key in optimizer.state[p]:
+                    optimizer.state[p][key][rows] = 0
+        if module.W2 in optimizer.state:
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in optimizer.state[module.W2]:
+                    optimizer.state[module.W2][key][:, idx] = 0
+    return int(idx.numel())
