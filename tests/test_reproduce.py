@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from psae.cli import main
+from psae.reproduce import models
 
-MODELS = ["rae", "l1", "kl", "psae", "l0"]
+MODELS = list(models())  # every registered mechanism: the default of --models
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,31 @@ def test_quick_run_writes_every_output(quick_run):
     assert finals == {(m, 0) for m in MODELS}
     csv_lines = (out / "results.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 1 + len(results["grid"]) + len(results["final"])
+    assert {"FVU", "L0_std"} <= set(csv_lines[0].split(","))
+
+
+def test_each_model_is_saved_and_explorable(quick_run):
+    """The seed-0 final model of each (data set, model) reloads and gives the recorded codes;
+    its explorer page shows every test row (fewer than the cap) and is small."""
+    import numpy as np
+
+    import psae
+    from psae.metrics import l0_counts
+
+    out, results = quick_run
+    for c in results["final"]:
+        entry = results["explorer"]["digits"][c["model"]]
+        model = psae.load(out / entry["model_dir"])
+        assert entry["page"] == f"explore/digits__{c['model']}/index.html"
+        assert (out / entry["page"]).is_file() and entry["bytes"] < 3e6
+        assert entry["samples"] == entry["of"] == results["datasets"]["digits"]["n_test"]
+        assert model[-1].n_components == results["datasets"]["digits"]["protocol"][
+            "n_components"]
+        # the saved model is the scored one: its L0 on the stored inputs matches the arrays'
+        a = np.load(out / c["arrays"], allow_pickle=False)
+        H = model[-1].transform(a["inputs"])
+        assert np.array_equal(l0_counts(H), a["L0"][: len(H)])
+    assert results["summary"]["digits"]["psae"]["L0_std"]["n"] == 1
 
 
 def test_every_metric_finite_and_in_range(quick_run):
@@ -129,4 +155,7 @@ def test_resume_after_kill_repeats_no_finished_cell(tmp_path):
         assert after[name] == mtime, f"{name} was run again"
     log = (out / "log.txt").read_text()
     assert log.count("already done, skipped") == len(done)
-    assert json.loads((out / "results.json").read_text())["final"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["final"]
+    for m in ("rae", "l1", "psae"):  # models saved before the kill still give their pages
+        assert (out / results["explorer"]["digits"][m]["page"]).is_file()

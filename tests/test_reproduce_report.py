@@ -21,13 +21,20 @@ SEEDS = [0, 1]
 # per-model test means that satisfy every claim: RE rae < psae < l1, kl; S/CA highest for psae,
 # SSD lowest for psae, every sparse model's CA above RAE's, psae's SSD below l0's
 GOOD = {
-    "rae": {"RE": 0.003, "S": 0.20, "SSD": 0.10, "CA": 0.90, "L0_mean": 300.0, "dead_units": 0.0},
-    "l1": {"RE": 0.006, "S": 0.50, "SSD": 0.12, "CA": 0.93, "L0_mean": 60.0, "dead_units": 0.1},
-    "kl": {"RE": 0.007, "S": 0.45, "SSD": 0.11, "CA": 0.92, "L0_mean": 80.0, "dead_units": 0.05},
-    "psae": {"RE": 0.004, "S": 0.70, "SSD": 0.04, "CA": 0.96, "L0_mean": 20.0, "dead_units": 0.0},
-    "l0": {"RE": 0.005, "S": 0.65, "SSD": 0.15, "CA": 0.94, "L0_mean": 25.0, "dead_units": 0.2},
+    "rae": {"RE": 0.003, "FVU": 0.10, "S": 0.20, "SSD": 0.10, "CA": 0.90, "L0_mean": 300.0,
+            "L0_std": 9.0, "dead_units": 0.0},
+    "l1": {"RE": 0.006, "FVU": 0.20, "S": 0.50, "SSD": 0.12, "CA": 0.93, "L0_mean": 60.0,
+           "L0_std": 7.0, "dead_units": 0.1},
+    "kl": {"RE": 0.007, "FVU": 0.23, "S": 0.45, "SSD": 0.11, "CA": 0.92, "L0_mean": 80.0,
+           "L0_std": 8.0, "dead_units": 0.05},
+    "psae": {"RE": 0.004, "FVU": 0.13, "S": 0.70, "SSD": 0.04, "CA": 0.96, "L0_mean": 20.0,
+             "L0_std": 2.0, "dead_units": 0.0},
+    "l0": {"RE": 0.005, "FVU": 0.17, "S": 0.65, "SSD": 0.15, "CA": 0.94, "L0_mean": 25.0,
+           "L0_std": 6.0, "dead_units": 0.2},
 }
-DATASETS = {"digits": [8, 8], "tiny_rgb": [4, 4, 3]}
+# image data (grey and colour) and data without an image shape (drawn as plots)
+DATASETS = {"digits": [8, 8], "tiny_rgb": [4, 4, 3], "series": None}
+N_FEATURES = {"digits": 64, "tiny_rgb": 48, "series": 30}
 
 
 def _history(model: str) -> list[dict]:
@@ -48,7 +55,7 @@ def _results(out_dir: Path, means: dict | None = None, quick: bool = False) -> d
     n_test, k = 40, 12
     datasets, grid, final, summary = {}, [], [], {}
     for ds, shape in DATASETS.items():
-        D = int(np.prod(shape))
+        D = N_FEATURES[ds]
         datasets[ds] = {
             "label": ds.upper(), "shape": shape, "n_train": 100, "n_test": n_test, "n_val": 20,
             "n_features": D, "note": "synthetic <test> | data",
@@ -69,9 +76,9 @@ def _results(out_dir: Path, means: dict | None = None, quick: bool = False) -> d
                 for seed in SEEDS:
                     val = {key: v * (1 + 0.05 * p) for key, v in mu.items()} | {"zero_codes": 0}
                     val["L0_mean"] = mu["L0_mean"]
-                    grid.append({"dataset": ds, "model": m, "point": p, "params": params,
-                                 "seed": seed, "val": val, "fit_seconds": 1.0,
-                                 "selected": p == 0})
+                    grid.append({"kind": "grid", "dataset": ds, "model": m, "point": p,
+                                 "params": params, "seed": seed, "val": val,
+                                 "fit_seconds": 1.0, "n_epochs": 3, "selected": p == 0})
             for seed in SEEDS:
                 rel = f"cells/{ds}__{m}__final__seed{seed}.npz"
                 (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -82,10 +89,11 @@ def _results(out_dir: Path, means: dict | None = None, quick: bool = False) -> d
                          filters=rng.normal(size=(k, D)).astype(np.float32),
                          inputs=rng.uniform(0.1, 0.9, (8, D)).astype(np.float32),
                          recons=rng.uniform(0.1, 0.9, (8, D)).astype(np.float32))
-                test = {key: v for key, v in mu.items() if key != "L0_mean"}
-                test |= {"zero_codes": 1, "L0": {"mean": mu["L0_mean"], "std": 1.0, "min": 0,
-                                                 "max": 9, "threshold": 0.01}}
-                final.append({"dataset": ds, "model": m, "seed": seed, "params": pts[0],
+                test = {key: v for key, v in mu.items() if key not in ("L0_mean", "L0_std")}
+                test |= {"zero_codes": 1, "L0": {"mean": mu["L0_mean"], "std": mu["L0_std"],
+                                                 "min": 0, "max": 9, "threshold": 0.01}}
+                final.append({"kind": "final", "dataset": ds, "model": m, "point": 0,
+                              "seed": seed, "params": pts[0],
                               "test": test, "fit_seconds": 2.0, "n_epochs": 3,
                               "history": _history(m), "arrays": rel})
     return {
@@ -98,10 +106,25 @@ def _results(out_dir: Path, means: dict | None = None, quick: bool = False) -> d
     }
 
 
+def _explorer(out_dir: Path) -> dict:
+    """Explorer entries as the runner writes them: pages for digits' PSAE and RAE, none for
+    the rest (PSAE on tiny_rgb says why)."""
+    entries = {ds: {} for ds in DATASETS}
+    for m in ("psae", "rae"):
+        page = out_dir / "explore" / f"digits__{m}" / "index.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text("<!DOCTYPE html><title>explorer</title>")
+        entries["digits"][m] = {"page": f"explore/digits__{m}/index.html", "bytes": 1234,
+                                "samples": 40, "of": 40, "model_dir": f"models/digits__{m}"}
+    entries["tiny_rgb"]["psae"] = {"missing": "no seed-0 final model saved (the fit failed)"}
+    return entries
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> tuple[dict, Path, dict, tuple[Path, Path]]:
     out = tmp_path_factory.mktemp("run")
     res = _results(out)
+    res["explorer"] = _explorer(out)
     json.dumps(res)  # the dict must be JSON-serialisable like results.json
     figs = make_figures(res, out)
     paths = write_report(res, out, figs)
@@ -140,8 +163,13 @@ def test_html_is_self_contained(full_run):
     assert "class=\"banner\"" not in page  # not a quick run
     for heading in ("Protocol", "Results", "claims", "Selected hyperparameters", "Figures"):
         assert heading in page
-    # order of sections
-    assert page.index("Protocol") < page.index("Results (test") < page.index("paper&#x27;s claims")
+    # what a reader came for first: headline figure, results, claims; metadata last, collapsed
+    order = [page.index(s) for s in ('class="headline"', 'class="results"', "paper&#x27;s claims",
+                                     "<h2>Figures", "<summary>Run metadata", 'id="run"',
+                                     "Preprocessing:")]
+    assert order == sorted(order)
+    assert page.index("<details>") > page.index("paper&#x27;s claims")
+    assert page.count("<details>") == page.count("</details>") == 3
 
 
 def test_markdown_links_every_figure(full_run):
@@ -272,3 +300,121 @@ def test_single_seed_is_never_clear():
                 st["n"], st["std"] = 1, 0.0
     rows = evaluate_claims(res)
     assert all(r["held"] is True and r["clear"] is False for r in rows)
+
+
+def _md_row(md: str, first_cell: str) -> dict[str, str]:
+    """The Markdown results row that starts with ``first_cell``, keyed by column title."""
+    lines = md.splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.startswith(f"| {first_cell} |"))
+    header = next(lines[j] for j in range(i, -1, -1) if lines[j].startswith("| model |"))
+    cells = lambda ln: [c.strip() for c in ln.strip("|").split(" | ")]  # noqa: E731
+    return dict(zip(cells(header), cells(lines[i]), strict=True))
+
+
+def test_results_tables_show_fvu_and_l0_std_and_link_each_model(full_run):
+    _, out, _, (html_path, md_path) = full_run
+    page, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+    row = _md_row(md, "[PSAE](explore/digits__psae/index.html)")
+    assert row["L0 std"] == "**2 ± 0.02**"  # lowest spread of per-sample L0: PSAE's
+    assert row["FVU"] == "0.13 ± 0.0013"  # RAE's 0.1 is best
+    assert _md_row(md, "[RAE](explore/digits__rae/index.html)")["FVU"] == "**0.1 ± 0.001**"
+    assert _md_row(md, "SAE+L1")["L0 std"] == "7 ± 0.07"  # no page: no link
+    assert '<td><a href="explore/digits__psae/index.html">PSAE</a></td>' in page
+    assert '<a href="explore/tiny_rgb__' not in page  # no pages there
+    # every link in the report goes to a page that exists
+    import re
+
+    hrefs = set(re.findall(r'href="([^"]+)"', page))
+    assert hrefs == {"explore/digits__psae/index.html", "explore/digits__rae/index.html"}
+    assert all((out / h).is_file() for h in hrefs)
+
+
+def test_figures_link_their_data_sets_explorer_pages(full_run):
+    _, _, _, (html_path, md_path) = full_run
+    page, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+
+    def caption(stem: str) -> str:
+        start = page.index(f'alt="{stem}"')
+        return page[start:page.index("</figure>", start)]
+
+    for stem in ("fig2", "filters_digits", "sweep_digits"):
+        assert 'href="explore/digits__psae/index.html"' in caption(stem), stem
+    assert "explore/" not in caption("filters_tiny_rgb")
+    after = md.split("![filters_digits](figures/filters_digits.png)", 1)[1].split("![", 1)[0]
+    assert "[PSAE](explore/digits__psae/index.html)" in after
+
+
+def test_report_leads_with_one_line_answers(full_run):
+    _, _, _, (html_path, md_path) = full_run
+    page, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+    answer = "Best CA on DIGITS: PSAE 96.0 % (next SAE+L0 (unsquared) 94.0 %)"
+    assert answer in md and answer in page
+    assert "best CA: PSAE (DIGITS, TINY_RGB, SERIES)" in md
+    assert "Of 18 claim checks (claim × data set), 18 held (18 clearly" in md
+    assert md.index(answer) < md.index("### Run metadata") < md.index("Preprocessing:")
+    assert "no seed-0 final model saved (the fit failed)" in md  # the explorer table says why
+
+
+def test_data_without_image_shape_is_drawn_as_plots(full_run):
+    res, out, _, (_, md_path) = full_run
+    md = md_path.read_text(encoding="utf-8")
+
+    def ink(name: str) -> float:  # share of pixels that are not near-white
+        with Image.open(out / "figures" / f"{name}.png") as im:
+            a = np.asarray(im.convert("L"), dtype=float)
+        return float((a < 200).mean())
+
+    for kind in ("filters", "recons"):
+        plots = md.split(f"![{kind}_series]", 1)[1].split("\n\n")[1]
+        assert "drawn as line plots (the data have no image shape)" in plots
+        images = md.split(f"![{kind}_digits]", 1)[1].split("\n\n")[1]
+        assert "line plots" not in images
+    # the digits atoms are a mosaic of grey tiles; the series atoms a few lines on white
+    assert ink("filters_digits") > 2 * ink("filters_series")
+
+
+def test_results_csv_has_fvu_and_l0_std(tmp_path):
+    import csv
+    import io
+
+    from psae.reproduce.results import CSV_FIELDS, to_csv
+
+    res = _results(tmp_path)
+    res["final"][0]["test"]["CA"] = None  # never computed (data without labels): empty cell
+    rows = list(csv.DictReader(io.StringIO(to_csv(res))))
+    assert {"FVU", "L0_std", "L0_mean"} <= set(CSV_FIELDS) == set(rows[0])
+    finals = [r for r in rows if r["kind"] == "final"]
+    assert len(finals) == len(res["final"]) and finals[0]["CA"] == ""
+    psae = next(r for r in finals if r["model"] == "psae")
+    assert float(psae["L0_std"]) == GOOD["psae"]["L0_std"]
+    assert float(psae["FVU"]) == GOOD["psae"]["FVU"]
+
+
+def test_metric_stats_reads_fvu_and_l0_std_from_summary_and_final():
+    from psae.reproduce.claims import metric_stats
+
+    res = _results_no_files()
+    assert metric_stats(res, "digits", "psae", "L0_std")[0] == 2.0
+    del res["summary"]
+    assert metric_stats(res, "digits", "psae", "L0_std") == (2.0, 0.0, 2)
+    assert metric_stats(res, "digits", "psae", "FVU") == (0.13, 0.0, 2)
+
+
+def test_data_without_labels_has_no_ca_and_says_why(tmp_path):
+    from psae.reproduce.claims import metric_stats
+
+    res = _results(tmp_path)
+    res["datasets"]["series"]["labels"] = False
+    for m in MODELS:
+        res["summary"]["series"][m]["CA"] = {"mean": None, "std": None, "n": 0}
+    for r in res["final"]:
+        if r["dataset"] == "series":
+            r["test"]["CA"] = None
+    assert metric_stats(res, "series", "psae", "CA") is None
+    rows = {r["id"]: r for r in evaluate_claims(res) if r["dataset"] == "series"}
+    assert rows[4]["held"] is None and rows[4]["detail"] == "CA not computed: no labels"
+    assert rows[5]["held"] is None and rows[2]["held"] is True  # the other measures stand
+    from psae.reproduce.answers import dataset_answer
+
+    assert dataset_answer(res, "series").startswith("CA not computed on SERIES: no labels · ")
+    assert dataset_answer(res, "digits").startswith("Best CA on DIGITS: PSAE")

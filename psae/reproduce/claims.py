@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["evaluate_claims", "metric_stats", "model_label", "dataset_label", "dataset_keys"]
+__all__ = ["evaluate_claims", "metric_stats", "model_label", "dataset_label", "dataset_keys",
+           "not_computed"]
 
 # the paper's four models; the unsquared-L0 ablation ("l0") only enters claim 6
 PAPER_MODELS = ("rae", "l1", "kl", "psae")
 SPARSE_MODELS = ("l1", "kl", "psae")
 
-_FINAL_KEYS = {"L0_mean": ("L0", "mean")}
+_FINAL_KEYS = {"L0_mean": ("L0", "mean"), "L0_std": ("L0", "std")}
 
 
 def model_label(results: dict, model: str) -> str:
@@ -64,8 +65,8 @@ def metric_stats(
     """(mean, std, n) over seeds of one test metric, or None when unavailable.
 
     Reads ``summary[dataset][model][metric]``; falls back to the ``final`` runs
-    (population std over seeds, as in the summary). ``metric`` is one of RE, S, SSD, CA, L0_mean,
-    dead_units.
+    (population std over seeds, as in the summary). ``metric`` is one of RE, FVU, S, SSD, CA,
+    L0_mean, L0_std (the per-sample spread of L0, averaged over seeds), dead_units.
     """
     entry = (((results.get("summary") or {}).get(dataset) or {}).get(model) or {}).get(metric)
     if isinstance(entry, dict):
@@ -95,6 +96,12 @@ def metric_stats(
     arr = np.asarray(values, dtype=np.float64)
     std = float(arr.std())  # population std over seeds, as the runner's summary
     return float(arr.mean()), std, int(arr.size)
+
+
+def not_computed(results: dict, dataset: str, metric: str) -> str | None:
+    """Why ``metric`` was not computed on ``dataset`` (CA of data without labels), or None."""
+    info = (results.get("datasets") or {}).get(dataset) or {}
+    return "not computed: no labels" if metric == "CA" and info.get("labels") is False else None
 
 
 def _fmt(v: float) -> str:
@@ -130,6 +137,8 @@ def _best_claim(
     present = [m for m in rivals if m in stats]
     missing = [model_label(results, m) for m in rivals if m not in stats]
     lab = model_label(results, winner)
+    if (why := not_computed(results, ds, metric)) is not None:
+        return _row(claim_id, claim, ds, None, f"{metric} {why}", False)
     if winner not in stats or not present:
         need = [lab] if winner not in stats else missing
         return _row(claim_id, claim, ds, None, f"no {metric} for " + ", ".join(need), False)
@@ -178,6 +187,8 @@ def _claim_sparse_above_rae(results: dict, ds: str) -> dict:
     sparse = {m: metric_stats(results, ds, m, "CA") for m in SPARSE_MODELS}
     present = {m: s for m, s in sparse.items() if s is not None}
     missing = [model_label(results, m) for m, s in sparse.items() if s is None]
+    if (why := not_computed(results, ds, "CA")) is not None:
+        return _row(5, claim, ds, None, f"CA {why}", False)
     if rae is None or not present:
         need = [model_label(results, "rae")] if rae is None else missing
         return _row(5, claim, ds, None, "no CA for " + ", ".join(need), False)

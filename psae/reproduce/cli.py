@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-from .protocol import DATASETS, models
+from .protocol import DATA_RULE, DATASETS, models
 
 __all__ = ["add_parser"]
 
@@ -23,11 +23,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "data set: each model's own knobs chosen on a validation split of the "
                     "training set by classification accuracy, the chosen point retrained on the "
                     "full training set for every seed and scored once on the test set. Writes "
-                    "results.json/.csv, figures/, report.html and report.md to --out. Finished "
-                    "cells are kept: --resume continues a killed run.")
-    p.add_argument("--datasets", type=_names, default=["digits"],
+                    "results.json/.csv, figures/, report.html and report.md to --out, the "
+                    "seed-0 final models to models/ and a feature-explorer page per model to "
+                    "explore/. Finished cells are kept: --resume continues a killed run. "
+                    + DATA_RULE)
+    p.add_argument("--datasets", type=_names, default=None,
                    help=f"comma-separated, from {','.join(DATASETS)} (default: digits, bundled "
-                        "with scikit-learn: runs anywhere in a few minutes)")
+                        "with scikit-learn: runs anywhere in a few minutes; none when --data "
+                        "is given)")
+    p.add_argument("--data", action="append", default=[], metavar="PATH",
+                   help="a data file of your own, read as 'psae fit --data' reads it: .npz "
+                        "(X, y or X_train, y_train, X_test, y_test), .csv, an image folder "
+                        "(train/<class>/*.png) or its .tar/.tar.gz/.zip; repeat for more. A "
+                        "file without a test split gets 20%% of its rows carved out "
+                        "(stratified, seed 0); a file without labels gets every measure but "
+                        "CA, and its models are chosen by validation RE")
+    p.add_argument("--label-column", default="auto",
+                   help="the label column of the .csv --data files, as for 'psae fit': an "
+                        "index, a header name, 'auto' or 'none' (default: auto)")
     p.add_argument("--models", type=_names, default=None,
                    help=f"comma-separated, from {','.join(models())} (default: all)")
     p.add_argument("--data-dir", default=None,
@@ -50,16 +63,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_reproduce(args) -> int:
+    from ..cli_data import note
+    from ..datasets import parse_label_column
     from .runner import RunConfig, run
 
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    named = args.datasets if args.datasets is not None else ([] if args.data else ["digits"])
     cfg = RunConfig(
-        datasets=args.datasets, models=args.models or list(models()), out=args.out, seeds=seeds,
+        datasets=named, models=args.models or list(models()), out=args.out, seeds=seeds,
         data_dir=args.data_dir, quick=args.quick, device=args.device, resume=args.resume,
         progress=not args.quiet, command="psae " + shlex.join(sys.argv[1:]),
         overrides={"epochs": args.epochs, "n_components": args.n_components},
         threads=getattr(args, "threads", None) or "auto",
+        data=args.data, label_column=parse_label_column(args.label_column),
     )
+    for u in cfg.user.values():
+        for text in u.dataset.notes:
+            if "X_test is None" not in text:
+                note(f"{u.path}: {text}")
     results = run(cfg)
     print(json.dumps({"out": str(args.out), "seconds": round(results["seconds"], 1),
                       "report": str(cfg.out / "report.html")}))

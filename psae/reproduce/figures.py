@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from ..fileio import atomic_write
 from .claims import dataset_keys, dataset_label, metric_stats, model_label
 
-__all__ = ["make_figures", "missing_pieces", "figure_caption", "FIGURE_KINDS"]
+__all__ = ["make_figures", "missing_pieces", "figure_caption", "figure_dataset", "has_images",
+           "FIGURE_KINDS"]
 
 DPI = 110
 FIGURE_KINDS = ("fig2", "sparseness", "l0", "filters", "recons", "curves", "sweep")
@@ -45,14 +46,40 @@ _CAPTIONS = {
           "codes, pooled over seeds; dashed lines mark each model's mean.",
     "filters": "{ds}: decoder atoms (columns of W2) of the most active units, seed 0 of each "
                "model, each atom min-max normalised for display.",
+    "filters_plot": "{ds}: decoder atoms (columns of W2) of the most active units, seed 0 of "
+                    "each model, drawn as line plots (the data have no image shape), each "
+                    "min-max normalised and stacked, most active at the bottom.",
     "recons": "{ds}: the first test inputs (top row) and each model's reconstructions (seed 0), "
               "in the normalised [0.1, 0.9] space.",
+    "recons_plot": "{ds}: the first test inputs (black) and each model's reconstructions "
+                   "(seed 0), drawn as line plots (the data have no image shape), in the "
+                   "normalised [0.1, 0.9] space.",
     "curves": "{ds}: training loss and reconstruction term per epoch on the full training set "
               "(seed 0); dotted vertical lines mark σ stages of graduated non-convexity.",
     "sweep": "{ds}: the validation sweep, every grid point and seed: CA versus S and RE versus S "
              "(validation split of the training set). Ringed points are the ones selected by "
              "validation CA.",
+    "sweep_unlabelled": "{ds}: the validation sweep, every grid point and seed: RE versus S "
+                        "(validation split of the training set; no CA: the data have no "
+                        "labels). Ringed points are the ones selected by validation RE.",
 }
+
+
+def figure_dataset(relpath: str) -> str | None:
+    """The data set a per-data-set figure shows (None for the Fig. 2 panels)."""
+    stem = Path(relpath).stem
+    for kind in FIGURE_KINDS[1:]:
+        if stem.startswith(kind + "_"):
+            return stem[len(kind) + 1:]
+    return None
+
+
+def _caption_key(results: dict, kind: str, ds: str) -> str:
+    """Which caption fits how the figure was drawn (images or plots, with or without CA)."""
+    if kind in ("filters", "recons") and not has_images(results, ds):
+        return kind + "_plot"
+    labelled = ((results.get("datasets") or {}).get(ds) or {}).get("labels", True)
+    return "sweep_unlabelled" if kind == "sweep" and not labelled else kind
 
 
 def figure_caption(results: dict, relpath: str) -> str:
@@ -63,10 +90,10 @@ def figure_caption(results: dict, relpath: str) -> str:
     for letter, metric, desc in FIG2_METRICS:
         if stem == f"fig2{letter}_{metric.lower()}":
             return _CAPTIONS["fig2"].format(letter=letter, metric=desc)
-    for kind in FIGURE_KINDS[1:]:
-        if stem.startswith(kind + "_"):
-            ds = stem[len(kind) + 1:]
-            return _CAPTIONS[kind].format(ds=dataset_label(results, ds))
+    ds = figure_dataset(relpath)
+    if ds is not None:
+        kind = stem[: -len(ds) - 1]
+        return _CAPTIONS[_caption_key(results, kind, ds)].format(ds=dataset_label(results, ds))
     return stem
 
 
@@ -132,12 +159,19 @@ def _arrays(out_dir: Path, results: dict, ds: str, model: str, key: str,
 
 
 def _shape(results: dict, ds: str, dim: int) -> tuple[int, ...] | None:
-    """The data set's image shape when it matches ``dim``, else a square guess, else None."""
+    """The data set's image shape when it has one that fits ``dim`` values, else None: rows
+    of data without an image shape are drawn as plots, never guessed into squares."""
     shape = ((results.get("datasets") or {}).get(ds) or {}).get("shape")
     if shape and int(np.prod(shape)) == dim and len(shape) in (2, 3):
         return tuple(int(s) for s in shape)
-    side = int(round(math.sqrt(dim)))
-    return (side, side) if side * side == dim else None
+    return None
+
+
+def has_images(results: dict, ds: str) -> bool:
+    """Whether ``ds``'s rows are drawn as images (it has an image shape)."""
+    info = (results.get("datasets") or {}).get(ds) or {}
+    shape, d = info.get("shape"), info.get("n_features")
+    return bool(shape) and len(shape) in (2, 3) and (d is None or int(np.prod(shape)) == d)
 
 
 def _as_images(rows: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray | None:
@@ -335,6 +369,22 @@ def _panel_grid(n: int) -> tuple[int, int]:
     return int(math.ceil(n / cols)), cols
 
 
+N_LINE_ATOMS = 12  # atoms drawn per panel as line plots (images show all N_FILTERS)
+
+
+def _atom_lines(ax: Axes, W: np.ndarray) -> None:
+    """Atoms of data without an image shape: one line each, stacked (min-max normalised)."""
+    W = _minmax(W[:N_LINE_ATOMS])
+    x = np.arange(W.shape[1])
+    for i, w in enumerate(W):
+        ax.plot(x, 0.85 * w + i, color=colormaps["tab10"](i % 10), linewidth=1,
+                marker="." if W.shape[1] <= 40 else None, markersize=3)
+    ax.set_yticks(np.arange(len(W)) + 0.4, [str(i + 1) for i in range(len(W))], fontsize=7)
+    ax.set_xlabel("input dimension")
+    ax.set_ylabel("atom (by activity)")
+    ax.grid(axis="x", alpha=0.3)
+
+
 def _filters(results: dict, out_dir: Path, ds: str) -> str | None:
     models = _models(results)
     found = {m: a[0] for m in models
@@ -350,14 +400,11 @@ def _filters(results: dict, out_dir: Path, ds: str) -> str | None:
         title = f"{model_label(results, m)} ({W.shape[0]} atoms)"
         if W.ndim != 2 or W.shape[0] == 0:
             _note(ax, "no filters")
+        elif (shape := _shape(results, ds, W.shape[1])) is None:
+            _atom_lines(ax, W)
+            title = f"{model_label(results, m)} (top {min(len(W), N_LINE_ATOMS)} atoms)"
         else:
-            imgs = _as_images(W, _shape(results, ds, W.shape[1]))
-            if imgs is None:
-                ax.imshow(_minmax(W), aspect="auto", cmap="gray", interpolation="nearest")
-                ax.set_xlabel("input dimension")
-                ax.set_ylabel("atom")
-            else:
-                _show(ax, _mosaic(_minmax(imgs)))
+            _show(ax, _mosaic(_minmax(_as_images(W, shape))))
         ax.set_title(title, fontsize=10)
     for ax in axes[len(names):]:
         ax.set_axis_off()
@@ -365,11 +412,10 @@ def _filters(results: dict, out_dir: Path, ds: str) -> str | None:
     return _save(fig, out_dir, f"filters_{ds}")
 
 
-def _recons(results: dict, out_dir: Path, ds: str) -> str | None:
-    models = _models(results)
-    inputs = None
-    recs = {}
-    for m in models:
+def _recon_inputs(results: dict, out_dir: Path, ds: str):
+    """The stored test inputs and each model's reconstructions of them (seed 0)."""
+    inputs, recs = None, {}
+    for m in _models(results):
         for run in _final_runs(results, ds, m):
             z = _load_npz(out_dir, run)
             if z is None or "recons" not in z:
@@ -378,32 +424,57 @@ def _recons(results: dict, out_dir: Path, ds: str) -> str | None:
             if inputs is None and "inputs" in z:
                 inputs = np.asarray(z["inputs"], dtype=np.float64)
             break
+    return inputs, recs
+
+
+def _recon_lines(fig: Figure, results: dict, inputs: np.ndarray, recs: dict, n: int) -> None:
+    """Data without an image shape: a panel per sample, the input in black and each model's
+    reconstruction in its colour."""
+    colors = _colors(results)
+    cols = min(n, 4)
+    axes = fig.subplots(int(math.ceil(n / cols)), cols, squeeze=False).ravel()
+    x = np.arange(inputs.shape[1])
+    for i, ax in enumerate(axes):
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        ax.plot(x, inputs[i], color="black", linewidth=2, label="input")
+        for m, r in recs.items():
+            ax.plot(x, r[i], color=colors[m], linewidth=1, label=model_label(results, m))
+        ax.set_title(f"test sample {i + 1}", fontsize=9)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6),
+               fontsize=8)
+
+
+def _recon_images(fig: Figure, row_data: list, shape: tuple[int, ...], n: int) -> None:
+    axes = fig.subplots(len(row_data), n, squeeze=False)
+    for r, (label, arr) in enumerate(row_data):
+        imgs = _as_images(arr, shape)
+        for c in range(n):
+            if c < imgs.shape[0]:
+                _show(axes[r, c], imgs[c])
+            else:
+                axes[r, c].set_axis_off()
+        axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
+
+
+def _recons(results: dict, out_dir: Path, ds: str) -> str | None:
+    inputs, recs = _recon_inputs(results, out_dir, ds)
     if inputs is None or inputs.ndim != 2 or inputs.shape[0] == 0:
         return None
-    names = [m for m in models if m in recs and recs[m].shape[1:] == inputs.shape[1:]]
+    recs = {m: r for m, r in recs.items() if r.shape[1:] == inputs.shape[1:]}
     shape = _shape(results, ds, inputs.shape[1])
     n = min(8, inputs.shape[0])
-    row_data = [("input", inputs[:n])] + [(model_label(results, m), recs[m][:n]) for m in names]
     if shape is None:
-        fig = Figure(figsize=(10, 1.4 * len(row_data) + 0.8), layout="constrained")
-        axes = fig.subplots(len(row_data), 1, squeeze=False).ravel()
-        for ax, (label, arr) in zip(axes, row_data, strict=True):
-            ax.imshow(arr, aspect="auto", cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_ylabel(label, fontsize=9)
-            ax.set_yticks([])
+        fig = Figure(figsize=(12, 2.4 * math.ceil(n / 4) + 0.9), layout="constrained")
+        _recon_lines(fig, results, inputs, recs, n)
     else:
+        row_data = [("input", inputs[:n])] + [(model_label(results, m), r[:n])
+                                              for m, r in recs.items()]
         fig = Figure(figsize=(1.3 * n + 1.2, 1.35 * len(row_data) + 0.6), layout="constrained")
-        axes = fig.subplots(len(row_data), n, squeeze=False)
-        for r, (label, arr) in enumerate(row_data):
-            imgs = _as_images(arr, shape)
-            assert imgs is not None
-            for c in range(n):
-                ax = axes[r, c]
-                if c < imgs.shape[0]:
-                    _show(ax, imgs[c])
-                else:
-                    ax.set_axis_off()
-            axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
+        _recon_images(fig, row_data, shape, n)
     fig.suptitle(f"{dataset_label(results, ds)}: test inputs and reconstructions (seed 0)")
     return _save(fig, out_dir, f"recons_{ds}")
 
@@ -511,8 +582,12 @@ def _sweep(results: dict, out_dir: Path, ds: str) -> str | None:
         ax_re.set_yscale("log")
     for ax in (ax_ca, ax_re):
         ax.grid(alpha=0.3)
-    ax_ca.scatter([], [], facecolor="none", edgecolor="black", s=110, label="selected")
-    ax_ca.legend(fontsize=8)
+    legend_ax = ax_ca
+    if not np.isfinite([_num(g["val"].get("CA")) for g in points]).any():
+        _note(ax_ca, "no CA: the data have no labels\n(points selected by validation RE)")
+        legend_ax = ax_re
+    legend_ax.scatter([], [], facecolor="none", edgecolor="black", s=110, label="selected")
+    legend_ax.legend(fontsize=8)
     fig.suptitle(f"{dataset_label(results, ds)}: validation sweep (trade-off fronts)")
     return _save(fig, out_dir, f"sweep_{ds}")
 

@@ -13,7 +13,7 @@ from .. import sparsity
 from ..errors import ParameterError
 
 __all__ = ["models", "penalty_of", "label_of", "DATASETS", "DataProtocol", "protocol_for",
-           "grid_for"]
+           "protocol_for_data", "DATA_RULE", "grid_for"]
 
 
 def models() -> tuple[str, ...]:
@@ -80,13 +80,48 @@ QUICK = {
                             test_limit=1000),
 }
 
+def _given(overrides: dict) -> dict:
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
 def protocol_for(dataset: str, quick: bool = False, **overrides) -> DataProtocol:
     """The documented protocol of ``dataset`` (quick: the cut-down one), with overrides."""
     table = QUICK if quick else FULL
     if dataset not in table:
         raise ParameterError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return replace(table[dataset], **overrides)
+    return replace(table[dataset], **_given(overrides))
+
+
+DATA_RULE = (
+    "Data psae has no protocol for (--data) get one by rule, scaled from the digits/OPTDIGITS "
+    "and MNIST protocols: hidden size M = 1.5 D rounded to tens, within [20, 500] (quick: "
+    "1.25 D within [20, 200]); epochs such that a fit sees about 400,000 samples, within "
+    "[10, 100] (quick: 160,000 within [5, 40]); 20 % of the training rows for validation, at "
+    "most 10,000, and grid points fitted on at most 10,000 of the rest (quick: at most 4,000 "
+    "training and 1,000 test rows). --n-components and --epochs override."
+)
+
+
+def _clip(v: float, lo: int, hi: int) -> int:
+    return int(min(max(round(v), lo), hi))
+
+
+def protocol_for_data(n_train: int, n_features: int, quick: bool = False,
+                      **overrides) -> DataProtocol:
+    """The protocol of a data set with no entry here, by :data:`DATA_RULE` from its
+    ``n_train`` training rows (before validation is carved) and ``n_features``."""
+    if quick:
+        n = min(n_train, 4000)
+        proto = DataProtocol(n_components=_clip(1.25 * n_features / 10, 2, 20) * 10,
+                             epochs=_clip(160_000 / max(n, 1), 5, 40), train_limit=4000,
+                             test_limit=1000, note="protocol by rule (data without one)")
+    else:
+        n_val = 0.2 if 0.2 * n_train <= 10_000 else 10_000
+        proto = DataProtocol(n_components=_clip(1.5 * n_features / 10, 2, 50) * 10,
+                             epochs=_clip(400_000 / max(n_train, 1), 10, 100), n_val=n_val,
+                             grid_train=10_000,
+                             note="protocol by rule (data without one)")
+    return replace(proto, **_given(overrides))
 
 
 def grid_for(model: str, quick: bool = False) -> list[dict]:

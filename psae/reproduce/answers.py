@@ -1,0 +1,96 @@
+"""One-line answers that lead the report's sections: who wins each measure, what each data
+set's table says, how the claims fared, and which data a table is about."""
+
+from __future__ import annotations
+
+from .claims import dataset_keys, dataset_label, metric_stats, model_label, not_computed
+from .tables import models_for
+
+__all__ = ["headline", "dataset_answer", "claims_answer", "data_line"]
+
+# (metric, how the answer names it, higher is better)
+ANSWER_METRICS = (("CA", "best CA", True), ("S", "sparsest codes (S)", True),
+                  ("SSD", "most even sparsity (lowest SSD)", False),
+                  ("RE", "lowest RE", False))
+
+
+def _value(metric: str, v: float) -> str:
+    return f"{100 * v:.1f} %" if metric == "CA" else f"{v:.3g}"
+
+
+def _ranked(results: dict, ds: str, metric: str, higher: bool) -> list[tuple[str, float]]:
+    """(model, mean) of the models with a value, best first."""
+    vals = [(m, st[0]) for m in models_for(results, ds)
+            if (st := metric_stats(results, ds, m, metric)) is not None]
+    return sorted(vals, key=lambda mv: -mv[1] if higher else mv[1])
+
+
+def headline(results: dict) -> str:
+    """Which model wins each measure on which data sets, in one line."""
+    keys = dataset_keys(results)
+    parts = []
+    for metric, name, higher in ANSWER_METRICS:
+        won: dict[str, list[str]] = {}
+        for ds in keys:
+            ranked = _ranked(results, ds, metric, higher)
+            if ranked:
+                won.setdefault(ranked[0][0], []).append(dataset_label(results, ds))
+        if len(keys) == 1:  # one data set: naming it once is enough
+            parts += [f"{name}: {model_label(results, m)}" for m in won]
+        elif won:
+            parts.append(f"{name}: " + ", ".join(
+                f"{model_label(results, m)} ({', '.join(d)})" for m, d in won.items()))
+    where = f" on {dataset_label(results, keys[0])}" if len(keys) == 1 else ""
+    return f"Winners{where} — " + " · ".join(parts) + "." if parts else "No results yet."
+
+
+def dataset_answer(results: dict, ds: str) -> str:
+    """E.g. "Best CA on MNIST: PSAE 96.7 % (next SAE+L1 96.1 %) · most even sparsity ..."."""
+    label = dataset_label(results, ds)
+    parts = []
+    for metric, name, higher in ANSWER_METRICS:
+        if (why := not_computed(results, ds, metric)) is not None:
+            parts.append(f"{metric} {why}")
+            continue
+        ranked = _ranked(results, ds, metric, higher)
+        if not ranked:
+            continue
+        m, v = ranked[0]
+        text = f"{name}: {model_label(results, m)} {_value(metric, v)}"
+        if len(ranked) > 1:
+            text += f" (next {model_label(results, ranked[1][0])} {_value(metric, ranked[1][1])})"
+        parts.append(text)
+    if not parts:
+        return f"No results for {label}."
+    first = parts[0][0].upper() + parts[0][1:]
+    return f"{first.replace(':', f' on {label}:', 1)}" + "".join(f" · {p}" for p in parts[1:])
+
+
+def claims_answer(claims: list[dict]) -> str:
+    """How many claim checks held (and clearly), failed, or could not be decided."""
+    if not claims:
+        return "No claims could be evaluated."
+    held = [c for c in claims if c["held"] is True]
+    failed = sum(c["held"] is False for c in claims)
+    open_ = len(claims) - len(held) - failed
+    clear = sum(bool(c["clear"]) for c in held)
+    return (f"Of {len(claims)} claim checks (claim × data set), {len(held)} held ({clear} "
+            f"clearly, beyond ±1 std), {failed} did not, {open_} undecided (a model or a "
+            "measure missing).")
+
+
+def data_line(results: dict, ds: str) -> str:
+    """The data behind a table: rows per split, features, classes, and a file's identity."""
+    info = (results.get("datasets") or {}).get(ds) or {}
+    if not info:
+        return ""
+    classes = info.get("classes") or ""
+    n_classes = "no labels" if not info.get("labels", True) else \
+        f"{len(classes.split(', '))} classes" if classes else ""
+    parts = [f"{info.get('n_train', '?')} training rows ({info.get('n_val', '?')} of them "
+             f"held out for validation in the grid)", f"{info.get('n_test', '?')} test rows",
+             f"{info.get('n_features', '?')} features"] + ([n_classes] if n_classes else [])
+    text = f"Data: {dataset_label(results, ds)}: " + ", ".join(parts)
+    if info.get("sha256"):
+        text += f"; file {info.get('source')}, SHA-256 {info['sha256']}"
+    return text + "."
