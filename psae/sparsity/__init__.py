@@ -4,7 +4,7 @@
 >>> sparsity.get("sql0").label
 'PSAE'
 >>> sparsity.names()
-('none', 'l1', 'kl', 'sql0', 'l0', 'topk', 'batchtopk', 'jumprelu')
+('none', 'l1', 'kl', 'sql0', 'l0', 'topk', 'batchtopk', 'jumprelu', 'sqjumprelu')
 
 To add a model, write a module that builds a :class:`Mechanism` and register it (below, or at
 run time with :func:`register`); the estimator, ``psae fit --penalty``, ``psae reproduce`` and
@@ -14,7 +14,7 @@ the docs pick it up.
 from __future__ import annotations
 
 from ..errors import ParameterError
-from . import batchtopk, jumprelu, kl, l1, plain, smoothed_l0, topk
+from . import batchtopk, jumprelu, kl, l1, plain, smoothed_l0, sqjumprelu, topk
 from .mechanism import Mechanism, Settings
 
 __all__ = ["Mechanism", "Settings", "get", "names", "register", "unregister", "by_key", "keys",
@@ -104,6 +104,6 @@ def markdown_table() -> str:
 
 
 for _m in (plain.NONE, l1.L1, kl.KL, smoothed_l0.SQL0, smoothed_l0.L0, topk.TOPK,
-           batchtopk.BATCHTOPK, jumprelu.JUMPRELU):
+           batchtopk.BATCHTOPK, jumprelu.JUMPRELU, sqjumprelu.SQJUMPRELU):
     register(_m)
 del _m
