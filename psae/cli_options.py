@@ -65,9 +65,14 @@ def _ints(text: str) -> int | tuple[int, ...]:
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
+def _int_or_word(text: str) -> int | str:
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
 CONVERTERS: dict[str, Callable[[str], object]] = {
     "int": int, "int | None": int, "float": float, "float | None": float, "str": str,
     "str | None": str, "Sequence[float]": _floats, "int | Sequence[int]": _ints,
+    "int | str": _int_or_word,
 }
 """Annotation (as written in the signature) → how the option's text becomes the value."""
 
@@ -99,10 +104,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         if name in SKIP:
             continue
         type_line, description = docs.get(name, ("", ""))
+        flags = FLAGS.get(name, ("--" + name.replace("_", "-"),))
+        if str(p.annotation) == "bool":  # a switch: present means True
+            group.add_argument(*flags, dest=name, action="store_true", default=argparse.SUPPRESS,
+                               help=_help(name, type_line, description, p.default))
+            continue
         convert = CONVERTERS.get(str(p.annotation), int if name == "random_state" else str)
         choices = _choices(name, type_line)
-        group.add_argument(*FLAGS.get(name, ("--" + name.replace("_", "-"),)), dest=name,
-                           type=convert, default=argparse.SUPPRESS,
+        group.add_argument(*flags, dest=name, type=convert, default=argparse.SUPPRESS,
                            choices=choices, metavar=None if choices else name.upper(),
                            help=_help(name, type_line, description, p.default))
 

@@ -84,6 +84,11 @@ class L0Controller:
         """Steering begins now and lasts ``steps`` steps."""
         self._steps, self._step = max(1, int(steps)), 0
 
+    @property
+    def ramped(self) -> bool:
+        """The setpoint has reached the target."""
+        return self._start_l0 is not None and self._step >= self.ramp * self._steps
+
     def setpoint(self) -> float:
         if self._start_l0 is None:
             return self.target

@@ -130,7 +130,7 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def normalise_decoder(self) -> None:
         """Decoder columns back to unit norm (after an optimiser step)."""
-        self.W2.div_(self.W2.norm(dim=0, keepdim=True).clamp_min(1e-12))
+        self.W2.div_(torch.linalg.vector_norm(self.W2, dim=0).clamp_min_(1e-12))
 
     @torch.no_grad()
     def project_decoder_grad(self) -> None:
@@ -138,7 +138,7 @@ class Autoencoder(nn.Module):
         step moves along the unit sphere."""
         if self.W2.grad is not None:
             g, w = self.W2.grad, self.W2
-            g.sub_(w * (g * w).sum(dim=0, keepdim=True))
+            g.addcmul_(w, (g * w).sum(dim=0), value=-1.0)
 
     def folded_encoder_bias(self) -> torch.Tensor:
         """``b1 − W1 b2`` with a pre-encoder bias (else ``b1``): the bias of the same encoder

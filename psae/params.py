@@ -132,9 +132,16 @@ def validate(est) -> None:
         raise ParameterError(f"rho must lie in (0, 1), got {est.rho!r}")
     if est.learning_rate is not None:
         check_number("learning_rate", est.learning_rate)
-    check_number("batch_size", est.batch_size, integer=True)
+    if est.batch_size != "auto":
+        check_number("batch_size", est.batch_size, integer=True)
     check_number("weight_decay", est.weight_decay, strict=False)
     check_number("dead_window", est.dead_window, integer=True)
+    check_number("n_iter_no_change", est.n_iter_no_change, integer=True)
+    check_number("tol", est.tol, strict=False)
+    if not (isinstance(est.validation_fraction, numbers.Real) and
+            0 < est.validation_fraction < 1):
+        raise ParameterError(f"validation_fraction must lie in (0, 1), got "
+                             f"{est.validation_fraction!r}")
     check_sigmas(est.sigmas)
     if est.threads != "auto":
         check_number("threads", est.threads, integer=True)

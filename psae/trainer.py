@@ -22,6 +22,7 @@ from .fused import fusable, fused_gradients
 from .monitor import FiringTracker, L0Controller, resample_dead
 from .network import Autoencoder
 from .objective import Objective
+from .stopping import Plateau
 from .threads import ThreadTuner
 
 __all__ = ["Trainer", "TrainingDivergedError", "adam"]
@@ -75,6 +76,7 @@ class Trainer:
         controller: L0Controller | None = None,
         revive: str = "none",
         unit_norm_decoder: bool = False,
+        stopper: Plateau | None = None,
     ):
         if solver not in ("adam", "lbfgs"):
             raise ParameterError(f"unknown solver {solver!r}; choose 'adam' or 'lbfgs'")
@@ -91,6 +93,7 @@ class Trainer:
         self.fused = fusable(module, objective, solver) if fused is None else fused
         self.tracker, self.controller = tracker, controller
         self.revive, self.unit_norm_decoder = revive, unit_norm_decoder
+        self.stopper, self.stopped_early = stopper, False
         self._l0_sum, self._l0_n, self.resampled = 0.0, 0, 0
         self.history: list[dict] = []
         self.optimizer: torch.optim.Optimizer | None = None
@@ -113,6 +116,13 @@ class Trainer:
             total = total + (0.5 * self.weight_decay) * (m.W1.square().sum()
                                                          + m.W2.square().sum())
         return total, recon, sparsity, fwd.h
+
+    def scale_lr(self, factor: float) -> None:
+        """Multiply the learning rate, now and for the stages to come."""
+        self.lr *= factor
+        if self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr
 
     def new_stage(self, sigma: float | None) -> None:
         """Start a σ stage: a fresh optimiser from the current parameters (warm start)."""
@@ -241,12 +251,27 @@ class Trainer:
                     self._bar.set_postfix(loss=f"{rec['loss']:.4g}", sigma=sigma)
                     if self.on_epoch_end is not None:
                         self.on_epoch_end(rec)
+                    if self._converged(rec, last_stage=k == len(sigmas) - 1):
+                        self.stopped_early = True
+                        break
+                if self.stopped_early:
+                    break
             final = self._final_loss(batches, sigmas[-1])
             if not math.isfinite(final):
                 raise self._diverged(final, "at the end of training")
         finally:
             self._bar.close()
         return self.history
+
+    def _converged(self, rec: dict, last_stage: bool) -> bool:
+        """The stopper's verdict (validation RE joins the epoch record)."""
+        if self.stopper is None:
+            return False
+        c = self.controller
+        on_target = c is None or (c.ramped and abs(rec.get("l0", 0.0) / c.target - 1) < 0.05)
+        rec["val_re"], stop = self.stopper.after_epoch(self, last_stage and on_target)
+        rec["lr"] = self.lr
+        return stop
 
     def _steer(self, k: int, sigmas, epochs, batches: Batches) -> None:
         """The controller steers in the stages whose σ is within 2x of the last (a wide σ cannot

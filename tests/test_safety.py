@@ -257,7 +257,7 @@ def test_fit_help_shows_every_default():
     text = " ".join(out.split("options:", 1)[1].split())  # the help body, not the usage line
     for flag, default in (("--lam", "10.0"), ("--beta", "l1 0.003, kl 0.01"), ("--rho", "0.05"),
                           ("--sigmas", "1.0,0.5,0.2,0.1"), ("--lr", "None"),
-                          ("--epochs", "100"), ("--batch-size", "128"), ("--limit", "all"),
+                          ("--epochs", "100"), ("--batch-size", "auto"), ("--limit", "all"),
                           ("--label-column", "auto")):
         # this option's own help: up to the next option (not its own alias after a comma)
         after = re.split(r"(?<!,) --(?=[a-z])", text.split(flag, 1)[1])[0] if flag in text \
