@@ -143,8 +143,9 @@ default=None
         Where the matrix products of ``fit`` and ``transform`` run: ``"bf16"`` in bfloat16 with
         float32 results, master weights, optimiser state and loss sums (4-5x the float32
         matrix speed on CPUs with AMX or AVX512-BF16, and on GPU tensor cores); ``"auto"``
-        picks bf16 where the hardware runs it natively, else ``"fp32"``. The choice made is
-        ``precision_``.
+        picks bf16 where the hardware runs it natively and the layer has at least 78,125
+        weights (smaller products lose more to the casts than they gain), else ``"fp32"``. The
+        choice made is ``precision_``.
     threads : int or "auto", default="auto"
         CPU threads for ``fit``. ``"auto"``: one for small problems; for large ones the faster
         of one and all of torch's threads, re-measured while training (on a machine shared
@@ -329,7 +330,8 @@ default=None
         n_threads, tune = plan_threads(
             self.threads, 10.0 * batches.batch_size * X.shape[1] * self.n_components, device)
         torch.set_num_threads(n_threads)
-        self.precision_ = resolve_precision(self.precision, device)
+        self.precision_ = resolve_precision(self.precision, device,
+                                            size=X.shape[1] * self.n_components)
         trainer = Trainer(module, Objective(self.mechanism, settings),
                           lr=self._learning_rate(X.shape[1]), solver=self.solver,
                           weight_decay=float(self.weight_decay), comm=comm,
@@ -459,8 +461,8 @@ default=None
         device = resolve_device(self.device)
         dtype = torch.float64 if np.dtype(getattr(X, "dtype", np.float32)) == np.float64 \
             else torch.float32
-        bf16 = dtype == torch.float32 and \
-            resolve_precision(self.precision, device, warn=False) == "bf16"
+        bf16 = dtype == torch.float32 and resolve_precision(
+            self.precision, device, warn=False, size=weight.size) == "bf16"
         W = torch.as_tensor(weight).to(device=device, dtype=torch.bfloat16 if bf16 else dtype)
         b = torch.as_tensor(bias).to(device=device, dtype=dtype)
         post = post.to(device=device, dtype=dtype)  # a code layer's thresholds, in X's dtype

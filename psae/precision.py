@@ -3,8 +3,9 @@
 ``precision="bf16"`` runs the products of training and encoding in bfloat16 (the CPU's AMX and
 AVX512-BF16 units, a GPU's tensor cores) with float32 outputs, float32 master weights, float32
 optimiser state and float32 loss and penalty sums; everything elementwise stays float32.
-``"auto"`` picks bf16 where the hardware runs it natively and fp32 elsewhere, so it never makes a
-machine without bf16 units slower. On this project's 2-core Sapphire Rapids machine a bf16
+``"auto"`` picks bf16 where the hardware runs it natively and the products are large enough to
+gain, and fp32 elsewhere, so it never makes a machine without bf16 units (or a tiny model)
+slower. On this project's 2-core Sapphire Rapids machine a bf16
 ``torch.mm`` of (256×784)·(784×1000) runs 4-5x faster than the float32 one.
 """
 
@@ -53,13 +54,22 @@ def native_bf16(device: torch.device) -> bool:
                            or getattr(probe, "_is_avx512_bf16_supported", lambda: False)()))
 
 
-def resolve_precision(precision: str, device: torch.device, warn: bool = True) -> str:
-    """``"fp32"`` or ``"bf16"`` for ``precision`` on ``device``; an explicit bf16 without
-    hardware support still works (emulated, slowly) and says so."""
+SMALL_PRODUCT = 78_125
+"""Below this many weights (D·M) a product is too small for bf16 to pay for its casts: at
+(64, 100) a bf16 training step ran at 0.72x the float32 one (benchmarks/README.md). With the
+256-row batches of training that is the 2e8-FLOP step of :data:`psae.threads.SMALL_STEP_FLOPS`."""
+
+
+def resolve_precision(precision: str, device: torch.device, warn: bool = True,
+                      size: int | None = None) -> str:
+    """``"fp32"`` or ``"bf16"`` for ``precision`` on ``device`` and a model of ``size`` = D·M
+    weights per layer; an explicit bf16 without hardware support still works (emulated,
+    slowly) and says so."""
     if precision not in PRECISIONS:
         raise ParameterError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
     if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
+        large = size is None or size >= SMALL_PRODUCT
+        return "bf16" if native_bf16(device) and large else "fp32"
     if precision == "bf16" and warn and not native_bf16(device):
         warnings.warn(f"precision='bf16' on {device}, which has no native bf16 matrix units: "
                       "it works but runs slower than 'fp32' (use 'auto')", stacklevel=3)

@@ -79,6 +79,8 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
         assert resolve_precision("bf16", cpu) == "bf16"
     monkeypatch.setenv("PSAE_NATIVE_BF16", "1")
     assert resolve_precision("auto", cpu) == "bf16"
+    assert resolve_precision("auto", cpu, size=784 * 1000) == "bf16"
+    assert resolve_precision("auto", cpu, size=64 * 100) == "fp32"  # too small to gain
 
 
 def test_precision_is_chosen_stored_and_used_by_transform(monkeypatch, digits, tmp_path):
@@ -87,8 +89,11 @@ def test_precision_is_chosen_stored_and_used_by_transform(monkeypatch, digits, t
     m32 = SparseAutoencoder(n_components=20, epochs=8, random_state=0, device="cpu").fit(Xtr)
     assert m32.precision_ == "fp32"
     monkeypatch.setenv("PSAE_NATIVE_BF16", "1")
-    m16 = SparseAutoencoder(n_components=20, epochs=8, random_state=0, device="cpu").fit(Xtr)
+    m16 = SparseAutoencoder(n_components=20, epochs=8, random_state=0, device="cpu",
+                            precision="bf16").fit(Xtr)
     assert m16.precision_ == "bf16"
+    auto = SparseAutoencoder(n_components=20, epochs=8, random_state=0, device="cpu").fit(Xtr)
+    assert auto.precision_ == "fp32"  # digits: 64 x 20 weights, too small for bf16 to pay
     m16.save(tmp_path / "m")
     assert SparseAutoencoder.load(tmp_path / "m").precision_ == "bf16"
     H16, H32 = m16.transform(Xte), m32.transform(Xte)

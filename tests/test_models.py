@@ -34,7 +34,8 @@ def test_batchtopk_code_of_a_sample_does_not_depend_on_its_batch(digits):
     X = digits[1]
     whole = m.transform(X)
     alone = np.vstack([m.transform(X[i:i + 1]) for i in range(20)])
-    np.testing.assert_array_equal(alone, whole[:20])
+    # one row goes through BLAS's matrix-vector kernel: the same code up to float rounding
+    np.testing.assert_allclose(alone, whole[:20], rtol=1e-5, atol=1e-6)
     shuffled = m.transform(X[::-1])[::-1]
     np.testing.assert_array_equal(shuffled, whole)
     assert 2 < metrics.l0_stats(whole, 0.0)["mean"] < 10  # about k on average

@@ -57,6 +57,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="override every data set's epochs")
     p.add_argument("--n-components", type=int, default=None,
                    help="override every data set's hidden size")
+    p.add_argument("--protocol", choices=["paper", "matched", "both"], default="paper",
+                   help="paper: each model's knobs picked by validation CA (Fig. 2); matched: "
+                        "every model at the same target mean L0s, trained to convergence "
+                        "(docs/protocol.md); both (default: paper)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_reproduce)
     return p
@@ -76,6 +80,7 @@ def cmd_reproduce(args) -> int:
         overrides={"epochs": args.epochs, "n_components": args.n_components},
         threads=getattr(args, "threads", None) or "auto",
         data=args.data, label_column=parse_label_column(args.label_column),
+        protocol_name=args.protocol,
     )
     for u in cfg.user.values():
         for text in u.dataset.notes:

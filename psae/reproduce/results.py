@@ -18,7 +18,7 @@ import torch
 from .._version import __version__
 from .protocol import grid_for, label_of
 
-__all__ = ["gather", "to_csv", "CSV_FIELDS", "SUMMARY_KEYS"]
+__all__ = ["gather", "to_csv", "matched_summary", "CSV_FIELDS", "SUMMARY_KEYS"]
 
 SUMMARY_KEYS = ("RE", "FVU", "S", "SSD", "CA", "dead_units", "zero_codes")
 CSV_METRICS = ["RE", "FVU", "S", "SSD", "CA", "L0_mean", "L0_std", "dead_units", "zero_codes"]
@@ -81,7 +81,8 @@ def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, s
            seconds: float) -> dict:
     """The results dict of a finished run (``results.json`` before figures and pages)."""
     grid_rows = [c for c in cells.values() if c["kind"] == "grid"]
-    final_rows = [c for c in cells.values() if c["kind"] != "grid"]
+    final_rows = [c for c in cells.values() if c["kind"] == "final"]
+    matched_rows = [c for c in cells.values() if c["kind"] == "matched"]
     chosen = {(c["dataset"], c["model"]): c["point"] for c in final_rows}
     for c in grid_rows:
         c["selected"] = chosen.get((c["dataset"], c["model"])) == c["point"]
@@ -91,7 +92,7 @@ def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, s
     def sort_key(c):
         return (order[(c["dataset"], c["model"])], c["point"], c["seed"])
 
-    return {
+    out = {
         "psae_version": __version__,
         "command": cfg.command,
         "started": started,
@@ -107,7 +108,34 @@ def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, s
         "grid": sorted(grid_rows, key=sort_key),
         "final": sorted(final_rows, key=sort_key),
         "summary": _summary(names, cfg.models, final_rows),
+        "protocol": cfg.protocol_name,
     }
+    if matched_rows:
+        out["matched"] = sorted(matched_rows, key=lambda c: (
+            order[(c["dataset"], c["model"])], c["point"] or 0, c["seed"]))
+        out["matched_summary"] = matched_summary(out["matched"])
+        out["matched_protocol"] = {n: cfg.matched_protocol(n).as_dict() for n in names}
+    return out
+
+
+MATCHED_KEYS = ("RE", "FVU", "S", "SSD", "CA", "dead_units")
+
+
+def matched_summary(rows: list[dict]) -> dict:
+    """``[dataset][model][target]`` → each measure's mean/std/n over seeds, with the mean and
+    the spread of per-sample L0 (target ``"dense"`` for RAE)."""
+    groups: dict = {}
+    for c in rows:
+        if "test" not in c:
+            continue
+        key = str(c["point"]) if c["point"] is not None else "dense"
+        groups.setdefault(c["dataset"], {}).setdefault(c["model"], {}).setdefault(
+            key, []).append(c["test"])
+    return {ds: {m: {t: {**{k: _stat([r.get(k) for r in tests]) for k in MATCHED_KEYS},
+                        "L0_mean": _stat([r["L0"]["mean"] for r in tests]),
+                        "L0_std": _stat([r["L0"]["std"] for r in tests])}
+                     for t, tests in by_t.items()} for m, by_t in by_m.items()}
+            for ds, by_m in groups.items()}
 
 
 def _csv_scores(c: dict) -> dict:
@@ -122,7 +150,9 @@ def to_csv(results: dict) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
     w.writeheader()
-    for c in results["grid"] + results["final"]:
+    for c in results["grid"] + results["final"] + results.get("matched", []):
+        if "test" not in c and "val" not in c:
+            continue
         s = _csv_scores(c)
         w.writerow({"kind": c["kind"], "dataset": c["dataset"], "model": c["model"],
                     "point": c["point"], "seed": c["seed"], "selected": c.get("selected", ""),

@@ -34,6 +34,7 @@ from .cells import (
     score,
 )
 from .data import Splits, UserData, load_splits, load_user_data, split_dataset
+from .matched import MatchedProtocol, make_matched_model, matched_for, matched_models
 from .pages import save_final_model, write_pages
 from .protocol import DataProtocol, grid_for, models, protocol_for, protocol_for_data
 from .results import gather, to_csv
@@ -69,6 +70,7 @@ class RunConfig:
     threads: int | str = "auto"  # CPU threads of every fit; not in the fingerprint (bits only)
     data: list[str] = field(default_factory=list)
     label_column: LabelColumn = "auto"
+    protocol_name: str = "paper"  # "paper", "matched" or "both"
     user: dict[str, UserData] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -85,6 +87,9 @@ class RunConfig:
                                  f"choose from {', '.join(models())}")
         if self.seeds < 1:
             raise ParameterError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.protocol_name not in ("paper", "matched", "both"):
+            raise ParameterError(f"--protocol must be paper, matched or both, got "
+                                 f"{self.protocol_name!r}")
         users = load_user_data(self.data, self.label_column, self.data_dir)
         self.user = {u.key: u for u in users}
 
@@ -99,6 +104,19 @@ class RunConfig:
             return protocol_for_data(u.n_train, u.dataset.n_features, self.quick,
                                      **self.overrides)
         return protocol_for(dataset, self.quick, **self.overrides)
+
+    @property
+    def paper(self) -> bool:
+        return self.protocol_name in ("paper", "both")
+
+    @property
+    def matched(self) -> bool:
+        return self.protocol_name in ("matched", "both")
+
+    def matched_protocol(self, dataset: str) -> MatchedProtocol:
+        width = self.user[dataset].dataset.n_features if dataset in self.user else None
+        return matched_for(dataset, self.quick, width,
+                           n_components=self.overrides.get("n_components"))
 
     def splits(self, dataset: str) -> Splits:
         """The rows of ``dataset`` as its protocol uses them."""
@@ -119,6 +137,11 @@ class RunConfig:
         }
         if self.user:  # only then: runs started before --data existed still resume
             fp["data"] = {k: u.fingerprint() for k, u in self.user.items()}
+        if self.protocol_name != "paper":  # likewise for runs started before --protocol
+            fp["protocol"] = self.protocol_name
+            fp["matched"] = {d: self.matched_protocol(d).as_dict() for d in self.names}
+            if not self.paper:
+                fp.pop("grids")
         return fp
 
 
@@ -193,7 +216,24 @@ class _Cells:
         self._normalized: dict[tuple, tuple] = {}
 
     def plan(self) -> list[tuple]:
-        """(dataset, model, kind, point, seed, cost): every grid point, then every final fit."""
+        """(dataset, model, kind, point, seed, cost): the paper protocol's grid points and
+        final fits, then the matched protocol's cells (point = the target L0, None for RAE),
+        each group's seeds in order: later seeds start where the first ended."""
+        plan = self._paper_plan() if self.cfg.paper else []
+        groups = self._matched_groups() if self.cfg.matched else []
+        return plan + [cell for group in groups for cell in group]
+
+    def _matched_groups(self) -> list[list[tuple]]:
+        groups = []
+        for name in self.cfg.names:
+            mp, sp = self.cfg.matched_protocol(name), self.splits[name]
+            cost = len(sp.X_train) * sp.X_train.shape[1] * mp.n_components * mp.max_epochs
+            for m in matched_models(self.cfg.models):
+                for t in (None,) if m == "rae" else mp.targets:
+                    groups.append([(name, m, "matched", t, s, cost) for s in self.seeds])
+        return groups
+
+    def _paper_plan(self) -> list[tuple]:
         plan = []
         for name in self.cfg.names:
             proto, sp = self.cfg.protocol(name), self.splits[name]
@@ -245,6 +285,8 @@ class _Cells:
 
     def run(self, name: str, model: str, kind: str, point: int | None, seed: int) -> str:
         """Run one cell (or take it from disk) and return its key."""
+        if kind == "matched":
+            return self._run_matched(name, model, point, seed)
         if kind == "final":
             point = self.selected_point(name, model)
         key = f"{name}__{model}__{kind}{point}__seed{seed}"
@@ -259,11 +301,37 @@ class _Cells:
         self.done[key] = cell
         return key
 
-    def _fit(self, cell: dict, key: str) -> None:
+    def _run_matched(self, name: str, model: str, target: int | None, seed: int) -> str:
+        key = f"{name}__{model}__matched{target or 'dense'}__seed{seed}"
+        path = self.cfg.out / "cells" / f"{key}.json"
+        params = {"target_l0": target}
+        if self._resumed(key, path, params, seed):
+            return key
+        first = self.done.get(f"{name}__{model}__matched{target or 'dense'}__seed{self.seeds[0]}")
+        start = None if seed == self.seeds[0] or not first else first.get("penalty_weight")
+        mp = self.cfg.matched_protocol(name)
+        est = make_matched_model(model, target, mp, seed, self.cfg.device, self.cfg.threads,
+                                 start)
+        cell = {"dataset": name, "model": model, "kind": "matched", "point": target,
+                "seed": seed, "params": params, "start_weight": start}
+        self._fit(cell, key, est, save_model=seed == self.seeds[0]
+                  and target in (None, mp.explore_target))
+        if "error" not in cell:
+            cell.update(penalty_weight=est.penalty_weight_, stopped_early=est.stopped_early_,
+                        dead_fraction=est.dead_fraction_, batch_size=est.batch_size_,
+                        precision=est.precision_)
+        atomic_write(path, json.dumps(cell))
+        self.done[key] = cell
+        return key
+
+    def _fit(self, cell: dict, key: str, est=None, save_model: bool | None = None) -> None:
         cfg, name, kind = self.cfg, cell["dataset"], cell["kind"]
-        nz, Xtr, ytr, Xev, yev = self.normalized(name, kind)
-        est = make_model(cell["model"], cell["params"], cfg.protocol(name), cell["seed"],
-                         cfg.device, cfg.threads)
+        nz, Xtr, ytr, Xev, yev = self.normalized(name, "grid" if kind == "grid" else "final")
+        if est is None:
+            est = make_model(cell["model"], cell["params"], cfg.protocol(name), cell["seed"],
+                             cfg.device, cfg.threads)
+        if save_model is None:
+            save_model = kind == "final" and cell["seed"] == self.seeds[0]
         t0 = time.perf_counter()
         try:
             est.fit(Xtr)
@@ -283,8 +351,9 @@ class _Cells:
         else:
             cell["test"] = {k: v for k, v in scores.items() if k not in ("L0_mean", "L0_std")}
             cell["history"] = est.history_
-            if cell["seed"] == self.seeds[0]:
-                save_final_model(cfg.out, name, cell["model"], nz, est,
+            if save_model:
+                save_final_model(cfg.out, name, cell["model"] if kind == "final"
+                                 else f"{cell['model']}_matched", nz, est,
                                  {"reproduce": key, "params": cell["params"]})
             cell["arrays"] = f"cells/{key}.npz"
             save_npz(cfg.out / cell["arrays"], cell_arrays(est, H, Xev, self.threshold))
