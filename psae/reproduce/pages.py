@@ -42,14 +42,18 @@ def save_final_model(out: Path, dataset: str, model: str, normalizer, est, extra
 
 
 def _page(out: Path, results: dict, ds: str, m: str, sp) -> dict:
-    mdir = model_dir(out, ds, m)
+    mdir, what = model_dir(out, ds, m), "retrained on all training rows"
+    if not persistence.is_model_dir(mdir):  # a matched run keeps the model at one target
+        target = ((results.get("matched_protocol") or {}).get(ds) or {}).get("explore_target")
+        mdir = model_dir(out, ds, f"{m}_matched")
+        what = f"trained to mean L0 {target} (matched protocol)" if m != "rae" else "dense"
     if not persistence.is_model_dir(mdir):
         return {"missing": "no seed-0 final model saved (the fit failed, or the run predates "
                            "saved models)"}
     n, cap = len(sp.X_test), explore_rows(sp.X_test.shape[1])
     label = (results.get("datasets") or {}).get(ds, {}).get("label", ds)
     name = model_label(results, m)
-    meta = {"model": f"{name}, seed 0, retrained on all training rows",
+    meta = {"model": f"{name}, seed 0, {what}",
             "data": f"{label}, test split: "
                     + (f"{cap} of {n} rows (stratified)" if n > cap else f"all {n} rows"),
             "model directory": f"models/{mdir.name} (psae.load)"}

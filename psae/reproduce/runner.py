@@ -164,7 +164,7 @@ def _changed_files(cfg: RunConfig, old: dict) -> list[str]:
 
 def _check_resume(cfg: RunConfig) -> None:
     run_file = cfg.out / "run.json"
-    fp = cfg.fingerprint()
+    fp = json.loads(json.dumps(cfg.fingerprint()))  # as run.json gives it back: no tuples
     has_cells = any((cfg.out / "cells").glob("*.json"))
     if has_cells and not run_file.exists():
         raise ResumeMismatchError(
@@ -397,12 +397,18 @@ def _run(cfg: RunConfig) -> dict:
 def _write_outputs(out: Path, results: dict) -> None:
     from .claims import evaluate_claims
     from .figures import make_figures
+    from .matched_claims import matched_claims
+    from .matched_figures import matched_figures
     from .report import write_report
 
-    results["claims"] = evaluate_claims(results)
+    results["claims"] = evaluate_claims(results) if results.get("final") else []
+    if results.get("matched"):
+        results["matched_claims"] = matched_claims(results)
     atomic_write(out / "results.json", json.dumps(results, indent=1))
     atomic_write(out / "results.csv", to_csv(results))
-    figures = make_figures(results, out)
+    figures = make_figures(results, out) if results.get("final") else {}
+    if results.get("matched"):
+        figures.update(matched_figures(results, out))
     results["figures"] = figures
     write_report(results, out, figures)
     atomic_write(out / "results.json", json.dumps(results, indent=1))

@@ -1,0 +1,115 @@
+"""Figures of the matched-sparsity protocol: every measure against mean L0, and the plateaus.
+
+Per data set, CA, RE and the spread of per-sample L0 are drawn against the mean test L0, one
+line per model through its targets with ±1 std error bars over seeds in both directions; RAE,
+dense, is a dashed reference. A second figure shows each model's validation RE per epoch at
+one target (seed 0): the plateau the stopping criterion found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from ..fileio import atomic_write
+from .matched_claims import stat, targets_of
+
+__all__ = ["matched_figures", "MATCHED_CAPTIONS"]
+
+DPI = 110
+PANELS = (("CA", "CA (softmax accuracy, higher is better)"),
+          ("RE", "RE (test reconstruction error, lower is better)"),
+          ("L0_std", "std of per-sample L0 (0 = every sample equally sparse)"))
+MATCHED_CAPTIONS = {
+    "matched": "{ds}: CA, RE and the spread of per-sample L0 against the mean test L0, every "
+               "model trained to each target (mean ± std over seeds in both directions); RAE "
+               "(dense) is the dashed line.",
+    "matched_curves": "{ds}: validation RE per epoch at target L0 {t} (seed 0): each fit stops "
+                      "after its second plateau (the first lowers the step size).",
+}
+
+
+def _save(fig: Figure, out_dir: Path, name: str) -> str:
+    atomic_write(out_dir / "figures" / f"{name}.png",
+                 lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    return f"figures/{name}.png"
+
+
+def _label(results: dict, m: str) -> str:
+    return str((results.get("model_labels") or {}).get(m, m))
+
+
+def _panel(ax, results: dict, ds: str, metric: str, title: str, colors: dict) -> None:
+    models = (results.get("matched_summary") or {}).get(ds, {})
+    for m in models:
+        if m == "rae":
+            if (ref := stat(results, ds, m, "dense", metric)) is not None:
+                ax.axhline(ref[0], color="0.4", linestyle="--", linewidth=1, label="RAE (dense)")
+            continue
+        pts = [(x, y) for t in targets_of(results, ds)
+               if (x := stat(results, ds, m, t, "L0_mean")) and (y := stat(results, ds, m, t,
+                                                                              metric))]
+        if not pts:
+            continue
+        ax.errorbar([p[0][0] for p in pts], [p[1][0] for p in pts],
+                    xerr=[p[0][1] for p in pts], yerr=[p[1][1] for p in pts], marker="o",
+                    markersize=4, capsize=2, linewidth=1.3, color=colors[m],
+                    label=_label(results, m))
+    for t in targets_of(results, ds):
+        ax.axvline(float(t), color="0.85", linewidth=0.8, zorder=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean test L0 (active units per sample)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+
+
+def _matched(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
+    if not targets_of(results, ds):
+        return None
+    fig = Figure(figsize=(14, 4.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, (metric, title) in zip(axes, PANELS, strict=True):
+        _panel(ax, results, ds, metric, title, colors)
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8)
+    label = ((results.get("datasets") or {}).get(ds) or {}).get("label", ds)
+    fig.suptitle(f"{label}: every model at the same mean L0")
+    return _save(fig, out_dir, f"matched_{ds}")
+
+
+def _curves(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
+    t = str(((results.get("matched_protocol") or {}).get(ds) or {}).get("explore_target", ""))
+    runs = [c for c in results.get("matched") or [] if c["dataset"] == ds and c["seed"] == 0
+            and str(c["point"]) == t and c.get("history")]
+    if not runs:
+        return None
+    fig = Figure(figsize=(8, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    for c in runs:
+        val = [h.get("val_re") for h in c["history"]]
+        if any(v is not None for v in val):
+            ax.plot(np.arange(1, len(val) + 1), [np.nan if v is None else v for v in val],
+                    color=colors[c["model"]], label=_label(results, c["model"]), linewidth=1.3)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation RE (per-sample squared error / D)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, f"matched_curves_{ds}")
+
+
+def matched_figures(results: dict, out_dir: Path) -> dict[str, list[str]]:
+    """Draw the matched figures of every data set; their paths by kind."""
+    out_dir = Path(out_dir)
+    models = [m for ds in (results.get("matched_summary") or {}).values() for m in ds]
+    cmap = colormaps["tab10"]
+    colors = {m: cmap(i % 10) for i, m in enumerate(dict.fromkeys(models))}
+    out: dict[str, list[str]] = {"matched": [], "matched_curves": []}
+    for ds in results.get("matched_summary") or {}:
+        for kind, draw in (("matched", _matched), ("matched_curves", _curves)):
+            if (p := draw(results, out_dir, ds, colors)) is not None:
+                out[kind].append(p)
+    return out

@@ -1,0 +1,91 @@
+"""Tables and one-line answers of the matched-sparsity protocol."""
+
+from __future__ import annotations
+
+from .markup import Cell, Text
+from .matched_claims import on_target, stat, targets_of
+
+__all__ = ["matched_table", "matched_answer", "matched_claims_table", "MATCHED_COLUMNS"]
+
+# (measure, column title, higher is better; None: no best marked)
+MATCHED_COLUMNS = (("L0_mean", "mean L0", None), ("L0_std", "L0 std", False),
+                   ("CA", "CA", True), ("RE", "RE", False), ("FVU", "FVU", False),
+                   ("S", "S", True), ("SSD", "SSD", False), ("dead_units", "dead units", False))
+
+
+def _label(results: dict, m: str) -> str:
+    return str((results.get("model_labels") or {}).get(m, m))
+
+
+def _cell(st, bold: bool, metric: str) -> tuple[str, bool]:
+    if st is None:
+        return "—", False
+    if metric == "CA":
+        return f"{100 * st[0]:.2f} ± {100 * st[1]:.2f} %", bold
+    return (f"{st[0]:.4g} ± {st[1]:.2g}" if st[2] > 1 else f"{st[0]:.4g}"), bold
+
+
+def _epochs(results: dict, ds: str, m: str, t: str) -> str:
+    runs = [c for c in results.get("matched") or [] if c["dataset"] == ds and c["model"] == m
+            and str(c["point"] or "dense") == t and "n_epochs" in c]
+    return "/".join(str(c["n_epochs"]) for c in runs) or "—"
+
+
+def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
+                  ) -> tuple[list[str], list[list[Cell]]]:
+    """Rows (target, model), grouped by target; per target the best CA, RE, L0 spread, ... in
+    bold among the models that landed within 10 % of it (a miss is marked ✗ in mean L0)."""
+    links = links or {}
+    models = list((results.get("matched_summary") or {}).get(ds, {}))
+    rows: list[list[Cell]] = []
+    for t in [*targets_of(results, ds), "dense"]:
+        here = [m for m in models if stat(results, ds, m, t, "L0_mean") is not None]
+        fair = [m for m in here if t == "dense" or on_target(results, ds, m, t)]
+        best = {}
+        for metric, _, higher in MATCHED_COLUMNS:
+            vals = [st[0] for m in fair if (st := stat(results, ds, m, t, metric))]
+            if vals and higher is not None:
+                best[metric] = max(vals) if higher else min(vals)
+        for m in here:
+            row: list[Cell] = [t, Text(_label(results, m), href=links.get(m))]
+            for metric, _, _ in MATCHED_COLUMNS:
+                st = stat(results, ds, m, t, metric)
+                text, bold = _cell(st, st is not None and m in fair
+                                   and st[0] == best.get(metric), metric)
+                if metric == "L0_mean" and m not in fair:
+                    text += " ✗"
+                row.append((text, bold))
+            row.append(_epochs(results, ds, m, t))
+            rows.append(row)
+    return (["target L0", "model"] + [c[1] for c in MATCHED_COLUMNS] + ["epochs (per seed)"],
+            rows)
+
+
+def matched_answer(results: dict, ds: str) -> str:
+    """E.g. "At equal sparsity — best CA: L0 10 TopK 96.5 %, L0 25 PSAE 97.1 % · ..."."""
+    parts = []
+    for metric, name, higher in (("CA", "best CA", True), ("RE", "lowest RE", False),
+                                 ("L0_std", "most even sparsity", False)):
+        per_t = []
+        for t in targets_of(results, ds):
+            vals = [(m, st[0]) for m in (results.get("matched_summary") or {}).get(ds, {})
+                    if m != "rae" and on_target(results, ds, m, t)
+                    and (st := stat(results, ds, m, t, metric)) is not None]
+            if vals:
+                m, v = (max if higher else min)(vals, key=lambda mv: mv[1])
+                val = f"{100 * v:.1f} %" if metric == "CA" else f"{v:.3g}"
+                per_t.append(f"L0 {t}: {_label(results, m)} {val}")
+        if per_t:
+            parts.append(f"{name} — " + ", ".join(per_t))
+    return "At equal sparsity: " + " · ".join(parts) + "." if parts else "No matched results."
+
+
+def matched_claims_table(results: dict) -> tuple[list[str], list[list[Cell]]]:
+    rows: list[list[Cell]] = []
+    for r in results.get("matched_claims") or []:
+        held = "✓" if r["held"] is True else "✗" if r["held"] is False else "n/a"
+        label = ((results.get("datasets") or {}).get(r["dataset"]) or {}).get("label",
+                                                                           r["dataset"])
+        rows.append([r["claim"], label, r["target"], held, "yes" if r["clear"] else "no",
+                     r["detail"]])
+    return ["claim", "data set", "target L0", "held", "clear", "detail"], rows

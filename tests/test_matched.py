@@ -1,0 +1,80 @@
+"""The matched-sparsity protocol of psae reproduce, and the convergence criterion."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from psae.cli import main
+from psae.reproduce.matched_claims import matched_claims
+from psae.stopping import Plateau
+
+MODELS = "rae,psae,l0,topk,jumprelu,sqjumprelu"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("matched") / "run"
+    assert main(["reproduce", "--quick", "--protocol", "matched", "--models", MODELS,
+                 "--quiet", "--out", str(out)]) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_every_model_at_every_target_with_figures_and_claims(run):
+    out, res = run
+    targets = res["matched_protocol"]["digits"]["targets"]
+    cells = {(c["model"], c["point"]) for c in res["matched"]}
+    for m in MODELS.split(","):
+        for t in (None,) if m == "rae" else targets:
+            assert (m, t) in cells, (m, t)
+    summary = res["matched_summary"]["digits"]
+    assert summary["topk"][str(targets[0])]["L0_std"]["mean"] == 0.0  # k per sample, exactly
+    for kind in ("matched", "matched_curves"):
+        assert (out / "figures" / f"{kind}_digits.png").stat().st_size > 10_000
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2
+    assert html.index("Matched sparsity") < html.index("Run, protocol and grids")
+    claims = res["matched_claims"]
+    assert {c["id"] for c in claims} >= {"a", "c"} and all(c["detail"] for c in claims)
+    assert matched_claims(res) == claims
+    assert any(c["history"] and "val_re" in c["history"][-1] for c in res["matched"])
+
+
+def test_resumed_matched_run_redoes_no_finished_cell(run, tmp_path):
+    out, _ = run
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    assert main(["reproduce", "--quick", "--protocol", "matched", "--models", MODELS,
+                 "--quiet", "--out", str(out), "--resume"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == stamps
+    log = (out / "log.txt").read_text()
+    assert log.count("already done, skipped") >= len(stamps)
+
+
+class _Stub:
+    """A trainer whose validation RE follows a given curve (the stopper asks for it)."""
+
+    def __init__(self):
+        self.lr, self.module = 1.0, None
+
+    def scale_lr(self, f):
+        self.lr *= f
+
+
+def _epochs_until_stop(curve, patience=3):
+    stopper, trainer = Plateau(torch.zeros(1, 1), tol=0.005, patience=patience), _Stub()
+    values = iter(curve)
+    stopper.validation_re = lambda module: next(values)
+    for epoch in range(len(curve)):
+        _, stop = stopper.after_epoch(trainer, may_stop=True)
+        if stop:
+            return epoch + 1, trainer.lr
+    return None, trainer.lr
+
+
+def test_the_criterion_stops_a_flat_curve_and_not_a_falling_one():
+    flat = [1.0 / (1 + e) for e in range(10)] + [0.0909] * 30
+    stopped, lr = _epochs_until_stop(flat)
+    assert stopped is not None and stopped < 25 and lr == pytest.approx(0.3)
+    falling = [math.exp(-0.05 * e) for e in range(60)]  # 5 % better every epoch, to the end
+    assert _epochs_until_stop(falling) == (None, 1.0)
