@@ -114,14 +114,16 @@ def _check_labels(H: np.ndarray, y, name: str) -> np.ndarray:
 
 def classification_accuracy(
     H_train, y_train, H_test, y_test, *, C: float = 1.0, tol: float = 1e-5,
-    max_iter: int = 2000,
+    max_iter: int = 2000, stable: float | None = 5e-4,
 ) -> float:
     """CA: test accuracy of a softmax (multinomial logistic) classifier fitted on training codes.
 
     The codes are standardised first (an affine map the one-layer classifier could absorb; it
     only conditions the problem); ``C`` is the inverse L2 strength of scikit-learn's
     ``LogisticRegression``, whose objective :class:`psae.classifier.SoftmaxClassifier` solves
-    to convergence (largest gradient entry below ``tol``) rather than stopping at a cap.
+    to convergence: the largest gradient entry below ``tol``, or the training accuracy moving
+    by less than ``stable`` (0.05 points) over each of two windows of 50 iterations: the
+    accuracy has stopped moving (None: the gradient test only).
     """
     from .classifier import SoftmaxClassifier
 
@@ -135,7 +137,8 @@ def classification_accuracy(
     y_test = _check_labels(H_test, y_test, "y_test")
     if np.unique(y_train).size < 2:
         raise InputError("y_train must hold at least 2 classes")
-    clf = SoftmaxClassifier(C=C, tol=tol, max_iter=max_iter).fit(H_train, y_train)
+    clf = SoftmaxClassifier(C=C, tol=tol, max_iter=max_iter, stable=stable).fit(
+        H_train, y_train)
     return float(np.mean(clf.predict(H_test) == y_test))
 
 

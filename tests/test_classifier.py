@@ -30,3 +30,17 @@ def test_classification_accuracy_uses_it_and_labels_can_be_anything(digits):
     ca = metrics.classification_accuracy(Xtr, names[ytr], Xte, names[yte])
     assert 0.9 < ca <= 1.0
     assert ca == metrics.classification_accuracy(Xtr, ytr, Xte, yte)
+
+
+def test_a_settled_training_accuracy_ends_the_solve_early_at_the_same_test_accuracy(digits):
+    Xtr, Xte, ytr, yte = digits
+    full = SoftmaxClassifier(tol=1e-7, max_iter=5000).fit(Xtr, ytr)
+    early = SoftmaxClassifier(tol=1e-7, max_iter=5000, stable=1e-2, check_every=5).fit(Xtr, ytr)
+    assert full.converged_ and early.converged_
+    assert early.n_iter_ < full.n_iter_  # it stopped on the predictions, not the gradient
+    assert early.n_iter_ % 5 == 0 and early.n_iter_ >= 15  # two windows after the first
+    ca_full = np.mean(full.predict(Xte) == yte)
+    ca_early = np.mean(early.predict(Xte) == yte)
+    assert abs(ca_full - ca_early) <= 0.01
+    capped = SoftmaxClassifier(tol=1e-7, max_iter=40, stable=0.0, check_every=20).fit(Xtr, ytr)
+    assert capped.n_iter_ == 40 and not capped.converged_  # stable=0 never holds: the cap ends it
