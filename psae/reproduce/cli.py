@@ -19,10 +19,13 @@ def _names(text: str) -> list[str]:
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "reproduce", help="reproduce the paper's Fig. 2 (RE, S, SSD, CA) with plots and a report",
-        description="Train RAE, SAE+L1, SAE+Ber, PSAE (and the unsquared-L0 ablation) on each "
-                    "data set: each model's own knobs chosen on a validation split of the "
-                    "training set by classification accuracy, the chosen point retrained on the "
-                    "full training set for every seed and scored once on the test set. Writes "
+        description="Compare the sparse autoencoders on each data set. --protocol paper "
+                    "(the paper's Fig. 2): each model's own knobs chosen on a validation split "
+                    "of the training set by classification accuracy, the chosen point retrained "
+                    "on the full training set for every seed and scored once on the test set. "
+                    "--protocol matched: every model trained to each of a few target mean L0s "
+                    "(TopK's k, the others' steered weight) until its validation RE converges, "
+                    "and compared there. Writes "
                     "results.json/.csv, figures/, report.html and report.md to --out, the "
                     "seed-0 final models to models/ and a feature-explorer page per model to "
                     "explore/. Finished cells are kept: --resume continues a killed run. "
