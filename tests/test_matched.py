@@ -51,6 +51,18 @@ def test_resumed_matched_run_redoes_no_finished_cell(run, tmp_path):
     assert log.count("already done, skipped") >= len(stamps)
 
 
+def test_a_resumed_run_may_add_seeds_and_runs_only_theirs(run, tmp_path):
+    out, _ = run
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    assert main(["reproduce", "--quick", "--protocol", "matched", "--models", MODELS,
+                 "--seeds", "2", "--quiet", "--out", str(out), "--resume"]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    assert {k: after[k] for k in stamps} == stamps  # nothing redone
+    new = sorted(set(after) - set(stamps))
+    assert new and all("__seed1" in k for k in new)
+    assert len(new) == sum("__seed0" in k for k in stamps if "__matched" in k)
+
+
 class _Stub:
     """A trainer whose validation RE follows a given curve (the stopper asks for it)."""
 

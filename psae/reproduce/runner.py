@@ -162,6 +162,12 @@ def _changed_files(cfg: RunConfig, old: dict) -> list[str]:
             if k in before and before[k].get("sha256") != u.sha256]
 
 
+def _settings(fingerprint: dict | None) -> dict | None:
+    """A fingerprint less its seed count: cells are kept per seed, so a resumed run may ask
+    for more seeds (it runs only the new ones) or fewer (it reports the first ones)."""
+    return None if fingerprint is None else {k: v for k, v in fingerprint.items() if k != "seeds"}
+
+
 def _check_resume(cfg: RunConfig) -> None:
     run_file = cfg.out / "run.json"
     fp = json.loads(json.dumps(cfg.fingerprint()))  # as run.json gives it back: no tuples
@@ -181,9 +187,9 @@ def _check_resume(cfg: RunConfig) -> None:
             raise ResumeMismatchError(
                 f"{cfg.out} was started on other data: {'; '.join(changed)} changed since; "
                 "choose another --out")
-        elif old.get("fingerprint") != fp:
+        elif _settings(old.get("fingerprint")) != _settings(fp):
             raise ResumeMismatchError(
-                f"{cfg.out} was started with different settings (protocol, grids, seeds, data "
+                f"{cfg.out} was started with different settings (protocol, grids, data "
                 "or version); resume it with the same options or choose another --out")
     atomic_write(run_file, json.dumps({"fingerprint": fp, "command": cfg.command}, indent=1))
 
