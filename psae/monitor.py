@@ -5,7 +5,8 @@ dead units and a target L0.
   (``h > threshold``); a unit silent for ``window`` samples is dead. Its fraction goes into every
   epoch record and the saved model; TopK's AuxK loss reads the dead mask.
 - :class:`L0Controller` adapts a mechanism's penalty weight toward a target mean L0 by dual
-  ascent on its logarithm, from the training batches, and freezes it for the final epochs.
+  ascent on its logarithm, from the training batches (the estimator steers to the end of
+  training; ``frozen`` stops it).
 - :func:`resample_dead` re-initialises dead units toward poorly reconstructed inputs (the
   remedy of the penalised models' literature), resetting their Adam moments.
 """

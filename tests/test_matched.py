@@ -36,7 +36,7 @@ def test_every_model_at_every_target_with_figures_and_claims(run):
     assert html.count("data:image/png;base64,") >= 2
     assert html.index("Matched sparsity") < html.index("Run, protocol and grids")
     claims = res["matched_claims"]
-    assert {c["id"] for c in claims} >= {"a", "c"} and all(c["detail"] for c in claims)
+    assert {c["id"] for c in claims} >= {"a", "c", "d", "e"} and all(c["detail"] for c in claims)
     assert matched_claims(res) == claims
     assert any(c["history"] and "val_re" in c["history"][-1] for c in res["matched"])
 
@@ -90,3 +90,26 @@ def test_the_criterion_stops_a_flat_curve_and_not_a_falling_one():
     assert stopped is not None and stopped < 25 and lr == pytest.approx(0.3)
     falling = [math.exp(-0.05 * e) for e in range(60)]  # 5 % better every epoch, to the end
     assert _epochs_until_stop(falling) == (None, 1.0)
+
+
+def _summary(**models):
+    """A matched summary at target 10 from {model: (CA, RE, L0 std)}, 3 seeds, on target."""
+    def entry(ca, re, spread):
+        return {"10": {"CA": {"mean": ca, "std": 0.001, "n": 3},
+                       "RE": {"mean": re, "std": 1e-5, "n": 3},
+                       "L0_std": {"mean": spread, "std": 0.01, "n": 3},
+                       "L0_mean": {"mean": 10.2, "std": 0.1, "n": 3}}}
+    return {"matched_summary": {"toy": {m: entry(*v) for m, v in models.items()}},
+            "matched_protocol": {"toy": {"targets": [10]}}}
+
+
+def test_the_squared_jumprelu_ablation_rows():
+    res = _summary(psae=(0.95, 0.0010, 3.0), jumprelu=(0.96, 0.0012, 2.6),
+                   sqjumprelu=(0.97, 0.0013, 2.4), topk=(0.94, 0.0015, 0.0))
+    rows = {(r["id"], r["claim"].split()[-1]): r for r in matched_claims(res)}
+    assert rows[("d", "CA")]["held"] and rows[("d", "CA")]["clear"]  # no worse in CA
+    assert rows[("d", "RE")]["held"] is False  # RE 0.0013 against 0.0012: the square costs RE
+    assert rows[("e", "CA")]["held"] and rows[("e", "RE")]["held"] is False
+    assert rows[("e", "L0_std")]["held"]  # 2.4 against PSAE's 3.0
+    a_rows = [r for r in matched_claims(res) if r["id"] == "a"]
+    assert len(a_rows) == 1 and a_rows[0]["held"]  # JumpReLU pair only: SAE+L0 was not run

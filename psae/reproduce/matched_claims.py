@@ -3,9 +3,10 @@
 Per data set and target mean L0: (a) the square lowers the spread of per-sample L0 against
 the unsquared penalty (PSAE against SAE+L0; squared against plain JumpReLU); (b) PSAE's CA and
 RE against every other model; (c) PSAE against TopK, whose per-sample L0 is fixed, so that any
-advantage must come from PSAE's freedom to vary it. A comparison only counts where both models
-landed within 10 % of the target (else "not at equal L0"); it is clear where the mean ± std
-intervals over seeds do not overlap.
+advantage must come from PSAE's freedom to vary it; (d), (e) the squared-L0 JumpReLU against
+JumpReLU (what the square costs) and against PSAE (what exact zeros buy). A comparison only
+counts where both models landed within 10 % of the target (else "not at equal L0"); it is
+clear where the mean ± std intervals over seeds do not overlap.
 """
 
 from __future__ import annotations
@@ -88,19 +89,36 @@ def _rank(results: dict, ds: str, t: str, metric: str, higher: bool) -> dict | N
                 _apart(here["psae"], here[rival]))
 
 
-def _topk(results: dict, ds: str, t: str) -> list[dict]:
+VERSUS = (("c", "psae", "topk", "(c) PSAE's freedom to vary L0 buys {m} over TopK",
+           ("CA", "RE")),
+          ("d", "sqjumprelu", "jumprelu", "(d) the square costs JumpReLU nothing in {m}",
+           ("CA", "RE")),
+          ("e", "sqjumprelu", "psae", "(e) exact zeros (squared JumpReLU) beat PSAE in {m}",
+           ("CA", "RE", "L0_std")))
+"""Pairwise comparisons at one target: id, model, rival, claim, measures. (c) asks whether
+PSAE's per-sample freedom buys anything over TopK's fixed L0; (d) and (e) are the ablation of
+the squared-L0 JumpReLU against both parents (for (d), "nothing" means no worse)."""
+LOWER_IS_BETTER = {"RE", "L0_std", "FVU"}
+
+
+def _versus(results: dict, ds: str, t: str) -> list[dict]:
     rows = []
-    for metric, higher in (("CA", True), ("RE", False)):
-        a, b = stat(results, ds, "psae", t, metric), stat(results, ds, "topk", t, metric)
-        if a is None or b is None:
-            continue
-        claim = f"(c) PSAE's freedom to vary L0 buys {metric} over TopK"
-        if not (on_target(results, ds, "psae", t) and on_target(results, ds, "topk", t)):
-            rows.append(_row("c", claim, ds, t, None, "not at equal L0"))
-            continue
-        better = a[0] > b[0] if higher else a[0] < b[0]
-        rows.append(_row("c", claim, ds, t, better, f"{metric}: PSAE {a[0]:.4g} ± {a[1]:.2g} vs "
-                         f"TopK {b[0]:.4g} ± {b[1]:.2g}", _apart(a, b)))
+    for cid, model, rival, claim_fmt, measures in VERSUS:
+        for metric in measures:
+            a, b = stat(results, ds, model, t, metric), stat(results, ds, rival, t, metric)
+            if a is None or b is None:
+                continue
+            claim = claim_fmt.format(m=metric)
+            if not (on_target(results, ds, model, t) and on_target(results, ds, rival, t)):
+                rows.append(_row(cid, claim, ds, t, None, "not at equal L0"))
+                continue
+            lower = metric in LOWER_IS_BETTER
+            better = a[0] < b[0] if lower else a[0] > b[0]
+            held = (a[0] <= b[0] if lower else a[0] >= b[0]) if cid == "d" else better
+            rows.append(_row(cid, claim, ds, t, held,
+                             f"{metric}: {_label(results, model)} {a[0]:.4g} ± {a[1]:.2g} vs "
+                             f"{_label(results, rival)} {b[0]:.4g} ± {b[1]:.2g}",
+                             _apart(a, b)))
     return rows
 
 
@@ -114,5 +132,5 @@ def matched_claims(results: dict) -> list[dict]:
             for metric, higher in (("CA", True), ("RE", False)):
                 if (r := _rank(results, ds, t, metric, higher)) is not None:
                     rows.append(r)
-            rows += _topk(results, ds, t)
+            rows += _versus(results, ds, t)
     return rows
