@@ -92,6 +92,20 @@ def test_the_criterion_stops_a_flat_curve_and_not_a_falling_one():
     assert _epochs_until_stop(falling) == (None, 1.0)
 
 
+def test_report_only_trains_nothing_and_reports_the_finished_cells(run, tmp_path):
+    out, _ = run
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    before = (out / "results.json").stat().st_mtime_ns
+    assert main(["reproduce", "--quick", "--protocol", "matched", "--models", MODELS,
+                 "--seeds", "5", "--quiet", "--out", str(out), "--report-only"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == stamps
+    assert (out / "results.json").stat().st_mtime_ns > before
+    rows = json.loads((out / "results.json").read_text())["matched"]
+    assert rows and {r["seed"] for r in rows} <= {0, 1}  # seeds 2-4 were not run
+    assert "cells not run" in (out / "log.txt").read_text()
+    assert main(["reproduce", "--quick", "--protocol", "matched", "--quiet",
+                 "--out", str(tmp_path / "none"), "--report-only"]) == 2
+
 def _summary(**models):
     """A matched summary at target 10 from {model: (CA, RE, L0 std)}, 3 seeds, on target."""
     def entry(ca, re, spread):

@@ -57,6 +57,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out, skipping every finished cell")
+    p.add_argument("--report-only", action="store_true",
+                   help="write results, figures and report from the finished cells of the run "
+                        "in --out, training nothing (a partial run reports what it has; each "
+                        "mean says over how many seeds)")
     p.add_argument("--epochs", type=int, default=None, help="override every data set's epochs")
     p.add_argument("--n-components", type=int, default=None,
                    help="override every data set's hidden size")
@@ -83,7 +87,7 @@ def cmd_reproduce(args) -> int:
         overrides={"epochs": args.epochs, "n_components": args.n_components},
         threads=getattr(args, "threads", None) or "auto",
         data=args.data, label_column=parse_label_column(args.label_column),
-        protocol_name=args.protocol,
+        protocol_name=args.protocol, report_only=args.report_only,
     )
     for u in cfg.user.values():
         for text in u.dataset.notes:
