@@ -1,6 +1,8 @@
 """TopK, BatchTopK and JumpReLU beside PSAE: their defining properties, dead-unit control and
 the target-L0 knob."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -177,3 +179,33 @@ def test_sqjumprelu_fits_saves_and_reaches_a_target(digits, tmp_path):
     np.savez(data, X=digits[0])
     assert main(["fit", "--data", str(data), "--penalty", "sqjumprelu", "--n-components", "20",
                  "--epochs", "4", "--quiet", "--out", str(tmp_path / "cli")]) == 0
+
+
+@pytest.mark.parametrize("penalty", ["topk", "batchtopk", "jumprelu"])
+def test_new_models_through_psae_fit_and_evaluate(digits, tmp_path, capsys, penalty):
+    from psae.cli import main
+
+    data = tmp_path / "d.npz"
+    np.savez(data, X_train=digits[0], y_train=digits[2], X_test=digits[1], y_test=digits[3])
+    extra = ["--k", "5"] if penalty != "jumprelu" else []
+    assert main(["fit", "--data", str(data), "--penalty", penalty, "--n-components", "20",
+                 "--epochs", "4", *extra, "--quiet", "--out", str(tmp_path / "m")]) == 0
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(data),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    assert "FVU" in capsys.readouterr().out
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert 0.0 <= result["FVU"] <= 1.0 and result["L0"]["std"] >= 0.0 and "CA" in result
+    if penalty == "topk":
+        assert result["L0"]["max"] <= 5  # at most k units per code
+    if penalty == "batchtopk":  # k per sample on average; its inference threshold varies it
+        assert 2.5 <= result["L0"]["mean"] <= 10
+
+
+def test_target_l0_steers_the_unsquared_l0_and_its_weight_survives_save_load(digits, tmp_path):
+    m = fit(digits, penalty="l0", target_l0=10, n_components=100, epochs=300)
+    l0 = metrics.l0_stats(m.transform(digits[1]))["mean"]
+    assert abs(l0 - 10) <= 1.5, (l0, m.penalty_weight_)  # ±15 %: the smoothed count lands low
+    assert m.penalty_weight_ != SparseAutoencoder(penalty="l0").lam  # it moved
+    m.save(tmp_path / "m")
+    back = SparseAutoencoder.load(tmp_path / "m")
+    assert back.penalty_weight_ == m.penalty_weight_
