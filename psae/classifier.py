@@ -37,7 +37,8 @@ class SoftmaxClassifier:
         W = torch.zeros(m, k, dtype=torch.float32, requires_grad=True)
         b = torch.zeros(k, dtype=torch.float32, requires_grad=True)
         chunk = self.max_iter if self.stable is None else min(self.check_every, self.max_iter)
-        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=chunk, max_eval=4 * chunk,
+        evals_per_chunk = 4 * chunk
+        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=chunk, max_eval=evals_per_chunk,
                                 history_size=20, tolerance_grad=self.tol,
                                 tolerance_change=1e-12, line_search_fn="strong_wolfe")
         l2 = 1.0 / (2.0 * self.C * n)
@@ -56,7 +57,7 @@ class SoftmaxClassifier:
             iters, self.n_iter_ = state["n_iter"] - self.n_iter_, state["n_iter"]
             calls, evals = state["func_evals"] - evals, state["func_evals"]
             # short of both budgets: it stopped on its own gradient or loss-change tolerance
-            self.converged_ = iters < chunk and calls < 4 * chunk
+            self.converged_ = iters < chunk and calls < evals_per_chunk
             if self.stable is not None and not self.converged_:
                 with torch.no_grad():
                     accuracy.append(float((torch.addmm(b, Z, W).argmax(1) == target).float()

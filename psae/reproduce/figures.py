@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from ..fileio import atomic_write
 from .claims import dataset_keys, dataset_label, metric_stats, model_label
 
-__all__ = ["make_figures", "missing_pieces", "figure_caption", "figure_dataset", "has_images",
-           "FIGURE_KINDS"]
+__all__ = ["make_figures", "model_colors", "save_figure", "missing_pieces", "figure_caption",
+           "figure_dataset", "has_images", "FIGURE_KINDS"]
 
 DPI = 110
 FIGURE_KINDS = ("fig2", "sparseness", "l0", "filters", "recons", "curves", "sweep")
@@ -108,12 +108,13 @@ def _models(results: dict) -> list[str]:
     return models
 
 
-def _colors(results: dict) -> dict[str, tuple]:
+def model_colors(results: dict) -> dict[str, tuple]:
+    """One tab10 colour per model, the same in every figure of a run."""
     cmap = colormaps["tab10"]
     return {m: cmap(i % 10) for i, m in enumerate(_models(results))}
 
 
-def _save(fig: Figure, out_dir: Path, name: str) -> str:
+def save_figure(fig: Figure, out_dir: Path, name: str) -> str:
     """Save ``fig`` atomically as figures/<name>.png; return its path relative to out_dir."""
     atomic_write(out_dir / "figures" / f"{name}.png",
                  lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
@@ -229,7 +230,7 @@ def _note(ax: Axes, text: str) -> None:
 def _bars(ax: Axes, results: dict, metric: str, title: str, legend: bool = True) -> bool:
     datasets = dataset_keys(results)
     models = _models(results)
-    colors = _colors(results)
+    colors = model_colors(results)
     width = 0.8 / max(len(models), 1)
     x = np.arange(len(datasets), dtype=np.float64)
     drawn = False
@@ -276,7 +277,7 @@ def _fig2(results: dict, out_dir: Path) -> list[str]:
     for letter, metric, desc in FIG2_METRICS:
         fig = Figure(figsize=(8.5, 4.2), layout="constrained")
         if _bars(fig.add_subplot(), results, metric, f"Fig. 2{letter}: {desc}"):
-            paths.append(_save(fig, out_dir, f"fig2{letter}_{metric.lower()}"))
+            paths.append(save_figure(fig, out_dir, f"fig2{letter}_{metric.lower()}"))
     fig = Figure(figsize=(12, 8), layout="constrained")
     axes = fig.subplots(2, 2)
     for ax, (letter, metric, desc) in zip(axes.ravel(), FIG2_METRICS, strict=True):
@@ -285,7 +286,7 @@ def _fig2(results: dict, out_dir: Path) -> list[str]:
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6),
                    fontsize=9)
-    paths.append(_save(fig, out_dir, "fig2"))
+    paths.append(save_figure(fig, out_dir, "fig2"))
     return paths
 
 
@@ -303,7 +304,8 @@ def _pooled(results: dict, out_dir: Path, ds: str, key: str) -> dict[str, np.nda
 
 
 def _sparseness(results: dict, out_dir: Path, ds: str) -> str | None:
-    models, colors, data = _models(results), _colors(results), _pooled(results, out_dir, ds, "S")
+    models, colors = _models(results), model_colors(results)
+    data = _pooled(results, out_dir, ds, "S")
     if not data:
         return None
     fig = Figure(figsize=(max(6.0, 1.5 * len(models) + 2), 4.5), layout="constrained")
@@ -335,11 +337,12 @@ def _sparseness(results: dict, out_dir: Path, ds: str) -> str | None:
         title += f"\n(no data: {', '.join(missing)})"
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, out_dir, f"sparseness_{ds}")
+    return save_figure(fig, out_dir, f"sparseness_{ds}")
 
 
 def _l0(results: dict, out_dir: Path, ds: str) -> str | None:
-    models, colors, data = _models(results), _colors(results), _pooled(results, out_dir, ds, "L0")
+    models, colors = _models(results), model_colors(results)
+    data = _pooled(results, out_dir, ds, "L0")
     if not data:
         return None
     hi = max(float(v.max()) for v in data.values())
@@ -361,7 +364,7 @@ def _l0(results: dict, out_dir: Path, ds: str) -> str | None:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, out_dir, f"l0_{ds}")
+    return save_figure(fig, out_dir, f"l0_{ds}")
 
 
 def _panel_grid(n: int) -> tuple[int, int]:
@@ -409,7 +412,7 @@ def _filters(results: dict, out_dir: Path, ds: str) -> str | None:
     for ax in axes[len(names):]:
         ax.set_axis_off()
     fig.suptitle(f"{dataset_label(results, ds)}: decoder filters (seed 0)")
-    return _save(fig, out_dir, f"filters_{ds}")
+    return save_figure(fig, out_dir, f"filters_{ds}")
 
 
 def _recon_inputs(results: dict, out_dir: Path, ds: str):
@@ -430,7 +433,7 @@ def _recon_inputs(results: dict, out_dir: Path, ds: str):
 def _recon_lines(fig: Figure, results: dict, inputs: np.ndarray, recs: dict, n: int) -> None:
     """Data without an image shape: a panel per sample, the input in black and each model's
     reconstruction in its colour."""
-    colors = _colors(results)
+    colors = model_colors(results)
     cols = min(n, 4)
     axes = fig.subplots(int(math.ceil(n / cols)), cols, squeeze=False).ravel()
     x = np.arange(inputs.shape[1])
@@ -476,7 +479,7 @@ def _recons(results: dict, out_dir: Path, ds: str) -> str | None:
         fig = Figure(figsize=(1.3 * n + 1.2, 1.35 * len(row_data) + 0.6), layout="constrained")
         _recon_images(fig, row_data, shape, n)
     fig.suptitle(f"{dataset_label(results, ds)}: test inputs and reconstructions (seed 0)")
-    return _save(fig, out_dir, f"recons_{ds}")
+    return save_figure(fig, out_dir, f"recons_{ds}")
 
 
 def _stage_marks(ax: Axes, history: list[dict]) -> None:
@@ -509,7 +512,7 @@ def _curves(results: dict, out_dir: Path, ds: str) -> str | None:
     rows, cols = _panel_grid(len(names))
     fig = Figure(figsize=(4.4 * cols, 3.4 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    colors = _colors(results)
+    colors = model_colors(results)
     for ax, m in zip(axes, names, strict=False):
         h = hist[m]
         x = np.arange(1, len(h) + 1)
@@ -538,7 +541,7 @@ def _curves(results: dict, out_dir: Path, ds: str) -> str | None:
         fig.legend(handles, ["training " + lb for lb in labels], loc="outside lower center",
                    ncol=len(labels), fontsize=9)
     fig.suptitle(f"{dataset_label(results, ds)}: training curves (seed 0)")
-    return _save(fig, out_dir, f"curves_{ds}")
+    return save_figure(fig, out_dir, f"curves_{ds}")
 
 
 def _num(v: object) -> float:
@@ -554,7 +557,7 @@ def _sweep(results: dict, out_dir: Path, ds: str) -> str | None:
     if not points:
         return None
     models = _models(results)
-    colors = _colors(results)
+    colors = model_colors(results)
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     ax_ca, ax_re = fig.subplots(1, 2)
     for m in models:
@@ -589,7 +592,7 @@ def _sweep(results: dict, out_dir: Path, ds: str) -> str | None:
     legend_ax.scatter([], [], facecolor="none", edgecolor="black", s=110, label="selected")
     legend_ax.legend(fontsize=8)
     fig.suptitle(f"{dataset_label(results, ds)}: validation sweep (trade-off fronts)")
-    return _save(fig, out_dir, f"sweep_{ds}")
+    return save_figure(fig, out_dir, f"sweep_{ds}")
 
 
 def make_figures(results: dict, out_dir: Path) -> dict[str, list[str]]:

@@ -11,15 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from ..fileio import atomic_write
+from .claims import dataset_label, model_label
+from .figures import model_colors, save_figure
 from .matched_claims import stat, targets_of
 
 __all__ = ["matched_figures", "MATCHED_CAPTIONS"]
 
-DPI = 110
 PANELS = (("CA", "CA (softmax accuracy, higher is better)"),
           ("RE", "RE (test reconstruction error, lower is better)"),
           ("L0_std", "std of per-sample L0 (0 = every sample equally sparse)"))
@@ -30,16 +29,6 @@ MATCHED_CAPTIONS = {
     "matched_curves": "{ds}: validation RE per epoch at target L0 {t} (seed 0): each fit stops "
                       "after its second plateau (the first lowers the step size).",
 }
-
-
-def _save(fig: Figure, out_dir: Path, name: str) -> str:
-    atomic_write(out_dir / "figures" / f"{name}.png",
-                 lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-    return f"figures/{name}.png"
-
-
-def _label(results: dict, m: str) -> str:
-    return str((results.get("model_labels") or {}).get(m, m))
 
 
 def _panel(ax, results: dict, ds: str, metric: str, title: str, colors: dict) -> None:
@@ -57,7 +46,7 @@ def _panel(ax, results: dict, ds: str, metric: str, title: str, colors: dict) ->
         ax.errorbar([p[0][0] for p in pts], [p[1][0] for p in pts],
                     xerr=[p[0][1] for p in pts], yerr=[p[1][1] for p in pts], marker="o",
                     markersize=4, capsize=2, linewidth=1.3, color=colors[m],
-                    label=_label(results, m))
+                    label=model_label(results, m))
     for t in targets_of(results, ds):
         ax.axvline(float(t), color="0.85", linewidth=0.8, zorder=0)
     ax.set_xscale("log")
@@ -75,9 +64,8 @@ def _matched(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
         _panel(ax, results, ds, metric, title, colors)
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8)
-    label = ((results.get("datasets") or {}).get(ds) or {}).get("label", ds)
-    fig.suptitle(f"{label}: every model at the same mean L0")
-    return _save(fig, out_dir, f"matched_{ds}")
+    fig.suptitle(f"{dataset_label(results, ds)}: every model at the same mean L0")
+    return save_figure(fig, out_dir, f"matched_{ds}")
 
 
 def _curves(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
@@ -92,21 +80,19 @@ def _curves(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
         val = [h.get("val_re") for h in c["history"]]
         if any(v is not None for v in val):
             ax.plot(np.arange(1, len(val) + 1), [np.nan if v is None else v for v in val],
-                    color=colors[c["model"]], label=_label(results, c["model"]), linewidth=1.3)
+                    color=colors[c["model"]], label=model_label(results, c["model"]), linewidth=1.3)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation RE (per-sample squared error / D)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out_dir, f"matched_curves_{ds}")
+    return save_figure(fig, out_dir, f"matched_curves_{ds}")
 
 
 def matched_figures(results: dict, out_dir: Path) -> dict[str, list[str]]:
     """Draw the matched figures of every data set; their paths by kind."""
     out_dir = Path(out_dir)
-    models = [m for ds in (results.get("matched_summary") or {}).values() for m in ds]
-    cmap = colormaps["tab10"]
-    colors = {m: cmap(i % 10) for i, m in enumerate(dict.fromkeys(models))}
+    colors = model_colors(results)
     out: dict[str, list[str]] = {"matched": [], "matched_curves": []}
     for ds in results.get("matched_summary") or {}:
         for kind, draw in (("matched", _matched), ("matched_curves", _curves)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .claims import dataset_label, model_label
 from .markup import Cell, Text
 from .matched_claims import on_target, stat, targets_of
 
@@ -11,10 +12,6 @@ __all__ = ["matched_table", "matched_answer", "matched_claims_table", "MATCHED_C
 MATCHED_COLUMNS = (("L0_mean", "mean L0", None), ("L0_std", "L0 std", False),
                    ("CA", "CA", True), ("RE", "RE", False), ("FVU", "FVU", False),
                    ("S", "S", True), ("SSD", "SSD", False), ("dead_units", "dead units", False))
-
-
-def _label(results: dict, m: str) -> str:
-    return str((results.get("model_labels") or {}).get(m, m))
 
 
 def _cell(st, bold: bool, metric: str) -> tuple[str, bool]:
@@ -47,7 +44,7 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
             if vals and higher is not None:
                 best[metric] = max(vals) if higher else min(vals)
         for m in here:
-            row: list[Cell] = [t, Text(_label(results, m), href=links.get(m))]
+            row: list[Cell] = [t, Text(model_label(results, m), href=links.get(m))]
             for metric, _, _ in MATCHED_COLUMNS:
                 st = stat(results, ds, m, t, metric)
                 text, bold = _cell(st, st is not None and m in fair
@@ -74,7 +71,7 @@ def matched_answer(results: dict, ds: str) -> str:
             if vals:
                 m, v = (max if higher else min)(vals, key=lambda mv: mv[1])
                 val = f"{100 * v:.1f} %" if metric == "CA" else f"{v:.3g}"
-                per_t.append(f"L0 {t}: {_label(results, m)} {val}")
+                per_t.append(f"L0 {t}: {model_label(results, m)} {val}")
         if per_t:
             parts.append(f"{name} — " + ", ".join(per_t))
     return "At equal sparsity: " + " · ".join(parts) + "." if parts else "No matched results."
@@ -84,8 +81,6 @@ def matched_claims_table(results: dict) -> tuple[list[str], list[list[Cell]]]:
     rows: list[list[Cell]] = []
     for r in results.get("matched_claims") or []:
         held = "✓" if r["held"] is True else "✗" if r["held"] is False else "n/a"
-        label = ((results.get("datasets") or {}).get(r["dataset"]) or {}).get("label",
-                                                                           r["dataset"])
-        rows.append([r["claim"], label, r["target"], held, "yes" if r["clear"] else "no",
-                     r["detail"]])
+        rows.append([r["claim"], dataset_label(results, r["dataset"]), r["target"], held,
+                     "yes" if r["clear"] else "no", r["detail"]])
     return ["claim", "data set", "target L0", "held", "clear", "detail"], rows

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from .. import bundle, persistence
 from ..explore.cli import write_model_page
-from .claims import model_label
+from .claims import dataset_label, model_label
 
 __all__ = ["EXPLORE_SAMPLES", "EXPLORE_VALUES", "explore_rows", "model_dir", "page_dir",
            "save_final_model", "write_pages"]
@@ -51,7 +51,7 @@ def _page(out: Path, results: dict, ds: str, m: str, sp) -> dict:
         return {"missing": "no seed-0 final model saved (the fit failed, or the run predates "
                            "saved models)"}
     n, cap = len(sp.X_test), explore_rows(sp.X_test.shape[1])
-    label = (results.get("datasets") or {}).get(ds, {}).get("label", ds)
+    label = dataset_label(results, ds)
     name = model_label(results, m)
     meta = {"model": f"{name}, seed 0, {what}",
             "data": f"{label}, test split: "
