@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .claims import model_label
+
 __all__ = ["matched_claims", "stat", "on_target", "targets_of", "TOLERANCE"]
 
 TOLERANCE = 0.10
-PAIRS = (("psae", "l0", "the square (PSAE vs SAE+L0)"),
-         ("sqjumprelu", "jumprelu", "the square on JumpReLU's exact L0"))
 
 
 def stat(results: dict, ds: str, model: str, target: str, metric: str
@@ -41,10 +41,6 @@ def targets_of(results: dict, ds: str) -> list[str]:
     return [str(t) for t in proto.get("targets", [])]
 
 
-def _label(results: dict, m: str) -> str:
-    return str((results.get("model_labels") or {}).get(m, m))
-
-
 def _apart(a, b) -> bool:
     """Mean ± std intervals disjoint (needs 2 seeds each)."""
     return a[2] >= 2 and b[2] >= 2 and (a[0] + a[1] < b[0] - b[1] or b[0] + b[1] < a[0] - a[1])
@@ -56,23 +52,6 @@ def _row(cid: str, claim: str, ds: str, t: str, held: bool | None, detail: str,
             "detail": detail, "clear": bool(clear and held is not None)}
 
 
-def _square(results: dict, ds: str, t: str) -> list[dict]:
-    rows = []
-    for sq, plain, what in PAIRS:
-        a, b = stat(results, ds, sq, t, "L0_std"), stat(results, ds, plain, t, "L0_std")
-        claim = f"(a) {what} lowers the per-sample L0 spread"
-        if a is None or b is None:
-            continue
-        if not (on_target(results, ds, sq, t) and on_target(results, ds, plain, t)):
-            rows.append(_row("a", claim, ds, t, None, f"not at equal L0: L0 std "
-                             f"{a[0]:.2f} vs {b[0]:.2f}"))
-            continue
-        rows.append(_row("a", claim, ds, t, a[0] < b[0],
-                         f"L0 std {_label(results, sq)} {a[0]:.2f} ± {a[1]:.2f} vs "
-                         f"{_label(results, plain)} {b[0]:.2f} ± {b[1]:.2f}", _apart(a, b)))
-    return rows
-
-
 def _rank(results: dict, ds: str, t: str, metric: str, higher: bool) -> dict | None:
     """PSAE's place among the models at target ``t`` that landed on it."""
     here = {m: s for m in (results.get("matched_summary") or {}).get(ds, {})
@@ -82,42 +61,51 @@ def _rank(results: dict, ds: str, t: str, metric: str, higher: bool) -> dict | N
         return None
     order = sorted(here, key=lambda m: -here[m][0] if higher else here[m][0])
     best = order[0]
-    detail = ", ".join(f"{_label(results, m)} {here[m][0]:.4g}" for m in order)
+    detail = ", ".join(f"{model_label(results, m)} {here[m][0]:.4g}" for m in order)
     rival = order[1] if best == "psae" else best
     return _row("b", f"(b) PSAE has the best {metric} at equal L0", ds, t, best == "psae",
                 f"#{order.index('psae') + 1} of {len(order)}: {detail}",
                 _apart(here["psae"], here[rival]))
 
 
+SQUARE = (("a", "psae", "l0", "(a) the square (PSAE vs SAE+L0) lowers the per-sample L0 spread",
+           ("L0_std",), False),
+          ("a", "sqjumprelu", "jumprelu",
+           "(a) the square on JumpReLU's exact L0 lowers the per-sample L0 spread", ("L0_std",),
+           False))
 VERSUS = (("c", "psae", "topk", "(c) PSAE's freedom to vary L0 buys {m} over TopK",
-           ("CA", "RE")),
+           ("CA", "RE"), False),
           ("d", "sqjumprelu", "jumprelu", "(d) the square costs JumpReLU nothing in {m}",
-           ("CA", "RE")),
+           ("CA", "RE"), True),
           ("e", "sqjumprelu", "psae", "(e) exact zeros (squared JumpReLU) beat PSAE in {m}",
-           ("CA", "RE", "L0_std")))
-"""Pairwise comparisons at one target: id, model, rival, claim, measures. (c) asks whether
-PSAE's per-sample freedom buys anything over TopK's fixed L0; (d) and (e) are the ablation of
-the squared-L0 JumpReLU against both parents (for (d), "nothing" means no worse)."""
+           ("CA", "RE", "L0_std"), False))
+"""Pairwise comparisons at one target: id, model, rival, claim, measures, and whether the claim
+holds when the model is merely no worse (else: better). (a) the square against no square;
+(c) whether PSAE's per-sample freedom buys anything over TopK's fixed L0; (d) and (e) the
+ablation of the squared-L0 JumpReLU against both parents."""
 LOWER_IS_BETTER = {"RE", "L0_std", "FVU"}
 
 
-def _versus(results: dict, ds: str, t: str) -> list[dict]:
+def _versus(results: dict, ds: str, t: str, comparisons: tuple) -> list[dict]:
     rows = []
-    for cid, model, rival, claim_fmt, measures in VERSUS:
+    for cid, model, rival, claim_fmt, measures, no_worse in comparisons:
         for metric in measures:
             a, b = stat(results, ds, model, t, metric), stat(results, ds, rival, t, metric)
             if a is None or b is None:
                 continue
             claim = claim_fmt.format(m=metric)
             if not (on_target(results, ds, model, t) and on_target(results, ds, rival, t)):
-                rows.append(_row(cid, claim, ds, t, None, "not at equal L0"))
+                rows.append(_row(cid, claim, ds, t, None,
+                                 f"not at equal L0: {metric} {a[0]:.4g} vs {b[0]:.4g}"))
                 continue
             lower = metric in LOWER_IS_BETTER
-            better = a[0] < b[0] if lower else a[0] > b[0]
-            held = (a[0] <= b[0] if lower else a[0] >= b[0]) if cid == "d" else better
+            if no_worse:
+                held = a[0] <= b[0] if lower else a[0] >= b[0]
+            else:
+                held = a[0] < b[0] if lower else a[0] > b[0]
             rows.append(_row(cid, claim, ds, t, held,
-                             f"{metric}: {_label(results, model)} {a[0]:.4g} ± {a[1]:.2g} vs "
-                             f"{_label(results, rival)} {b[0]:.4g} ± {b[1]:.2g}",
+                             f"{metric}: {model_label(results, model)} {a[0]:.4g} ± {a[1]:.2g} vs "
+                             f"{model_label(results, rival)} {b[0]:.4g} ± {b[1]:.2g}",
                              _apart(a, b)))
     return rows
 
@@ -128,9 +116,9 @@ def matched_claims(results: dict) -> list[dict]:
     rows: list[dict] = []
     for ds in (results.get("matched_summary") or {}):
         for t in targets_of(results, ds):
-            rows += _square(results, ds, t)
+            rows += _versus(results, ds, t, SQUARE)
             for metric, higher in (("CA", True), ("RE", False)):
                 if (r := _rank(results, ds, t, metric, higher)) is not None:
                     rows.append(r)
-            rows += _versus(results, ds, t)
+            rows += _versus(results, ds, t, VERSUS)
     return rows
