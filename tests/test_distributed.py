@@ -60,10 +60,13 @@ X = np.load(sys.argv[1])["X_train"]
 model = SparseAutoencoder(n_components=8, epochs=4, batch_size=64, device="cpu", verbose=True)
 with process_group("cpu") as comm:
     model.fit(X)
-    print(json.dumps({"rank": comm.rank, "world": comm.world,
-                      "verbose": model.get_params()["verbose"],
-                      "random_state": model.get_params()["random_state"],
-                      "W1": float(np.abs(model.encoder_weight_).sum())}))
+    line = json.dumps({"rank": comm.rank, "world": comm.world,
+                       "verbose": model.get_params()["verbose"],
+                       "random_state": model.get_params()["random_state"],
+                       "W1": float(np.abs(model.encoder_weight_).sum())})
+    # one write of line and newline: print() writes them apart, and the two ranks share a pipe
+    sys.stdout.write(line + "\\n")
+    sys.stdout.flush()
 """
 
 
