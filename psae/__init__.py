@@ -3,9 +3,11 @@
 from ._version import __version__
 from .bundle import load, save
 from .errors import (
+    DiskFullError,
     FitFailedError,
     InputError,
     ModelFormatError,
+    OwnershipError,
     ParameterError,
     PsaeError,
     TrainingCollapsedError,
@@ -16,7 +18,7 @@ from .preprocessing import Normalizer
 
 __all__ = ["SparseAutoencoder", "Normalizer", "load", "save", "PsaeError", "ParameterError",
            "InputError", "ModelFormatError", "FitFailedError", "TrainingDivergedError",
-           "TrainingCollapsedError", "__version__"]
+           "TrainingCollapsedError", "OwnershipError", "DiskFullError", "__version__"]
 
 
 def __getattr__(name):

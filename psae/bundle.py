@@ -73,10 +73,9 @@ def load_model(path, with_normalizer: bool = False, device: str | None = None):
     error (:meth:`SparseAutoencoder.load`): dropping it must be asked for."""
     if not with_normalizer:
         return SparseAutoencoder.load(path, device)
-    config, arrays = persistence.read_model(path)
+    config, arrays, part = persistence.read_bundle(path)
     model = SparseAutoencoder._from_state(config, arrays, str(Path(path) / persistence.CONFIG),
                                           device)
-    part = persistence.read_normalizer(path, config)
     normalizer = None if part is None else Normalizer._from_state(
         *part, where=str(Path(path) / persistence.NORMALIZER))
     return model, normalizer

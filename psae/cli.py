@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .cli_data import add_data_args, check_features, load_data, note, pick_split
+from .cli_data import (
+    add_data_args,
+    add_force_arg,
+    check_features,
+    input_paths,
+    load_data,
+    note,
+    pick_split,
+    threshold,
+)
 from .cli_options import add_model_options, model_params
 from .errors import PsaeError
 
@@ -50,9 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(p)
     p.add_argument("--out", required=True,
                    help="model directory to write: new, empty, or an earlier psae model")
-    p.add_argument("--force", action="store_true",
-                   help="write into a directory that holds other files too (only psae's own "
-                        "files there are replaced)")
+    add_force_arg(p, "write into a directory that holds other files too (only psae's own "
+                     "files there are replaced; a user's file is never replaced)")
     p.add_argument("--no-normalize", action="store_true",
                    help="train on the data as given (skip the paper's normalisation)")
     p.add_argument("--distributed", action="store_true",
@@ -69,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which split to encode (default: test where the data has one, else "
                         "train, which is then said)")
     p.add_argument("--out", required=True, help="output file: .npy, .npz or .csv")
+    add_force_arg(p, "replace --out even if psae did not write it (never an input)")
 
     p = sub.add_parser("evaluate", help="print a model's measures: RE, S, SSD, L0, CA",
                        description="Evaluate a fitted model on the test split of --data (or, "
@@ -78,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "splits, the softmax classification accuracy (CA).")
     _add_model_arg(p)
     add_data_args(p)
-    p.add_argument("--threshold", type=float, default=None,
-                   help="|h| above this counts as active (default: 0.01)")
+    p.add_argument("--threshold", type=threshold, default=None,
+                   help="|h| above this counts as active, a number >= 0 (default: 0.01)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    add_force_arg(p, "replace the --json file even if psae did not write it")
 
     p = sub.add_parser("datasets", help="list known data sets, where they are looked for, and "
                                         "which are present; download them",
@@ -113,8 +123,7 @@ def cmd_fit(args) -> int:
     from .estimator import SparseAutoencoder
     from .preprocessing import Normalizer
 
-    if Path(args.out).exists() and not args.force:  # before training, not after
-        persistence.check_writable(args.out)
+    persistence.check_writable(args.out, args.force, inputs=input_paths(args))  # before training
     ds = load_data(args)
     model = SparseAutoencoder(**model_params(args), threads=args.threads or "auto",
                               verbose=not args.quiet)
@@ -166,25 +175,38 @@ class _Loaded:
         return self.model.transform(self.prepare(X))
 
 
+def _write_npy_codes(out: Path, model, Xn: np.ndarray, force: bool) -> None:
+    """Stream codes into a memory-mapped ``.npy`` whose disk space is reserved first: a full
+    disk is then an error before the map is touched, never a SIGBUS."""
+    from .fileio import allocate, atomic_path
+
+    shape = (Xn.shape[0], model.n_components)
+    header = 128  # numpy's .npy header for a 2-D float32 array fits in 128 bytes
+    need = header + 4 * shape[0] * shape[1]
+    with atomic_path(out, ".npy", replace=force, need=need) as tmp:
+        codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        allocate(tmp, os.path.getsize(tmp))
+        model.transform(Xn, out=codes)
+        codes.flush()
+        del codes
+
+
 def cmd_encode(args) -> int:
-    from .fileio import atomic_path, atomic_write
+    from .fileio import atomic_write
+    from .ownership import check_output_file
 
     out = Path(args.out)
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv"):
         raise PsaeError(f"--out must end in .npy, .npz or .csv, got {out.name!r}")
+    check_output_file(out, force=args.force, inputs=input_paths(args))
     ds = load_data(args)
     X, _, _ = pick_split(ds, args.split, "encoding")
     loaded = _Loaded(args.model, args.data)
     Xn = loaded.prepare(X)
     model = loaded.model
     if suffix == ".npy":
-        with atomic_path(out, ".npy") as tmp:
-            codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                              shape=(X.shape[0], model.n_components))
-            model.transform(Xn, out=codes)
-            codes.flush()
-            del codes
+        _write_npy_codes(out, model, Xn, args.force)
     else:
         import io
 
@@ -194,7 +216,7 @@ def cmd_encode(args) -> int:
             np.savez_compressed(buf, H=H)
         else:
             np.savetxt(buf, H, delimiter=",", fmt="%.7g")
-        atomic_write(out, buf.getvalue())
+        atomic_write(out, buf.getvalue(), replace=args.force)
     print(json.dumps({"codes": str(out), "shape": [int(X.shape[0]), model.n_components]}))
     return 0
 
@@ -231,7 +253,10 @@ def _evaluate_rows(result: dict, t: float) -> list[tuple[str, str]]:
 
 def cmd_evaluate(args) -> int:
     from . import metrics
+    from .ownership import check_output_file
 
+    if args.json:
+        check_output_file(args.json, force=args.force, inputs=input_paths(args), option="--json")
     ds = load_data(args)
     X, _, split = pick_split(ds, None, "measuring")
     loaded = _Loaded(args.model, args.data)
@@ -258,7 +283,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         from .fileio import atomic_write
 
-        atomic_write(args.json, text + "\n")
+        atomic_write(args.json, text + "\n", replace=args.force)
     return 0
 
 
@@ -318,8 +343,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except (PsaeError, OSError) as e:
-        print(f"psae {args.command}: error: {e}", file=sys.stderr)
+        print(f"psae {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"psae {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
+        return 130
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _kept(args) -> str:
+    """What an interrupted command leaves: finished work is kept, nothing is half-written."""
+    out = getattr(args, "out", None) or getattr(args, "json", None)
+    if args.command == "reproduce":
+        return (f"the cells finished so far are kept in {out}; run the same command again to "
+                "continue from them")
+    if out is None:
+        return "nothing was written"
+    return f"{out} was not written (whatever was there before is intact)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import InputError, ParameterError
 
-__all__ = ["add_data_args", "load_data", "pick_split", "check_features", "note"]
+__all__ = ["add_data_args", "load_data", "pick_split", "check_features", "note", "threshold",
+           "add_force_arg", "input_paths"]
 
 
 def note(text: str) -> None:
@@ -30,6 +31,27 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return v
+
+
+def threshold(text: str) -> float:
+    """An activity threshold: a finite number >= 0 (|h| above it counts as active)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not np.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return v
+
+
+def add_force_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--force", action="store_true", help=what)
+
+
+def input_paths(args) -> list[str]:
+    """The files and folders this command reads (its outputs may be none of them)."""
+    return [str(v) for v in (getattr(args, "data", None), getattr(args, "model", None))
+            if v is not None]
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,8 @@ __all__ = [
     "FitFailedError",
     "TrainingDivergedError",
     "TrainingCollapsedError",
+    "OwnershipError",
+    "DiskFullError",
 ]
 
 
@@ -50,3 +52,16 @@ class TrainingDivergedError(FitFailedError, FloatingPointError):
 class TrainingCollapsedError(FitFailedError):
     """Every training input gets the same code (all zero, or every unit saturated): the codes
     carry no information about the input."""
+
+
+class OwnershipError(PsaeError, ValueError):
+    """An output psae may not write: it holds or is a file psae did not write, it is one of
+    the command's own inputs, or it cannot be written at all."""
+
+
+class DiskFullError(PsaeError, OSError):
+    """A write ran out of space; nothing was replaced. The message names the path and the
+    space free (and needed, where known)."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()

@@ -143,8 +143,8 @@ def classification_accuracy(
 
 
 def _check_threshold(threshold: float) -> None:
-    if not threshold >= 0:
-        raise ParameterError(f"threshold must be >= 0, got {threshold}")
+    if not 0 <= threshold < float("inf"):  # NaN fails too
+        raise ParameterError(f"threshold must be a finite number >= 0, got {threshold}")
 
 
 def l0_counts(H, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:

@@ -4,49 +4,53 @@ This module knows the format, not the estimators: it writes and reads ``(config,
 :mod:`psae.estimator` and :mod:`psae.preprocessing` turn themselves into and back from those,
 and :mod:`psae.bundle` puts a whole saved unit together. No pickle anywhere.
 
-Writes never lose what is on disk. A new or psae-only directory is built beside the target and
-swapped in (the old one is kept until the new one is in place). A directory holding files psae
-did not write is refused unless ``force``, and even then only psae's own files are replaced,
-one atomic rename each, config last. Temporaries left by a killed save are removed by the next
-save into the same place. Loading checks the format version, each file's SHA-256 and every
-tensor's shape.
+Writes never lose what is on disk, and a reader never finds the folder missing. A new model is
+built in a temporary folder beside the target, then exchanged with the old one in one atomic
+step (``renameat2(RENAME_EXCHANGE)``; where the system lacks it, file by file, config last). A
+folder holding files psae did not write (:mod:`psae.ownership`) is refused unless ``force``;
+even then only psae's own files are replaced, one atomic rename each, config last, and a user's
+file with one of psae's names is never replaced. Loading reads every file through one handle
+on the folder and checks the format version, each file's SHA-256 and every tensor's shape; a
+save seen half-way is read again.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load as load_bytes
+from safetensors.numpy import save as save_bytes
 
+from . import ownership
 from ._version import __version__
-from .errors import ModelFormatError
+from .errors import ModelFormatError, OwnershipError
 from .fileio import dir_mode, file_mode, fsync_dir, remove_stale, temp_prefix
+from .ownership import MODEL_CONFIG as CONFIG
+from .ownership import MODEL_FORMAT as FORMAT
+from .ownership import MODEL_NORMALIZER as NORMALIZER
+from .ownership import MODEL_WEIGHTS as WEIGHTS
 
 __all__ = ["ModelFormatError", "FORMAT_VERSION", "write_model", "read_model", "read_normalizer",
            "is_model_dir", "check_shapes", "check_writable", "jsonable", "OWN_FILES"]
 
 FORMAT_VERSION = 1
-FORMAT = "psae.SparseAutoencoder"
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-NORMALIZER = "normalizer.safetensors"
 OWN_FILES = (CONFIG, WEIGHTS, NORMALIZER)
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def jsonable(params: Mapping) -> dict:
@@ -83,73 +87,97 @@ def is_model_dir(path: str | os.PathLike[str]) -> bool:
     return isinstance(cfg, dict) and cfg.get("format") == FORMAT
 
 
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the swap, so a crash cannot leave empty files
+    os.chmod(path, file_mode())
+
+
 def _write_files(tmp: Path, config: dict, arrays: Mapping[str, np.ndarray],
                  normalizer: tuple[dict, Mapping[str, np.ndarray]] | None) -> None:
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp / WEIGHTS)
+    weights = save_bytes({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    files = {WEIGHTS: weights}
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "psae_version": __version__,
-              **config, "weights_sha256": _sha256(tmp / WEIGHTS)}
+              **config, "weights_sha256": _sha256(weights)}
     if normalizer is not None:
         params, n_arrays = normalizer
-        save_file(dict(n_arrays), tmp / NORMALIZER)
-        config["normalizer"] = {"params": params, "sha256": _sha256(tmp / NORMALIZER)}
-    (tmp / CONFIG).write_text(json.dumps(config, indent=1))
-    for f in tmp.iterdir():  # on disk before the swap, so a crash cannot leave empty files
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(f, file_mode())
+        files[NORMALIZER] = save_bytes(dict(n_arrays))
+        config["normalizer"] = {"params": params, "sha256": _sha256(files[NORMALIZER])}
+    files[CONFIG] = json.dumps(config, indent=1).encode()
+    try:
+        for name, data in files.items():
+            _write_file(tmp / name, data)
+    except OSError as e:
+        if e.errno in _NO_SPACE:
+            raise ownership.disk_full(tmp.parent / tmp.name.split(".psae-tmp-")[0].lstrip("."),
+                                      e, sum(len(d) for d in files.values())) from e
+        raise
     os.chmod(tmp, dir_mode())
 
 
 def _foreign(target: Path) -> list[str]:
     """Entries of an existing ``target`` that psae did not write."""
-    names = sorted(p.name for p in target.iterdir())
-    if names and not is_model_dir(target):
-        return names
-    return [n for n in names if n not in OWN_FILES]
+    return ownership.foreign_entries(target)
+
+
+_libc = None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the directories ``a`` and ``b`` in one atomic step; False where the system has
+    no such call (the caller then falls back)."""
+    global _libc
+    if not hasattr(os, "posix_fallocate"):  # not Linux-like: no renameat2
+        return False
+    try:
+        _libc = _libc or ctypes.CDLL(None, use_errno=True)
+        fn = _libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
-    """Replace ``target`` (absent, or holding only psae's files) by the finished ``tmp``."""
-    old = None
-    if target.exists():
-        old = target.with_name(temp_prefix(target.name) + "old")
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Put the finished ``tmp`` in place of ``target`` (absent, or holding only psae's
+    files): one atomic exchange, so a reader always finds a whole model there."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    if _exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old model
+        return
+    _replace_own_files(tmp, target)
 
 
 def _replace_own_files(tmp: Path, target: Path) -> None:
     """Move psae's files from ``tmp`` into ``target`` one by one (config last); leave every
     other file of ``target`` alone."""
+    owned = {n for n in OWN_FILES if (target / n).exists() and ownership.owns_file(target / n)}
     for name in (WEIGHTS, NORMALIZER, CONFIG):
         src = tmp / name
         if src.exists():
             os.replace(src, target / name)
-        elif name != CONFIG:
+        elif name != CONFIG and name in owned:
             (target / name).unlink(missing_ok=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def check_writable(path: str | os.PathLike[str], force: bool = False) -> None:
+def check_writable(path: str | os.PathLike[str], force: bool = False, inputs=()) -> None:
     """Raise :class:`ModelFormatError` if saving to ``path`` would be refused (so that a long
     fit can be refused before it starts rather than after)."""
     target = Path(path).expanduser().absolute()
-    if target.exists() and not target.is_dir():
-        raise ModelFormatError(f"{target} exists and is not a directory")
-    foreign = _foreign(target) if target.is_dir() else []
-    if foreign and not force:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
-                                          else "")
-        raise ModelFormatError(
-            f"{target} is not empty and holds files psae did not write ({shown}); choose a new "
-            "or empty directory, or pass --force (force=True) to write the model there, "
-            "replacing only psae's own files")
+    try:
+        ownership.check_output_dir(target, force=force, inputs=inputs, writes=OWN_FILES)
+    except OwnershipError as e:
+        raise ModelFormatError(str(e)) from None
 
 
 def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str, np.ndarray], *,
@@ -165,9 +193,12 @@ def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str,
     target = Path(path).expanduser().absolute()
     # the working directory (--out .) is never swapped out from under the process
     in_place = target.is_dir() and (_foreign(target) or Path.cwd().is_relative_to(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ownership.make_dirs(target.parent)
     remove_stale(target)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_prefix(target.name)))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_prefix(target.name)))
+    except OSError as e:
+        raise (ownership.disk_full(target, e) if e.errno in _NO_SPACE else e) from e
     try:
         _write_files(tmp, config, arrays, normalizer)
         if in_place:
@@ -178,18 +209,18 @@ def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(target.parent)
+    ownership.record_dir(target)
     return target
 
 
 # ----------------------------------------------------------------------------------- reading
-def _read_config(path: Path) -> dict:
-    cfg_path = path / CONFIG
-    if not path.is_dir():
-        raise ModelFormatError(f"{path}: no such model directory")
-    if not cfg_path.is_file():
-        raise ModelFormatError(f"{cfg_path}: missing model config")
+class _Torn(Exception):
+    """The folder changed while it was read (a save in progress): read it again."""
+
+
+def _parse_config(raw: bytes, cfg_path: Path) -> dict:
     try:
-        config = json.loads(cfg_path.read_text())
+        config = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFormatError(f"{cfg_path}: not valid JSON ({e})") from e
     if not isinstance(config, dict) or config.get("format") != FORMAT:
@@ -204,33 +235,117 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _read_tensors(file: Path, sha256: str | None) -> dict[str, np.ndarray]:
-    if not file.is_file():
-        raise ModelFormatError(f"{file}: missing weights file")
-    actual = _sha256(file)
-    if sha256 != actual:
-        raise ModelFormatError(
-            f"{file}: checksum mismatch (config says {sha256}, file has {actual}); the file is "
-            "truncated or was altered"
-        )
+class _Snapshot:
+    """Files read through one handle on a model folder: a save that exchanges the folder
+    cannot mix an old config with new weights, and any change while reading is noticed."""
+
+    def __init__(self, path: Path, last: bool):
+        self.path, self.last = path, last
+        try:
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except FileNotFoundError:
+            raise ModelFormatError(f"{path}: no such model directory") from None
+        except NotADirectoryError:
+            raise ModelFormatError(f"{path}: no such model directory (it is a file)") from None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def changed(self) -> bool:
+        """Whether this read may have met a save half-way: ``path`` now names another folder,
+        or (a save file by file replaces the config last) this is not the last attempt."""
+        if not self.last:
+            return True
+        try:
+            now, then = os.stat(self.path), os.fstat(self.fd)
+        except OSError:
+            return True
+        return (now.st_ino, now.st_dev) != (then.st_ino, then.st_dev)
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
+
+    def tensors(self, name: str, sha256: str | None, what: str) -> dict[str, np.ndarray]:
+        file = self.path / name
+        data = self.read(name)
+        if data is None:
+            if self.changed():
+                raise _Torn(file)
+            raise ModelFormatError(f"{file}: missing {what} file")
+        actual = _sha256(data)
+        if sha256 != actual:
+            if self.changed():
+                raise _Torn(file)
+            raise ModelFormatError(
+                f"{file}: checksum mismatch (config says {sha256}, file has {actual}); the "
+                "file is truncated or was altered")
+        try:
+            return load_bytes(data)
+        except (SafetensorError, ValueError) as e:
+            raise ModelFormatError(f"{file}: unreadable safetensors file ({e})") from e
+
+
+def _read_once(path: Path, last: bool = True
+               ) -> tuple[dict, dict[str, np.ndarray], tuple | None]:
+    snap = _Snapshot(path, last)
     try:
-        return load_file(file)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelFormatError(f"{file}: unreadable safetensors file ({e})") from e
+        raw = snap.read(CONFIG)
+        if raw is None:
+            if snap.changed():
+                raise _Torn(path)
+            raise ModelFormatError(f"{path / CONFIG}: missing model config")
+        config = _parse_config(raw, path / CONFIG)
+        arrays = snap.tensors(WEIGHTS, config.get("weights_sha256"), "weights")
+        entry = config.get("normalizer")
+        part = None
+        if entry is not None:
+            if not isinstance(entry, dict):
+                raise ModelFormatError(f"{path / CONFIG}: 'normalizer' is not an object")
+            params = entry.get("params") or {}
+            if not isinstance(params, dict):
+                raise ModelFormatError(f"{path / CONFIG}: 'normalizer.params' is not an object")
+            part = (dict(params), snap.tensors(NORMALIZER, entry.get("sha256"), "normalizer"))
+        if snap.read(CONFIG) != raw:  # the file-by-file fallback replaced it meanwhile
+            raise _Torn(path)
+        return config, arrays, part
+    finally:
+        snap.close()
+
+
+_RETRIES = 20
+
+
+def read_bundle(path: str | os.PathLike[str]
+                ) -> tuple[dict, dict[str, np.ndarray], tuple[dict, dict] | None]:
+    """``(config, arrays, normalizer's (params, arrays) or None)`` of a model directory, read
+    as one consistent whole, checksums verified; a save seen half-way is read again."""
+    path = Path(path)
+    for attempt in range(_RETRIES):
+        try:
+            return _read_once(path, last=False)
+        except _Torn:
+            time.sleep(0.002 * (attempt + 1))
+    try:
+        return _read_once(path, last=True)
+    except _Torn as e:
+        raise ModelFormatError(f"{e}: the model kept changing while it was read (another "
+                               "process is saving into it); try again") from None
 
 
 def read_model(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:
     """The autoencoder's ``(config, arrays)`` of a model directory, checksums verified."""
-    path = Path(path)
-    config = _read_config(path)
-    return config, _read_tensors(path / WEIGHTS, config.get("weights_sha256"))
+    config, arrays, _ = read_bundle(path)
+    return config, arrays
 
 
 def read_normalizer(path: str | os.PathLike[str], config: dict
                     ) -> tuple[dict, dict[str, np.ndarray]] | None:
     """The saved normaliser's ``(params, arrays)``, or None when the model has none."""
-    entry = config.get("normalizer")
-    if entry is None:
+    if config.get("normalizer") is None:
         return None
-    arrays = _read_tensors(Path(path) / NORMALIZER, entry.get("sha256"))
-    return dict(entry.get("params") or {}), arrays
+    return read_bundle(path)[2]

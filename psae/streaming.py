@@ -70,11 +70,12 @@ class ShardedArray:
 
 
 def open_shards(directory) -> ShardedArray:
-    """All ``*.npy`` files of ``directory``, in name order, as one streamed array."""
+    """All ``*.npy`` files of ``directory``, in name order, as one streamed array (hidden
+    names, such as a write's temporaries, are not shards)."""
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"{d}: no such directory of .npy shards")
-    paths = sorted(d.glob("*.npy"))
+    paths = sorted(p for p in d.glob("*.npy") if not p.name.startswith("."))
     if not paths:
         raise FileNotFoundError(f"{d}: holds no .npy shards")
     return ShardedArray(paths)

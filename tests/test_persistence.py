@@ -73,7 +73,7 @@ def test_failed_save_keeps_existing_model(tmp_path, fitted, digits, monkeypatch)
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(P, "save_file", boom)
+    monkeypatch.setattr(P, "_write_file", boom)
     with pytest.raises(OSError, match="disk full"):
         other.save(tmp_path / "m")
     after = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}

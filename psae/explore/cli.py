@@ -14,7 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli_data import add_data_args, check_features, load_data, note, pick_split
+from ..cli_data import (
+    add_data_args,
+    add_force_arg,
+    check_features,
+    input_paths,
+    load_data,
+    note,
+    pick_split,
+    threshold,
+)
 from ..errors import ParameterError
 from .page import write_explorer
 
@@ -52,13 +61,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="which split to show (default: test where the data has one, else "
                         "train, which is then said)")
     p.add_argument("--out", required=True, help="directory to write index.html into")
+    add_force_arg(p, "write into a directory that holds other files too (psae's own page "
+                     "there is replaced; a user's file is never replaced)")
     p.add_argument("--max-samples", type=_count, default=DEFAULT_MAX_SAMPLES,
                    help="show at most this many rows, a stratified sample (seed 0); 0 shows "
                         f"all (default: {DEFAULT_MAX_SAMPLES})")
     p.add_argument("--top-n", type=int, default=16,
                    help="strongest inputs shown per unit (default: 16)")
-    p.add_argument("--threshold", type=float, default=0.01,
-                   help="|h| above this counts as active (default: 0.01)")
+    p.add_argument("--threshold", type=threshold, default=0.01,
+                   help="|h| above this counts as active, a number >= 0 (default: 0.01)")
     p.add_argument("--title", default=None, help="page title (default: the model directory)")
     p.set_defaults(handler=cmd_explore)
     return p
@@ -115,9 +126,11 @@ def write_model_page(out_dir: str | Path, model, X: np.ndarray, y: np.ndarray | 
 
 def cmd_explore(args) -> int:
     from ..bundle import load, split
+    from ..ownership import check_output_dir
 
     if args.top_n < 1:
         raise ParameterError(f"--top-n must be at least 1, got {args.top_n}")
+    check_output_dir(args.out, force=args.force, inputs=input_paths(args), writes=["index.html"])
     ds = load_data(args)
     X, y, which = pick_split(ds, args.split, "exploring")
     model = load(args.model)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..errors import ParameterError
 from ..fileio import atomic_write
 from .payload import build_payload
 from .script import SCRIPT
@@ -113,6 +114,8 @@ def write_explorer(
     """
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1, got {top_n}")
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ParameterError(f"threshold must be a finite number >= 0, got {threshold!r}")
     H, atoms, X, y, classes, image_shape, contribution = _check_inputs(
         H, atoms, X_display, y, classes, image_shape, contribution
     )

@@ -56,7 +56,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "says so")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out, skipping every finished cell")
+                   help="continue the run in --out, skipping every finished cell (the same "
+                        "command run again does so too)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out that holds other files too (psae never replaces "
+                        "or removes them)")
     p.add_argument("--report-only", action="store_true",
                    help="write results, figures and report from the finished cells of the run "
                         "in --out, training nothing (a partial run reports what it has; each "
@@ -87,7 +91,7 @@ def cmd_reproduce(args) -> int:
         overrides={"epochs": args.epochs, "n_components": args.n_components},
         threads=getattr(args, "threads", None) or "auto",
         data=args.data, label_column=parse_label_column(args.label_column),
-        protocol_name=args.protocol, report_only=args.report_only,
+        protocol_name=args.protocol, report_only=args.report_only, force=args.force,
     )
     for u in cfg.user.values():
         for text in u.dataset.notes:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Text", "Cell", "Doc", "data_uri", "md_escape"]
+__all__ = ["Text", "Cell", "Doc", "data_uri", "md_escape", "md_href"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,17 @@ def _text(c: Cell) -> Text:
 
 
 def md_escape(text: str) -> str:
-    """Escape Markdown/HTML metacharacters for a table cell or inline text."""
+    """Escape Markdown/HTML metacharacters for a table cell, heading or inline text: every
+    string from a user (a file name, a class name) passes through here."""
     for ch in "\\|<>*`[]":
         text = text.replace(ch, "\\" + ch)
     return text.replace("\n", " ")
+
+
+def md_href(href: str) -> str:
+    """A relative link target for Markdown: percent-encoded, so that a file name cannot close
+    the link or open a tag."""
+    return urllib.parse.quote(href, safe="/#.-_~")
 
 
 def _html_inline(c: Cell) -> str:
@@ -60,7 +68,7 @@ def _md_inline(c: Cell) -> str:
     if t.bold and out:
         out = f"**{out}**"
     if t.href:
-        out = f"[{out}]({t.href})"
+        out = f"[{out}]({md_href(t.href)})"
     return out
 
 
@@ -83,7 +91,7 @@ class Doc:
     def heading(self, level: int, text: str, anchor: str | None = None) -> None:
         ident = f' id="{html.escape(anchor)}"' if anchor else ""
         self.h.append(f"<h{level}{ident}>{html.escape(text)}</h{level}>")
-        self.md.append("#" * level + " " + text + "\n")
+        self.md.append("#" * level + " " + md_escape(text) + "\n")
 
     def para(self, *parts: Cell, css: str | None = None) -> None:
         """A paragraph of text runs (plain strings, or :class:`Text` for bold and links)."""
@@ -99,7 +107,7 @@ class Doc:
 
     def bullets(self, items: Sequence[str]) -> None:
         self.h.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
-        self.md.append("\n".join(f"- {i}" for i in items) + "\n")
+        self.md.append("\n".join(f"- {md_escape(i)}" for i in items) + "\n")
 
     def table(self, headers: list[str], rows: list[list[Cell]], numeric_from: int = 99,
               empty: str = "", css: str | None = None, anchor: str | None = None) -> None:
@@ -132,14 +140,14 @@ class Doc:
                       f"<figcaption>{html.escape(caption)}"
                       + (f'<br><span class="explore">{more}</span>' if more else "")
                       + "</figcaption></figure>")
-        self.md.append(f"![{md_escape(stem)}]({rel})\n\n*{caption}*\n"
+        self.md.append(f"![{md_escape(stem)}]({md_href(rel)})\n\n*{md_escape(caption)}*\n"
                        + ("\n" + "".join(_md_inline(c) for c in links) + "\n" if links else ""))
 
     @contextlib.contextmanager
     def details(self, summary: str, md_level: int = 3) -> Iterator[None]:
         """A collapsed section in HTML (``<details>``); a plain section in Markdown."""
         self.h.append(f"<details><summary>{html.escape(summary)}</summary>")
-        self.md.append("#" * md_level + " " + summary + "\n")
+        self.md.append("#" * md_level + " " + md_escape(summary) + "\n")
         yield
         self.h.append("</details>")
 

@@ -15,6 +15,7 @@ import html
 from pathlib import Path
 
 from ..fileio import atomic_write
+from ..ownership import make_dirs
 from .answers import claims_answer, data_line, dataset_answer, headline
 from .claims import dataset_keys, dataset_label, evaluate_claims, model_label
 from .figures import (
@@ -268,7 +269,7 @@ def write_report(
     figures are drawn first.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     if figures is None:
         figures = make_figures(results, out_dir)
     links = explorer_links(results, out_dir)

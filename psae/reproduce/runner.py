@@ -23,6 +23,7 @@ from .._version import __version__
 from ..datasets import LabelColumn
 from ..errors import FitFailedError, ParameterError, PsaeError
 from ..fileio import atomic_write
+from ..ownership import adopt, check_output_dir, make_dirs, record_file
 from ..preprocessing import Normalizer
 from .cells import (
     SELECTION,
@@ -72,6 +73,7 @@ class RunConfig:
     label_column: LabelColumn = "auto"
     protocol_name: str = "paper"  # "paper", "matched" or "both"
     report_only: bool = False  # write results and report from the finished cells; train nothing
+    force: bool = False  # write into a --out holding other files (never replacing them)
     user: dict[str, UserData] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -150,11 +152,63 @@ class RunConfig:
 
 
 # ------------------------------------------------------------------------------------- resume
+# what a run writes at the top of --out: a user's entry with one of these names is never
+# replaced, even with --force
+OUTPUTS = ("run.json", "log.txt", "results.json", "results.csv", "report.html", "report.md",
+           "cells", "figures", "models", "explore")
+_LEGACY = ("run.json", "log.txt", "results.json", "results.csv", "report.html", "report.md",
+           "cells/*.json", "cells/*.npz", "figures/*.png", "explore/*/index.html")
+
+
+def _adopt_legacy_run(out: Path) -> None:
+    """A run folder written before psae kept manifests (its run.json says so) has its known
+    files recorded as psae's, so that it can be resumed or reported again."""
+    from ..ownership import MANIFEST
+
+    if (out / MANIFEST).exists() or not (out / "run.json").is_file():
+        return
+    try:
+        run = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(run, dict) or "fingerprint" not in run:
+        return
+    names = [p.relative_to(out).as_posix() for pattern in _LEGACY for p in out.glob(pattern)]
+    models = [p.parent.relative_to(out).as_posix() for p in out.glob("models/*/config.json")]
+    adopt(out, names, append=["log.txt"], dirs=models)
+
+
+def check_out(cfg: RunConfig) -> None:
+    """Refuse --out before anything is read, trained or written: an input, a file, an
+    unwritable place, or a folder holding the user's files (unless --force)."""
+    if cfg.out.is_dir():
+        _adopt_legacy_run(cfg.out)
+    check_output_dir(cfg.out, force=cfg.force, inputs=[u.path for u in cfg.user.values()],
+                     writes=OUTPUTS)
+
+
+class _LogFile(logging.FileHandler):
+    """The run's log.txt; a write that fails (a full disk) stops the run with a psae error
+    instead of logging's own traceback on stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        import errno
+        import sys
+
+        from ..ownership import disk_full
+
+        e = sys.exc_info()[1]
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(self.baseFilename, e) from e
+        raise e if e is not None else RuntimeError("log write failed")
+
+
 def _setup_logging(out: Path) -> logging.Handler:
-    handler = logging.FileHandler(out / "log.txt")
+    handler = _LogFile(out / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    record_file(out / "log.txt", append=True)  # psae's log, which it appends to
     return handler
 
 
@@ -175,37 +229,44 @@ def _settings(fingerprint: dict | None) -> dict | None:
 def _check_resume(cfg: RunConfig) -> None:
     run_file = cfg.out / "run.json"
     fp = json.loads(json.dumps(cfg.fingerprint()))  # as run.json gives it back: no tuples
-    has_cells = any((cfg.out / "cells").glob("*.json"))
+    has_cells = any(not p.name.startswith(".") for p in (cfg.out / "cells").glob("*.json"))
     if has_cells and not run_file.exists():
         raise ResumeMismatchError(
             f"{cfg.out} holds finished cells but no run.json saying how they were made; "
             "choose another --out")
     if run_file.exists():
         old = json.loads(run_file.read_text())
-        if not cfg.resume:
-            if has_cells:
-                raise ResumeMismatchError(
-                    f"{cfg.out} already holds a run; pass --resume to continue it or choose "
-                    "another --out")
-        elif changed := _changed_files(cfg, old):
+        if changed := _changed_files(cfg, old):
             raise ResumeMismatchError(
                 f"{cfg.out} was started on other data: {'; '.join(changed)} changed since; "
                 "choose another --out")
-        elif _settings(old.get("fingerprint")) != _settings(fp):
+        if _settings(old.get("fingerprint")) != _settings(fp):
             raise ResumeMismatchError(
-                f"{cfg.out} was started with different settings (protocol, grids, data "
-                "or version); resume it with the same options or choose another --out")
+                f"{cfg.out} holds a run made with other settings (protocol, grids, data or "
+                "version): run the command that started it to continue it, or choose another "
+                "--out")
+        if has_cells and not cfg.resume:  # the same command again: go on where it stopped
+            from ..cli_data import note
+
+            note(f"{cfg.out} holds this run already: continuing it (its finished cells are "
+                 "kept; the report is written again)")
     atomic_write(run_file, json.dumps({"fingerprint": fp, "command": cfg.command}, indent=1))
 
 
 def run(cfg: RunConfig) -> dict:
-    """Run every cell that is not finished yet, then write results, figures and the report."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "cells").mkdir(exist_ok=True)
+    """Run every cell that is not finished yet, then write results, figures and the report.
+
+    The output folder is checked and the data read before anything is written, so a refused
+    folder or missing data leaves no trace."""
+    check_out(cfg)
+    splits = {}
+    for name in cfg.names:
+        splits[name] = cfg.splits(name)
+    make_dirs(cfg.out / "cells")
     handler = _setup_logging(cfg.out)
     try:
         _check_resume(cfg)
-        return _run(cfg)
+        return _run(cfg, splits)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -384,15 +445,12 @@ def _progress(cfg: RunConfig, plan: list[tuple]):
                 "[{elapsed}<{remaining}] {postfix}")
 
 
-def _run(cfg: RunConfig) -> dict:
+def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
     t_start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     seeds = list(range(cfg.seeds))
     log.info("psae %s reproduce: %s", __version__, cfg.command)
-    splits = {}
-    for name in cfg.names:
-        log.info("loading %s", name)
-        splits[name] = cfg.splits(name)
+    log.info("data sets: %s", ", ".join(splits))
     cells = _Cells(cfg, splits, seeds)
     plan = cells.plan()
     bar = _progress(cfg, plan)
