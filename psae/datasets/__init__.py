@@ -113,6 +113,8 @@ def load(
         cache dir if that is read-only); a path: cache there; ``False``: no cache.
     download
         Fetch missing named data sets from their official source (:data:`download.URLS`).
+        On by default, so a first ``load("mnist")`` just works; a failed download raises
+        :class:`DatasetNotFoundError` and leaves no folder it made behind.
     seed
         Seed of the ``limit`` subset. (The ``digits`` train/test split is fixed.)
     verify
@@ -120,8 +122,8 @@ def load(
     label_column
         For ``.csv`` paths: an index (negative counts from the end), a header name, ``None`` (no
         labels) or ``"auto"``: the header column named ``label``, ``target``, ``class`` or ``y``,
-        if any (see :func:`load_arrays`). Anything but ``"auto"``/``None`` is an error for
-        other sources.
+        if any, or without a header the one column of class names (see :func:`load_arrays`).
+        Anything but ``"auto"``/``None`` is an error for other sources.
 
     Raises
     ------
@@ -184,15 +186,26 @@ def _present(src: Source, dirs: list[Path]) -> tuple[list[str], list[str]]:
     return present, paths
 
 
+#: display names of the libraries a bundled data set comes from (``Source.bundled``)
+_LIBRARIES = {"sklearn": "scikit-learn"}
+
+
+def _bundled_with(library: str) -> str:
+    return f"bundled with {_LIBRARIES.get(library, library)}"
+
+
 def describe(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """What is known and present, per data set in :data:`NAMES`.
 
     Each dict holds ``name`` and ``label`` (display label, e.g. ``"CIFAR-10 (JPEG copy)"``);
-    ``root`` (the data dir) and ``looked_in`` (the directories searched); ``files`` (expected
-    file names; for CIFAR-10 the alternatives, any one suffices; for MNIST the ``.gz`` names,
-    the uncompressed files count too); ``present`` (those of ``files`` found); ``paths`` (where
-    they were found); ``complete``; ``urls`` (official download URLs); ``source`` (what
-    :func:`load` would read, ``None`` if incomplete; ``"sklearn"`` for digits).
+    ``root`` (the data dir; for a set that ships with a library, where it comes from instead,
+    e.g. ``"bundled with scikit-learn"``: it is never in the data dir), ``bundled`` (whether
+    it does) and ``looked_in`` (the directories searched, none for a bundled set); ``files``
+    (expected file names; for CIFAR-10 the alternatives, any one suffices; for MNIST the
+    ``.gz`` names, the uncompressed files count too); ``present`` (those of ``files`` found);
+    ``paths`` (where they were found); ``complete`` (whether :func:`load` can read it without
+    a download); ``urls`` (official download URLs); ``source`` (what :func:`load` would read,
+    ``None`` if incomplete; ``"sklearn"`` for digits).
     """
     r = data_root(root)
     out = []
@@ -206,7 +219,8 @@ def describe(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]
             {
                 "name": src.name,
                 "label": src.label if found is None else src.label_for(found),
-                "root": str(r),
+                "root": str(r) if src.bundled is None else _bundled_with(src.bundled),
+                "bundled": src.bundled is not None,
                 "looked_in": [str(d) for d in dirs],
                 "files": list(src.files),
                 "present": present,

@@ -57,10 +57,12 @@ def load_arrays(
     ``y_test`` (labels optional). Features of more than 2 dimensions are flattened and their
     trailing shape kept as ``shape``. Integer labels are kept; other labels are encoded as
     indices into the sorted unique values (``classes``). NaN or infinite values are refused.
-    ``.csv``: numeric, comma-separated; a first line with a non-numeric cell is a header.
-    ``label_column`` is an index (negative counts from the end), a header name, ``None`` (no
-    labels) or ``"auto"`` (default): the header column named ``label``, ``target``, ``class``
-    or ``y`` (case-insensitive), if any. The column taken is recorded as
+    ``.csv``: numeric, comma-separated, quoted cells unquoted (RFC 4180); a first line with a
+    text cell (other than a class name) is a header. The label column may hold numbers or class
+    names (encoded as for ``.npz``). ``label_column`` is an index (negative counts from the
+    end), a header name, ``None`` (no labels) or ``"auto"`` (default): the header column named
+    ``label``, ``target``, ``class`` or ``y`` (case-insensitive), if any; without a header, the
+    one column of class names, if any. The column taken is recorded as
     ``Dataset.label_column``. There is no test split (``X_test is None``).
     """
     path = Path(path)

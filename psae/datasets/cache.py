@@ -125,7 +125,8 @@ class Cache:
         if self.directory is not None:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                fileio.atomic_write(self.directory / _MEMO, json.dumps(memo, indent=0))
+                fileio.atomic_write(self.directory / _MEMO, json.dumps(memo, indent=0),
+                                    record=False)
             except OSError as e:  # the memo is an optimisation only
                 log.debug("cannot write digest memo: %s", e)
         return d

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._base import DatasetError, RawData
+from .members import read_capped
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -139,7 +140,8 @@ def _read_members(path: Path) -> dict[str, tuple[bytes, str]]:
         for n in wanted:
             f = path / n
             if f.is_file():
-                out[n] = (f.read_bytes(), str(f))
+                with open(f, "rb") as fo:
+                    out[n] = (read_capped(fo, str(f), os.fstat(fo.fileno()).st_size), str(f))
         return out
     try:
         with tarfile.open(path, "r|*") as tar:
@@ -148,7 +150,8 @@ def _read_members(path: Path) -> dict[str, tuple[bytes, str]]:
                 if m.isfile() and base in wanted and base not in out:
                     fo = tar.extractfile(m)
                     assert fo is not None
-                    out[base] = (fo.read(), f"{path}:{m.name}")
+                    where = f"{path}:{m.name}"
+                    out[base] = (read_capped(fo, where, m.size), where)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise DatasetError(f"{path}: corrupt or truncated archive ({e})") from e
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,35 @@ def _is_number(s: str) -> bool:
 
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:
-    """``(line number, cells)`` of the non-blank lines."""
+    """``(line number, cells)`` of the non-blank records, quotes removed as RFC 4180 has them
+    (``"0","1"`` are the numbers 0 and 1; a quoted cell may hold a comma)."""
+    rows = []
+    start = 1  # the line the next record starts on (a quoted cell may span lines)
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            return [(i, ln.strip().split(",")) for i, ln in enumerate(f, 1) if ln.strip()]
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, skipinitialspace=True, strict=True)
+            for cells in reader:
+                cells = [c.strip() for c in cells]
+                if any(cells):
+                    rows.append((start, cells))
+                start = reader.line_num + 1
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not a text file ({e})") from e
+    except csv.Error as e:  # an unclosed quote, a NUL byte, a cell over the csv module's limit
+        raise DatasetError(f"{path}, line {start}: not a valid CSV row ({e})") from e
+    return rows
+
+
+def _has_header(rows: list[tuple[int, list[str]]]) -> bool:
+    """Whether the first row names the columns: it has a non-numeric cell that is not a class
+    name, i.e. all its cells are text, or a text cell sits above a number."""
+    first = [not _is_number(c) for c in rows[0][1]]
+    if not any(first):
+        return False
+    if all(first) or len(rows) == 1:
+        return True
+    below = rows[1][1]
+    return any(t and j < len(below) and _is_number(below[j]) for j, t in enumerate(first))
 
 
 def _column(j: int, header: list[str] | None) -> str:
@@ -44,32 +68,79 @@ def _column(j: int, header: list[str] | None) -> str:
     return f"column index {j}"
 
 
-def _parse(path: Path, rows: list[tuple[int, list[str]]], header: list[str] | None) -> np.ndarray:
+def _check_widths(path: Path, rows: list[tuple[int, list[str]]]) -> int:
+    """The common number of columns, else an error naming the first row that differs."""
     width = len(rows[0][1])
-    values = []
     for lineno, cells in rows:
         if len(cells) != width:
             raise DatasetError(f"{path}, line {lineno}: {len(cells)} columns, expected {width}")
+    return width
+
+
+def _text_columns(rows: list[tuple[int, list[str]]]) -> list[int]:
+    """Columns in which no cell is a number (class names, in a file without header); only
+    those whose first cell is text are scanned, so an all-numeric file costs one row."""
+    first = rows[0][1]
+    maybe = [j for j, c in enumerate(first) if not _is_number(c)]
+    return [j for j in maybe if not any(_is_number(cells[j]) for _, cells in rows)]
+
+
+def _parse(
+    path: Path, rows: list[tuple[int, list[str]]], header: list[str] | None, skip: int | None
+) -> np.ndarray:
+    """The numeric cells of every column but ``skip`` (the label's), as float64."""
+    values = []
+    for lineno, cells in rows:
+        row = cells if skip is None else cells[:skip] + cells[skip + 1 :]
         try:
-            values.append([float(c) for c in cells])
+            values.append([float(c) for c in row])
         except ValueError:
-            j = next(j for j, c in enumerate(cells) if not _is_number(c))
+            j = next(j for j, c in enumerate(cells) if j != skip and not _is_number(c))
             raise DatasetError(
-                f"{path}, line {lineno}: non-numeric value {cells[j]!r} in {_column(j, header)}"
+                f"{path}, line {lineno}: non-numeric value {cells[j]!r} in "
+                f"{_column(j, header)}; if that column holds class names, make it the label "
+                "column (label_column / --label-column)"
             ) from None
-    a = np.array(values, dtype=np.float64)
+    a = np.array(values, dtype=np.float64).reshape(len(rows), -1)
     bad = first_nonfinite(a)
     if bad is not None:
         i, what = bad
         j = int(np.flatnonzero(~np.isfinite(a[i]))[0])
+        j += int(skip is not None and j >= skip)  # the column's index in the file
         raise DatasetError(
             f"{path}, line {rows[i][0]}: row {i} contains {what} (in {_column(j, header)})"
         )
     return a
 
 
-def _auto(header: list[str] | None) -> _Choice:
+def _label_values(
+    path: Path, rows: list[tuple[int, list[str]]], col: int, header: list[str] | None
+) -> np.ndarray:
+    """The label column: numbers when every cell is one, else the cells as class names
+    (encoded like string labels of an ``.npz``, by :func:`encode_labels`)."""
+    cells = [c[col] for _, c in rows]
+    for (lineno, _), c in zip(rows, cells, strict=True):
+        if not c:
+            raise DatasetError(f"{path}, line {lineno}: empty label in {_column(col, header)}")
+    if not all(_is_number(c) for c in cells):
+        return np.array(cells, dtype=str)
+    y = np.array([float(c) for c in cells], dtype=np.float64)
+    bad = first_nonfinite(y[:, None])
+    if bad is not None:
+        raise DatasetError(
+            f"{path}, line {rows[bad[0]][0]}: row {bad[0]} contains {bad[1]} "
+            f"(in {_column(col, header)})"
+        )
+    return y
+
+
+def _auto(header: list[str] | None, text: list[int]) -> _Choice:
+    """The label column ``"auto"`` takes: a label-like header name, or in a file without header
+    the one column of class names (``text``: the columns holding no number)."""
     if header is None:
+        if len(text) == 1:
+            j = text[0]
+            return j, j, (f"label column: index {j} (auto-detected: its values are class names)",)
         return None, None, ("no header row: read without labels (label_column=<index> picks one)",)
     found = [(AUTO_LABEL_NAMES.index(h.lower()), j) for j, h in enumerate(header)
              if h.lower() in AUTO_LABEL_NAMES]  # fmt: skip
@@ -101,12 +172,17 @@ def _named(path: Path, name: str, header: list[str] | None) -> _Choice:
     return hits[0], header[hits[0]], ()
 
 
-def _choose(path: Path, spec: LabelColumn, header: list[str] | None, width: int) -> _Choice:
+def _choose(
+    path: Path, spec: LabelColumn, header: list[str] | None, rows: list[tuple[int, list[str]]]
+) -> _Choice:
     """Which column is the label, what :attr:`Dataset.label_column` records, and notes."""
+    width = len(rows[0][1])
     if spec is None:
         return None, None, ()
     if isinstance(spec, str):
-        return _auto(header) if spec == "auto" else _named(path, spec, header)
+        if spec == "auto":
+            return _auto(header, [] if header is not None else _text_columns(rows))
+        return _named(path, spec, header)
     if isinstance(spec, bool) or not isinstance(spec, (int, np.integer)):
         raise ParameterError(
             f"label_column must be an int, a column name, 'auto' or None, got {spec!r}"
@@ -118,31 +194,32 @@ def _choose(path: Path, spec: LabelColumn, header: list[str] | None, width: int)
 
 
 def read_csv(path: Path, label_column: LabelColumn = "auto") -> RawData:
-    """Decode a comma-separated numeric file; a first line with a non-numeric cell is a header.
+    """Decode a comma-separated numeric file (RFC 4180: quoted cells are unquoted, so
+    ``"0","1"`` are numbers). A first line with a text cell that is not a class name (see
+    :func:`_has_header`) is a header. The label column may hold numbers or class names.
 
     ``label_column``: an int index (negative counts from the end), a header name, ``None`` (no
     labels) or ``"auto"``: the header column named one of :data:`AUTO_LABEL_NAMES`
-    (case-insensitive; ``label`` before ``target``, ``class``, ``y``), else no labels.
+    (case-insensitive; ``label`` before ``target``, ``class``, ``y``), in a file without header
+    the one column of class names, else no labels.
     """
     rows = _lines(path)
-    header = None
-    if rows and not all(_is_number(c) for c in rows[0][1]):
+    header = header_line = None
+    if rows and _has_header(rows):
         header_line, cells = rows.pop(0)
         header = [c.strip().strip("\"'").strip() for c in cells]
     if not rows:
         raise DatasetError(f"{path}: no data rows")
-    a = _parse(path, rows, header)
-    if header is not None and len(header) != a.shape[1]:
+    width = _check_widths(path, rows)
+    if header is not None and len(header) != width:
         raise DatasetError(
             f"{path}, line {header_line}: the header has {len(header)} columns, "
-            f"the data rows {a.shape[1]}"
+            f"the data rows {width}"
         )
-    col, recorded, notes = _choose(path, label_column, header, a.shape[1])
-    y = None
-    if col is not None:
-        y = a[:, col]
-        a = np.delete(a, col, axis=1)
-        if a.shape[1] == 0:
-            raise DatasetError(f"{path}: no feature columns besides the label")
+    col, recorded, notes = _choose(path, label_column, header, rows)
+    if col is not None and width == 1:
+        raise DatasetError(f"{path}: no feature columns besides the label")
+    a = _parse(path, rows, header, col)
+    y = None if col is None else _label_values(path, rows, col, header)
     (y,), classes = encode_labels([y], path)
     return RawData(a.astype(np.float32), y, None, None, None, classes, recorded, notes)

@@ -63,7 +63,7 @@ def download_file(
     """
     dest = Path(dest)
     exp = list(expected) if expected is not None else known_digests(dest.name)
-    with atomic_path(dest, suffix=".part") as tmp:
+    with atomic_path(dest, suffix=".part", record=False) as tmp:
         with open(tmp, "wb") as out:
             digests = _transfer(url, out, dest.name, timeout or TIMEOUT, progress)
         try:
@@ -73,39 +73,47 @@ def download_file(
     return dest
 
 
-def _transfer(url: str, out: BinaryIO, desc: str, timeout: float, progress: bool) -> dict[str, str]:
-    """Copy ``url`` into ``out``; the sha256 and md5 of what came."""
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+#: what a failing connection raises: offline, refused, reset, timed out, a bad reply or URL
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError, ValueError)
+
+
+def _open(url: str, timeout: float) -> http.client.HTTPResponse:
+    req = urllib.request.Request(url, headers={"User-Agent": "psae"})
     try:
-        req = urllib.request.Request(url, headers={"User-Agent": "psae"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            total = resp.headers.get("Content-Length")
-            total = int(total) if total and total.isdigit() else None
-            got = 0
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                desc=desc,
-                disable=None if progress else True,
-                leave=False,
-            ) as bar:
-                while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
-                    sha.update(chunk)
-                    md5.update(chunk)
-                    got += len(chunk)
-                    bar.update(len(chunk))
-            if total is not None and got != total:
-                raise DownloadError(f"{url}: transfer interrupted after {got} of {total} bytes")
-    except DownloadError:
-        raise
-    except (
-        urllib.error.URLError,
-        http.client.HTTPException,
-        TimeoutError,
-        ConnectionError,
-        ValueError,
-    ) as e:
+        return urllib.request.urlopen(req, timeout=timeout)
+    except _NETWORK_ERRORS as e:
         raise DownloadError(f"{url}: download failed ({e})") from e
+
+
+def _read(resp: http.client.HTTPResponse, url: str) -> bytes:
+    try:
+        return resp.read(_CHUNK)
+    except _NETWORK_ERRORS as e:
+        raise DownloadError(f"{url}: download failed ({e})") from e
+
+
+def _transfer(url: str, out: BinaryIO, desc: str, timeout: float, progress: bool) -> dict[str, str]:
+    """Copy ``url`` into ``out``; the sha256 and md5 of what came. Only the network's errors
+    become :class:`DownloadError`; a failing write (a full disk) stays what it is."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with _open(url, timeout) as resp:
+        total = resp.headers.get("Content-Length")
+        total = int(total) if total and total.isdigit() else None
+        got = 0
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=desc,
+            disable=None if progress else True,
+            leave=False,
+        ) as bar:
+            while chunk := _read(resp, url):
+                out.write(chunk)
+                sha.update(chunk)
+                md5.update(chunk)
+                got += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and got != total:
+        raise DownloadError(f"{url}: transfer interrupted after {got} of {total} bytes")
     return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}

@@ -11,20 +11,31 @@ import os
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from ._base import DatasetError, RawData
 from .cifar import CIFAR10_CLASSES
+from .members import check_declared, read_capped
 
-__all__ = ["IMAGE_EXTENSIONS", "is_archive", "read_image_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "is_archive", "read_image_folder"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "test")
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+#: the most pixels one image may claim (4096 x 4096); PIL's own limit is five times more
+MAX_IMAGE_PIXELS = 1 << 24
+#: returns one entry's bytes (read with the cap of :mod:`.members`)
+Fetch = Callable[[], bytes]
+_ZIP_ENCRYPTED = 0x1  # general-purpose flag bit 0
+_ZIP_METHODS = {
+    0: "stored", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstandard",
+    95: "xz", 98: "ppmd", 99: "WinZip AES",
+}  # fmt: skip
 
 
 def is_archive(path: Path) -> bool:
@@ -45,51 +56,163 @@ def _split_class(rel: str, is_dir: bool) -> tuple[str, str, str | None] | None:
     return parts[-3], parts[-2], parts[-1]
 
 
-def _entries(path: Path) -> Iterator[tuple[str, bool, bytes | None]]:
-    """``(relative path, is_dir, bytes or None)`` for every entry, in one pass."""
-    if path.is_dir():
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            rel_dir = Path(dirpath).relative_to(path).as_posix()
-            if rel_dir != ".":
-                yield rel_dir, True, None
-            for fn in sorted(filenames):
-                rel = f"{rel_dir}/{fn}" if rel_dir != "." else fn
-                if fn.lower().endswith(IMAGE_EXTENSIONS):
-                    yield rel, False, (Path(dirpath) / fn).read_bytes()
-        return
-    name = path.name.lower()
-    if name.endswith(".zip"):
-        with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if info.is_dir():
-                    yield info.filename.rstrip("/"), True, None
-                else:
-                    data = (
-                        z.read(info) if info.filename.lower().endswith(IMAGE_EXTENSIONS) else None
-                    )
-                    yield info.filename, False, data
-        return
-    mode = "r|gz" if name.endswith((".tar.gz", ".tgz")) else "r|*"
+def _regular_files(path: Path) -> Iterator[tuple[str, bool, Fetch | None]]:
+    """The directory form of :func:`_entries`; only regular files are read (a FIFO or a device
+    named ``x.png`` would block or never end), as in archives."""
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(path).as_posix()
+        if rel_dir != ".":
+            yield rel_dir, True, None
+        for fn in sorted(filenames):
+            rel = f"{rel_dir}/{fn}" if rel_dir != "." else fn
+            f = Path(dirpath) / fn
+            if fn.lower().endswith(IMAGE_EXTENSIONS) and f.is_file():
+                yield rel, False, partial(_read_file, f)
+
+
+def _read_file(f: Path) -> bytes:
+    with open(f, "rb") as fo:
+        return read_capped(fo, str(f), os.fstat(fo.fileno()).st_size)
+
+
+def _zip_members(path: Path) -> Iterator[tuple[str, bool, Fetch | None]]:
+    """The ``.zip`` form of :func:`_entries`."""
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if info.is_dir():
+                yield info.filename.rstrip("/"), True, None
+            elif info.filename.lower().endswith(IMAGE_EXTENSIONS):
+                yield info.filename, False, partial(_read_zip_member, z, info, path)
+            else:
+                yield info.filename, False, None
+
+
+def _read_zip_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytes:
+    """One member's bytes; refused when encrypted, compressed in a way Python cannot undo, or
+    larger than :data:`.members.MAX_MEMBER_BYTES` (declared or actual)."""
+    where = f"{path}:{info.filename}"
+    if info.flag_bits & _ZIP_ENCRYPTED:
+        raise DatasetError(
+            f"{where}: the member is encrypted (password-protected); psae reads only "
+            "unencrypted archives: re-pack it without a password"
+        )
+    check_declared(info.file_size, where)
+    try:
+        fo = z.open(info)
+    except (NotImplementedError, RuntimeError) as e:  # an unknown method, or its module missing
+        method = _ZIP_METHODS.get(info.compress_type, "unknown")
+        raise DatasetError(
+            f"{where}: compression method {info.compress_type} ({method}) is not supported "
+            f"({e}); re-pack the archive with deflate (the zip default)"
+        ) from None
+    with fo:
+        return read_capped(fo, where, info.file_size)
+
+
+def _tar_members(path: Path) -> Iterator[tuple[str, bool, Fetch | None]]:
+    """The tar form of :func:`_entries`, in one streaming pass; members that are neither files
+    nor directories (links, devices) are skipped."""
+    mode = "r|gz" if path.name.lower().endswith((".tar.gz", ".tgz")) else "r|*"
     with tarfile.open(path, mode) as tar:
         for m in tar:
             if m.isdir():
                 yield m.name, True, None
             elif m.isfile():
-                data = None
+                fetch = None
                 if m.name.lower().endswith(IMAGE_EXTENSIONS):
-                    fo = tar.extractfile(m)
-                    assert fo is not None
-                    data = fo.read()
-                yield m.name, False, data
+                    fetch = partial(_read_tar_member, tar, m, f"{path}:{m.name}")
+                yield m.name, False, fetch
 
 
-def _decode(data: bytes, where: str) -> np.ndarray:
+def _read_tar_member(tar: tarfile.TarFile, m: tarfile.TarInfo, where: str) -> bytes:
+    check_declared(m.size, where)
+    fo = tar.extractfile(m)
+    assert fo is not None
+    return read_capped(fo, where, m.size)
+
+
+def _entries(path: Path) -> Iterator[tuple[str, bool, Fetch | None]]:
+    """``(relative path, is_dir, fetch)`` for every entry, in one pass; ``fetch()`` returns an
+    image's bytes (capped) and must be called before the next entry is asked for (a tar is
+    streamed), or not at all for entries outside the layout."""
+    if path.is_dir():
+        return _regular_files(path)
+    if path.name.lower().endswith(".zip"):
+        return _zip_members(path)
+    return _tar_members(path)
+
+
+def _open_header(data: bytes, where: str) -> Image.Image:
+    """The image, opened lazily (header only, nothing decoded yet).
+
+    PNG and JPEG are opened by their plugins directly: ``Image.open`` refuses a huge header
+    with PIL's own error, before the size can be named here.
+    """
+    for cls in (PngImagePlugin.PngImageFile, JpegImagePlugin.JpegImageFile):
+        try:
+            return cls(io.BytesIO(data))
+        except SyntaxError:  # not this format (or a damaged header): let Image.open say
+            continue
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"{where}: image too large to decode ({e})") from None
+
+
+def _check_size(im: Image.Image, where: str) -> None:
+    """Refuse a header that claims more than :data:`MAX_IMAGE_PIXELS` before decoding."""
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DatasetError(
+            f"{where}: image header claims {w}x{h} pixels, more than psae decodes "
+            f"({MAX_IMAGE_PIXELS:,} pixels per image); the file is damaged or not a data-set image"
+        )
+
+
+def _decode(data: bytes, where: str, want: tuple[tuple[int, int], str] | None) -> np.ndarray:
+    """An image as uint8 HWC RGB. ``want``: the ``(width, height)`` every image must have and
+    the first image that had it, checked from the header before anything is decoded."""
+    try:
+        with _open_header(data, where) as im:
+            _check_size(im, where)
+            if want is not None and im.size != want[0]:
+                w, h = im.size
+                raise DatasetError(
+                    f"{where}: image size {w}x{h} differs from {want[0][0]}x{want[0][1]} of "
+                    f"{want[1]} (mixed image sizes)"
+                )
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        if isinstance(e, DatasetError):
+            raise
         raise DatasetError(f"{where}: cannot decode image ({e})") from e
+
+
+_Items = dict[str, list[tuple[str, str, np.ndarray]]]  # split -> (class, file, image)
+
+
+def _collect(path: Path) -> tuple[_Items, set[tuple[str, str]], tuple[int, ...] | None]:
+    """The decoded images of the layout per split, every ``(split, class)`` folder seen, and
+    the common image shape; only members inside the layout are read."""
+    items: _Items = {s: [] for s in SPLITS}
+    class_dirs: set[tuple[str, str]] = set()
+    want: tuple[tuple[int, int], str] | None = None
+    shape: tuple[int, ...] | None = None
+    for rel, is_dir, fetch in _entries(path):
+        sc = _split_class(rel, is_dir)
+        if sc is None:
+            continue
+        split, cls, fn = sc
+        class_dirs.add((split, cls))
+        if fn is None or fetch is None:
+            continue
+        where = f"{path}:{rel}" if not path.is_dir() else str(path / rel)
+        img = _decode(fetch(), where, want)
+        if want is None:
+            want, shape = ((img.shape[1], img.shape[0]), where), img.shape
+        items[split].append((cls, fn, img))
+    return items, class_dirs, shape
 
 
 def read_image_folder(path: str | os.PathLike[str]) -> RawData:
@@ -102,29 +225,8 @@ def read_image_folder(path: str | os.PathLike[str]) -> RawData:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
-    items: dict[str, list[tuple[str, str, np.ndarray]]] = {s: [] for s in SPLITS}
-    class_dirs: set[tuple[str, str]] = set()
-    shape: tuple[int, ...] | None = None
-    first: str | None = None
     try:
-        for rel, is_dir, data in _entries(path):
-            sc = _split_class(rel, is_dir)
-            if sc is None:
-                continue
-            split, cls, fn = sc
-            class_dirs.add((split, cls))
-            if fn is None or data is None:
-                continue
-            where = f"{path}:{rel}" if not path.is_dir() else str(path / rel)
-            img = _decode(data, where)
-            if shape is None:
-                shape, first = img.shape, where
-            elif img.shape != shape:
-                raise DatasetError(
-                    f"{where}: image size {img.shape[1]}x{img.shape[0]} differs from "
-                    f"{shape[1]}x{shape[0]} of {first} (mixed image sizes)"
-                )
-            items[split].append((cls, fn, img))
+        items, class_dirs, shape = _collect(path)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise DatasetError(f"{path}: corrupt or truncated archive ({e})") from e
     except OSError as e:

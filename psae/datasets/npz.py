@@ -80,6 +80,13 @@ def _features(X: np.ndarray, path: Path, key: str) -> tuple[np.ndarray, tuple[in
         raise DatasetError(f"{path}: {key} must have at least 2 dimensions, has {X.shape}")
     if X.dtype.kind not in "iufb":
         raise DatasetError(f"{path}: {key} must be numeric, has dtype {X.dtype}")
+    # checked before the reshape below, which cannot infer a width from zero rows
+    if len(X) == 0:
+        raise DatasetError(
+            f"{path}: {key} has no rows (shape {X.shape}): store at least one sample"
+        )
+    if X[0].size == 0:
+        raise DatasetError(f"{path}: {key} has no features (shape {X.shape})")
     shape = tuple(int(s) for s in X.shape[1:]) if X.ndim > 2 else None
     return _finite(X.reshape(len(X), -1), path, key), shape
 
