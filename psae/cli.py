@@ -305,7 +305,7 @@ def cmd_datasets(args) -> int:
         print(json.dumps(info, indent=1, default=str))
         return 0
     for d in info:
-        state = "present" if d.get("complete") else "missing"
+        state = "bundled" if d.get("bundled") else "present" if d.get("complete") else "missing"
         print(f"{d['name']:<10} {state:<8} {d.get('root', '')}")
         for f in d.get("files", []):
             mark = "x" if f in d.get("present", []) else " "
