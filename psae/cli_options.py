@@ -14,9 +14,11 @@ import re
 from collections.abc import Callable
 
 from . import sparsity
+from .errors import ParameterError
 from .estimator import SparseAutoencoder
 
-__all__ = ["add_model_options", "model_params", "given_params", "docstring_params", "FLAGS"]
+__all__ = ["add_model_options", "model_params", "given_params", "check_given",
+           "docstring_params", "FLAGS"]
 
 FLAGS = {"learning_rate": ("--lr", "--learning-rate"), "random_state": ("--seed",)}
 """Parameters whose option is not the plain ``--name``."""
@@ -122,9 +124,33 @@ def given_params(args: argparse.Namespace) -> set[str]:
     return {n for n in names if n not in SKIP and hasattr(args, n)}
 
 
+def _option(name: str) -> str:
+    return FLAGS.get(name, ("--" + name.replace("_", "-"),))[0]
+
+
+def check_given(params: dict) -> None:
+    """An option the chosen penalty does not read is an error even at its default value: on a
+    command line it was asked for (the estimator alone can only tell a changed value)."""
+    penalty = params.get("penalty", inspect.signature(SparseAutoencoder).parameters[
+        "penalty"].default)
+    try:
+        used = sparsity.get(penalty).params
+    except ParameterError:
+        return  # the estimator says which penalties there are
+    specific = dict.fromkeys(p for m in sparsity.names() for p in sparsity.get(m).params)
+    for name in specific:
+        if name in params and name not in used:
+            users = ", ".join(m for m in sparsity.names() if name in sparsity.get(m).params)
+            raise ParameterError(f"{_option(name)} has no effect with --penalty {penalty}; it "
+                                 f"applies to: {users}. Leave it out, or choose one of those "
+                                 "penalties")
+
+
 def model_params(args: argparse.Namespace) -> dict:
-    """Keyword arguments for ``SparseAutoencoder``: what was given, plus the CLI's defaults."""
+    """Keyword arguments for ``SparseAutoencoder``: what was given, plus the CLI's defaults.
+    An option the chosen penalty ignores is a :class:`~psae.errors.ParameterError`."""
     params = {n: getattr(args, n) for n in given_params(args)}
+    check_given(params)
     for n, v in CLI_DEFAULTS.items():
         params.setdefault(n, v)
     return params

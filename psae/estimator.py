@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -20,7 +23,7 @@ from .metrics import DEFAULT_THRESHOLD
 from .monitor import FiringTracker, L0Controller
 from .network import Activation, Autoencoder
 from .objective import Objective
-from .params import resolve_device, stage_epochs, validate
+from .params import check_memory, resolve_device, stage_epochs, validate
 from .precision import resolve_precision
 from .stopping import Plateau
 from .streaming import check_streamed, is_streamed
@@ -35,8 +38,107 @@ _CODE_PREFIX = "code."
 TRANSFORM_BATCH = 8192
 COLLAPSE_SPREAD = 1e-6
 """A fit whose every unit varies by at most this much across training inputs has collapsed."""
+COLLAPSE_CHECK_FLOATS = 2**24
+"""Codes encoded at once by the collapse check (64 MB): all 2,048 rows up to 8,192 units."""
+MAX_RESTARTS = 2
+"""Restarts of a collapsed fit before it is an error, each with a RESTART_LR_FACTOR lower step
+size from a re-initialisation centred on the data (scikit-learn's own small check data, at
+100 ± 1, saturates every sigmoid unit of the default start)."""
+RESTART_LR_FACTOR = 0.1
 _WEIGHTS = ("encoder_weight_", "encoder_bias_", "decoder_weight_", "decoder_bias_")
 _TENSORS = ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")
+
+
+def _restarted(history: list[dict], attempt: int) -> list[dict]:
+    """``history`` with each record marked by its restart (unmarked on the first run)."""
+    if attempt:
+        for rec in history:
+            rec["restart"] = attempt
+    return history
+
+
+def _recentre(module: Autoencoder, x: torch.Tensor) -> None:
+    """Encoder weights shrunk to the spread of the rows ``x`` (where it exceeds 1) and encoder
+    biases that put each unit's mean pre-activation on them at 0: a start with no unit
+    saturated or silent, whatever the scale of the input."""
+    with torch.no_grad():
+        x = x.float() - module.b2 if module.pre_bias else x.float()
+        spread = float(x.std(dim=0).mean()) if x.shape[0] > 1 else 0.0
+        if spread > 1.0:
+            module.W1.div_(spread)
+        module.b1.copy_(-(module.W1 @ x.mean(dim=0)))
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocator's out-of-memory error (torch's CPU or CUDA one, numpy's)."""
+    if isinstance(e, MemoryError | getattr(torch, "OutOfMemoryError", MemoryError)):
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in text
+                                            or "can't allocate memory" in text)
+
+
+def _model_files(where: str) -> tuple[str, str]:
+    """``(config file, weights file)`` to name in load errors (``where``: the model directory
+    or its config file)."""
+    path = Path(where)
+    if path.name == persistence.CONFIG:
+        return str(path), str(path.with_name(persistence.WEIGHTS))
+    if path.is_dir():
+        return str(path / persistence.CONFIG), str(path / persistence.WEIGHTS)
+    return where, where
+
+
+_TYPE_NAMES = {numbers.Integral: "an integer", numbers.Real: "a number", str: "a string",
+               list: "a list", dict: "an object"}
+
+
+def _field(config: dict, name: str, kind: type, file: str, required: bool = False):
+    """``config[name]`` when it is of ``kind`` (None where absent or null, unless
+    ``required``); else a :class:`ModelFormatError` naming the field."""
+    value = config.get(name)
+    if value is None and not required:
+        return None
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if kind is numbers.Real and ok:
+        ok = bool(np.isfinite(value))
+    if not ok:
+        got = "missing" if name not in config else f"{value!r}"
+        raise ModelFormatError(f"{file}: field {name!r} must be {_TYPE_NAMES[kind]}, got {got}; "
+                               "the config is damaged or was altered")
+    return value
+
+
+def _config_params(config: dict, file: str) -> dict:
+    """The estimator parameters of a saved config (JSON lists back to tuples), names checked."""
+    params = _field(config, "params", dict, file, required=True)
+    params = dict(params)
+    known = set(SparseAutoencoder._get_param_names())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ModelFormatError(f"{file}: field 'params' holds parameters this psae does not "
+                               f"know: {', '.join(unknown)}")
+    for k in ("sigmas", "epochs"):
+        if isinstance(params.get(k), list):
+            params[k] = tuple(params[k])
+    return params
+
+
+def _check_tensor(a: np.ndarray, name: str, kind: str, file: str) -> None:
+    """A tensor of the right kind with finite values: floating point for ``"f"``, any real
+    number for ``"i"`` (a counter, which :meth:`SparseAutoencoder._store` keeps as float32)."""
+    if a.dtype.kind not in ("f" if kind == "f" else "iuf"):
+        want = "a floating-point" if kind == "f" else "a numeric"
+        raise ModelFormatError(f"{file}: tensor {name!r} has dtype {a.dtype}, expected "
+                               f"{want} dtype")
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ModelFormatError(
+                f"{file}: tensor {name!r} holds {int(bad.sum())} NaN or infinite value(s) "
+                f"(the first at index {first}); the weights are damaged: restore or refit the "
+                "model")
 
 
 def _penalty_table() -> str:
@@ -64,7 +166,9 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         The sparsity mechanism, one of :func:`psae.sparsity.names`.
     lam : float, default=10.0
         λ of eq. (9): weight of the reconstruction cost for ``"sql0"`` and ``"l0"``. Larger λ
-        means better reconstruction and denser codes.
+        means better reconstruction and denser codes. Like every parameter of some penalties
+        only (``beta``, ``rho``, ``sigmas``, ``k``, ``encode_k``, ``target_l0``,
+        ``bandwidth``), setting it for a penalty that ignores it is an error in ``fit``.
     beta : float or None, default=None
         Penalty weight for ``"l1"`` and ``"kl"``; None uses the mechanism's default
         ({beta_defaults}).
@@ -152,7 +256,8 @@ default=None
         with a busy process, two threads can be 3x slower than one). Results are repeatable bit
         for bit at a fixed count; give an int for that on a machine whose load changes.
     random_state : int, RandomState or None, default=None
-        Seeds initialisation and shuffling; the same seed gives the same codes.
+        Seeds initialisation and shuffling; the same seed gives the same codes. An int must lie
+        in 0 .. 2**32 - 1 (numpy's seeds).
     verbose : bool, default=False
         Show a progress bar during ``fit`` (on the main rank only under data parallelism).
 
@@ -164,6 +269,9 @@ default=None
         W1 (M, D), b1 (M,), W2 (D, M), b2 (D,).
     history_ : list of dict
         One record per epoch: stage, sigma, epoch, loss, reconstruction, sparsity, seconds.
+        A fit whose codes collapsed (every input the same code) is restarted, at most twice,
+        from a start centred on the data with a 10x lower step size each time (with a
+        ``ConvergenceWarning``); its records then carry ``restart`` (1 or 2).
     stages_ : list of dict
         One record per σ stage: sigma, epochs, final loss.
     n_iter_ : int
@@ -295,13 +403,29 @@ default=None
         X = self._check_fit_input(X)
         comm = Comm.current()
         if comm.world > 1 and isinstance(self.batch_size, int) and self.batch_size % comm.world:
-            import warnings
-
             warnings.warn(f"batch_size={self.batch_size} is not divisible by the world size "
                           f"{comm.world}: ranks get unequal shares and steps differ slightly "
                           "from a single process", stacklevel=2)
-        self._fit(X, comm)
+        try:
+            self._fit(X, comm)
+        except (RuntimeError, MemoryError) as e:
+            if not _out_of_memory(e):
+                raise
+            raise self._memory_error(e) from e
         return self
+
+    def _memory_error(self, e: BaseException) -> ParameterError:
+        """Running out of memory mid-fit, in psae's words (what was being trained, what to
+        change); the torch allocator's cache is emptied so that the process can go on."""
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return ParameterError(
+            f"ran out of memory training n_components={self.n_components} on "
+            f"{getattr(self, 'n_features_in_', '?')} features with batch_size="
+            f"{getattr(self, 'batch_size_', self.batch_size)} on "
+            f"{getattr(self, 'device_', self.device)} ({detail[:300]}). Lower n_components or "
+            "batch_size, or free memory")
 
     def _check_fit_input(self, X):
         if is_streamed(X):
@@ -319,21 +443,42 @@ default=None
         device = resolve_device(self.device)
         seed = self._seed(comm)
         settings = self._settings()
-        X, stopper = self._hold_out(X, seed, device)
+        X, val = self._hold_out(X, seed, device)
         self.batch_size_ = self.batch_size if self.batch_size != "auto" else \
             (256 if X.shape[0] >= 20000 else 128)
+        self._check_memory(X, settings, device)
         batches = make_batches(X, self.batch_size_, device, comm)
-        module = self._build(X.shape[1], settings, seed, batches, device)
+        lr = self._learning_rate(X.shape[1])
+        for attempt in range(MAX_RESTARTS + 1):
+            self._train(X, batches, settings, seed, device, comm, val, lr, attempt)
+            collapse = self._collapse(X)
+            if collapse is None:
+                return
+            if attempt == MAX_RESTARTS:
+                raise self._collapsed_error(collapse, lr, attempt)
+            lr *= RESTART_LR_FACTOR
+            warnings.warn(f"the fit collapsed ({collapse[0]}): restarting from a "
+                          f"re-initialisation centred on the data, with learning rate {lr:.3g} "
+                          f"(restart {attempt + 1} of at most {MAX_RESTARTS}; history_ records "
+                          "it as 'restart')", ConvergenceWarning, stacklevel=3)
+
+    def _train(self, X, batches, settings: dict, seed: int, device, comm: Comm, val,
+               lr: float, attempt: int) -> None:
+        """One training run from a fresh start (``attempt`` > 0: a restart after a collapse,
+        from a re-initialisation centred on the data); the fitted attributes are its result."""
+        module = self._build(X.shape[1], settings, seed, batches, device, recentre=attempt > 0)
         sigmas, epochs = self._schedule()
         tracker, controller = self._watchers(settings, device, len(batches))
+        stopper = None if val is None else Plateau(val, tol=float(self.tol),
+                                                   patience=self.n_iter_no_change)
         restore = torch.get_num_threads()
         n_threads, tune = plan_threads(
             self.threads, 10.0 * batches.batch_size * X.shape[1] * self.n_components, device)
         torch.set_num_threads(n_threads)
-        self.precision_ = resolve_precision(self.precision, device,
+        self.precision_ = resolve_precision(self.precision, device, warn=attempt == 0,
                                             size=X.shape[1] * self.n_components)
         trainer = Trainer(module, Objective(self.mechanism, settings),
-                          lr=self._learning_rate(X.shape[1]), solver=self.solver,
+                          lr=lr, solver=self.solver,
                           weight_decay=float(self.weight_decay), comm=comm,
                           progress=bool(self.verbose), precision=self.precision_,
                           tuner=ThreadTuner(n_threads) if tune else None, tracker=tracker,
@@ -345,19 +490,30 @@ default=None
         try:
             history = trainer.fit(batches, sigmas, epochs, torch.Generator().manual_seed(seed + 1))
         except TrainingDivergedError as e:
-            self._store(module, e.history, [], trainer)
+            self._store(module, _restarted(e.history, attempt), [], trainer)
             raise
         finally:
             torch.set_num_threads(restore)
         self.fit_time_ = time.perf_counter() - t0
+        history = _restarted(history, attempt)
         stages = [{"sigma": s, "epochs": e,
                    "loss": [h["loss"] for h in history if h["stage"] == k][-1]}
                   for k, (s, e) in enumerate(zip(sigmas, epochs, strict=True))]
         self._store(module, history, stages, trainer)
-        self._check_not_collapsed(X)
 
-    def _hold_out(self, X, seed: int, device) -> tuple[np.ndarray, Plateau | None]:
-        """The rows to train on, and with ``early_stopping`` the plateau watch on the rest."""
+    def _check_memory(self, X, settings: dict, device) -> None:
+        """Refuse a layer that cannot fit in memory before allocating it."""
+        code = self.mechanism.code
+        starts = code is not None and hasattr(code(1, settings), "start_firing")
+        copied = device.type == "cuda" or not (
+            is_streamed(X) or (X.dtype == np.float32 and X.flags.c_contiguous))
+        check_memory(X.shape[1], self.n_components, self.batch_size_, device,
+                     sample_rows=min(X.shape[0], 4096) if starts else 0,
+                     data_bytes=4 * X.shape[0] * X.shape[1] if copied else 0)
+
+    def _hold_out(self, X, seed: int, device) -> tuple[np.ndarray, torch.Tensor | None]:
+        """The rows to train on, and with ``early_stopping`` the held-out rows (on the device)
+        whose reconstruction error the plateau watch follows."""
         if not self.early_stopping:
             return X, None
         if is_streamed(X):
@@ -367,12 +523,12 @@ default=None
         n_val = min(n - 1, max(1, int(round(self.validation_fraction * n))))
         perm = np.random.default_rng(seed).permutation(n)
         val = torch.as_tensor(np.ascontiguousarray(X[perm[:n_val]], dtype=np.float32))
-        stopper = Plateau(val.to(device), tol=float(self.tol), patience=self.n_iter_no_change)
-        return np.ascontiguousarray(X[perm[n_val:]]), stopper
+        return np.ascontiguousarray(X[perm[n_val:]]), val.to(device)
 
-    def _build(self, n_features: int, settings: dict, seed: int, batches, device
-               ) -> Autoencoder:
-        """The network at its starting point (tied and centred where the mechanism asks)."""
+    def _build(self, n_features: int, settings: dict, seed: int, batches, device,
+               recentre: bool = False) -> Autoencoder:
+        """The network at its starting point (tied and centred where the mechanism asks;
+        ``recentre``: every unit's pre-activation centred on the data, for a restart)."""
         mech = self.mechanism
         module = Autoencoder(n_features, self.n_components, self._code_layer(settings),
                              self._decoder, generator=torch.Generator().manual_seed(seed),
@@ -380,6 +536,8 @@ default=None
         g = torch.Generator().manual_seed(seed + 2)
         if mech.tied_init:
             module.tie(batches.sample(65536, g).mean(dim=0) if mech.pre_bias else None)
+        if recentre:
+            _recentre(module, batches.sample(4096, torch.Generator().manual_seed(seed + 3)))
         if hasattr(module.code, "start_firing"):
             target = self.target_l0 or max(1.0, self.n_components / 20)
             with torch.no_grad():
@@ -398,24 +556,39 @@ default=None
                                       bounds=self.mechanism.knob_bounds)
         return tracker, controller
 
-    def _check_not_collapsed(self, X, rows: int = 2048) -> None:
-        """A fit whose codes do not depend on the input (all zero, or every unit saturated)
-        failed, whatever its loss says."""
-        H = self.transform(np.asarray(X[:rows]))
-        spread = float(np.ptp(H, axis=0).max()) if H.size else 0.0
+    def _collapse(self, X, rows: int = 2048) -> tuple[str, float, int] | None:
+        """None, or ``(state, spread, rows)`` of a fit whose codes do not depend on the input
+        (all zero, or every unit saturated): it failed, whatever its loss says. Encoded in
+        chunks, so that a wide layer's check stays small."""
+        n = min(rows, X.shape[0])
+        chunk = max(1, min(n, COLLAPSE_CHECK_FLOATS // self.n_components))
+        low = high = None
+        total = 0.0
+        for s in range(0, n, chunk):
+            H = self.transform(np.asarray(X[s:min(n, s + chunk)]))
+            lo, hi = H.min(axis=0), H.max(axis=0)
+            low = lo if low is None else np.minimum(low, lo)
+            high = hi if high is None else np.maximum(high, hi)
+            total += float(np.abs(H).sum(dtype=np.float64))
+        spread = float((high - low).max())
         if spread > COLLAPSE_SPREAD:
-            return
-        level = float(np.abs(H).mean())
-        state = "all zero" if level <= COLLAPSE_SPREAD else f"stuck at {level:.3g}"
+            return None
+        level = total / (n * self.n_components)
+        return ("all zero" if level <= COLLAPSE_SPREAD else f"stuck at {level:.3g}"), spread, n
+
+    def _collapsed_error(self, collapse: tuple[str, float, int], lr: float, restarts: int
+                         ) -> TrainingCollapsedError:
+        state, spread, n = collapse
+        tried = (f" It collapsed again after {restarts} restart(s) from a re-initialisation "
+                 "centred on the data, each with a 10x lower learning rate." if restarts else "")
         err = TrainingCollapsedError(
             f"the fit collapsed: every training input gets the same code ({state}; no unit "
-            f"varies by more than {spread:.1e} across {H.shape[0]} inputs), so the codes carry "
-            f"no information. Lower the learning rate (it was "
-            f"{self._learning_rate(X.shape[1]):.3g}; None gives min(1e-2, 1/n_features)·"
-            "sqrt(batch_size/128)) or the penalty weight, or check that the inputs differ and "
-            "are scaled (psae.Normalizer).")
+            f"varies by more than {spread:.1e} across {n} inputs), so the codes carry "
+            f"no information.{tried} Lower the learning rate (it was {lr:.3g} last; None gives "
+            "min(1e-2, 1/n_features)·sqrt(batch_size/128)) or the penalty weight, or check "
+            "that the inputs differ and are scaled (psae.Normalizer).")
         err.history = self.history_
-        raise err
+        return err
 
     def _store(self, module: Autoencoder, history: list[dict], stages: list[dict],
                trainer: Trainer) -> None:
@@ -537,7 +710,9 @@ default=None
                   for t, a in zip(_TENSORS, _WEIGHTS, strict=True)}
         for k, v in (getattr(self, "code_state_", None) or {}).items():
             arrays[_CODE_PREFIX + k] = np.ascontiguousarray(v)
-        config = {"params": persistence.jsonable(self.get_params()),
+        params = {k: v.tolist() if isinstance(v, np.ndarray) else v  # sigmas as an array
+                  for k, v in self.get_params().items()}
+        config = {"params": persistence.jsonable(params),
                   "n_features_in": int(self.n_features_in_),
                   "history": getattr(self, "history_", []),
                   "stages": getattr(self, "stages_", []),
@@ -552,42 +727,92 @@ default=None
     @classmethod
     def _from_state(cls, config: dict, arrays: dict[str, np.ndarray], where: str = "model",
                     device: str | None = None) -> SparseAutoencoder:
-        """Rebuild a fitted model from what :meth:`_state` returned (shapes checked)."""
-        params = dict(config["params"])
-        for k in ("sigmas", "epochs"):
-            if isinstance(params.get(k), list):
-                params[k] = tuple(params[k])
+        """Rebuild a fitted model from what :meth:`_state` returned. Everything is checked
+        first, as the estimator checks its own parameters: each config field's type, the
+        parameters, that the tensors are exactly those the penalty's model has (names, shapes,
+        dtypes) and that they are finite."""
+        config_file, weights_file = _model_files(where)
+        if not isinstance(config, dict):
+            raise ModelFormatError(f"{config_file}: the config is not a JSON object")
+        params = _config_params(config, config_file)
         if device is not None:
             params["device"] = device
         elif str(params.get("device", "auto")).startswith("cuda") \
                 and not torch.cuda.is_available():
             params["device"] = "auto"
+        model = cls(**params)
         try:
-            model = cls(**params)
-        except TypeError as e:
-            raise persistence.ModelFormatError(f"{where}: unexpected parameters ({e})") from e
-        D, M = int(config["n_features_in"]), int(params["n_components"])
-        shapes = {"encoder.weight": (M, D), "encoder.bias": (M,),
-                  "decoder.weight": (D, M), "decoder.bias": (D,)}
-        persistence.check_shapes(arrays, shapes, where)
+            validate(model, loading=True)
+        except ParameterError as e:
+            raise ModelFormatError(f"{config_file}: field 'params' holds a value psae cannot "
+                                   f"use: {e}") from e
+        D = _field(config, "n_features_in", numbers.Integral, config_file, required=True)
+        if D < 1:
+            raise ModelFormatError(f"{config_file}: field 'n_features_in' must be >= 1, got {D}")
+        model._check_arrays(arrays, int(D), weights_file)
+        model._load_fields(config, int(D), config_file)
         for t, a in zip(_TENSORS, _WEIGHTS, strict=True):
             setattr(model, a, arrays[t])
-        model.n_features_in_ = D
-        if "feature_names_in" in config:
-            model.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
-        model.history_ = config.get("history", [])
-        model.stages_ = config.get("stages", [])
-        model.n_iter_ = len(model.history_)
-        if config.get("fit_time") is not None:
-            model.fit_time_ = config["fit_time"]
-        if config.get("precision") is not None:
-            model.precision_ = config["precision"]
         model.code_state_ = {k[len(_CODE_PREFIX):]: v for k, v in arrays.items()
                              if k.startswith(_CODE_PREFIX)}
-        model.dead_fraction_ = config.get("dead_fraction")
-        model.penalty_weight_ = config.get("penalty_weight")
         model._encoder_code()  # a code state that does not fit the model fails here, not later
         return model
+
+    def _check_arrays(self, arrays: dict[str, np.ndarray], D: int, file: str) -> None:
+        """The tensors of this model's penalty, no more and no fewer, each of its shape and
+        kind (floating or integer) and finite: a tampered or damaged file is refused here
+        instead of encoding to NaN or silently to zeros."""
+        M = self.n_components
+        expected = {"encoder.weight": ((M, D), "f"), "encoder.bias": ((M,), "f"),
+                    "decoder.weight": ((D, M), "f"), "decoder.bias": ((D,), "f")}
+        code = self._code_layer(self._settings())
+        for k, v in code.state_dict().items():
+            shape, got = tuple(v.shape), arrays.get(_CODE_PREFIX + k)
+            if shape == () and got is not None and got.shape == (1,):
+                shape = (1,)  # how _state writes a scalar (np.ascontiguousarray is >= 1-d)
+            expected[_CODE_PREFIX + k] = (shape, "f" if v.is_floating_point() else "i")
+        what = f"penalty={self.penalty!r} with n_components={M} on {D} features"
+        missing = sorted(set(expected) - set(arrays))
+        extra = sorted(set(arrays) - set(expected))
+        if missing or extra:
+            parts = ([f"lacks {', '.join(map(repr, missing))}"] if missing else []) + \
+                ([f"holds {', '.join(map(repr, extra))} it does not use"] if extra else [])
+            raise ModelFormatError(
+                f"{file}: the tensors do not match the model the config names ({what}): it "
+                f"{' and '.join(parts)}. The config or the weights were altered; save the model "
+                "again")
+        persistence.check_shapes(arrays, {k: shape for k, (shape, _) in expected.items()},
+                                 file)
+        for name, (_, kind) in expected.items():
+            _check_tensor(arrays[name], name, kind, file)
+
+    def _load_fields(self, config: dict, D: int, file: str) -> None:
+        """The fitted attributes kept in the config, each checked for its type."""
+        self.n_features_in_ = D
+        names = _field(config, "feature_names_in", list, file)
+        if names is not None:
+            if len(names) != D or not all(isinstance(n, str) for n in names):
+                raise ModelFormatError(f"{file}: field 'feature_names_in' must be {D} strings "
+                                       "(one per feature)")
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        history = _field(config, "history", list, file) or []
+        if not all(isinstance(h, dict) for h in history):
+            raise ModelFormatError(f"{file}: field 'history' must be a list of objects (one "
+                                   "per epoch)")
+        self.history_ = history
+        self.stages_ = _field(config, "stages", list, file) or []
+        self.n_iter_ = len(self.history_)
+        fit_time = _field(config, "fit_time", numbers.Real, file)
+        if fit_time is not None:
+            self.fit_time_ = fit_time
+        precision = _field(config, "precision", str, file)
+        if precision is not None:
+            if precision not in ("fp32", "bf16"):
+                raise ModelFormatError(f"{file}: field 'precision' must be 'fp32' or 'bf16', "
+                                       f"got {precision!r}")
+            self.precision_ = precision
+        self.dead_fraction_ = _field(config, "dead_fraction", numbers.Real, file)
+        self.penalty_weight_ = _field(config, "penalty_weight", numbers.Real, file)
 
     def save(self, path) -> None:
         """Write ``path/`` (safetensors weights + JSON config), atomically."""

@@ -3,7 +3,10 @@ would work. scikit-learn's convention: the constructor stores, ``fit`` checks.""
 
 from __future__ import annotations
 
+import inspect
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,9 +15,12 @@ from .errors import ParameterError
 from .network import ACTIVATIONS
 from .precision import resolve_precision
 
-__all__ = ["resolve_device", "stage_epochs", "check_number", "check_sigmas", "validate"]
+__all__ = ["resolve_device", "stage_epochs", "check_number", "check_sigmas", "check_seed",
+           "validate", "available_memory", "check_memory", "format_bytes"]
 
 REVIVE = ("auto", "auxk", "resample", "none")
+MAX_SEED = 2**32 - 1
+"""The largest seed of numpy's legacy ``RandomState`` (what ``check_random_state`` builds)."""
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -84,14 +90,57 @@ def check_sigmas(sigmas) -> None:
                              f"got {tuple(sigmas)}")
 
 
+def check_seed(random_state) -> None:
+    """None, a numpy ``RandomState``, or an int that numpy's legacy seeding takes."""
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) \
+            and 0 <= random_state <= MAX_SEED:
+        return
+    raise ParameterError(f"random_state (--seed) must be None, a numpy RandomState or an "
+                         f"integer from 0 to 2**32 - 1 = {MAX_SEED}, got {random_state!r}")
+
+
+def _is_default(value, default) -> bool:
+    """Whether ``value`` equals the constructor's ``default`` (a list of the default's numbers
+    counts: a config read back from JSON has lists for tuples)."""
+    if default is None or value is None:
+        return value is default
+    try:
+        a = np.asarray(value, dtype=float)
+        b = np.asarray(default, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return a.shape == b.shape and bool(np.all(a == b))
+
+
+def _mechanism_specific() -> tuple[str, ...]:
+    """Parameters some registered mechanism reads and others ignore (``Mechanism.params``)."""
+    from . import sparsity
+
+    names = (n for m in sparsity.names() for n in sparsity.get(m).params)
+    return tuple(dict.fromkeys(names))
+
+
+def _check_unused(est, mech) -> None:
+    """A mechanism-specific parameter set (away from its default) for a mechanism that does not
+    read it is an error, as scikit-learn's convention has it only in ``fit``: the defaults
+    never trip it, so ``get_params``, ``set_params`` and ``clone`` are unaffected."""
+    defaults = {n: p.default for n, p in inspect.signature(type(est)).parameters.items()}
+    for name in _mechanism_specific():
+        if name in mech.params or name not in defaults:
+            continue
+        value = getattr(est, name)
+        if not _is_default(value, defaults[name]):
+            users = ", ".join(_users(name)) or "none"
+            raise ParameterError(
+                f"{name}={value!r} has no effect with penalty={est.penalty!r}; it applies to: "
+                f"{users}. Leave it at its default ({defaults[name]!r}) or choose one of those "
+                "penalties")
+
+
 def _check_mechanism_params(est, mech) -> None:
-    """The parameters only some mechanisms use: set where none reads them is an error."""
-    used = set(mech.params)
-    for name in ("k", "encode_k", "target_l0", "bandwidth"):
-        if getattr(est, name) is not None and name not in used:
-            users = ", ".join(m for m in _users(name)) or "none"
-            raise ParameterError(f"{name}={getattr(est, name)!r} has no effect with "
-                                 f"penalty={est.penalty!r}; it applies to: {users}")
+    """The values of the parameters only some mechanisms use."""
     M = est.n_components
     for name in ("k", "encode_k"):
         v = getattr(est, name)
@@ -121,9 +170,15 @@ def _users(param: str) -> list[str]:
     return [n for n in sparsity.names() if param in sparsity.get(n).params]
 
 
-def validate(est) -> None:
-    """Every parameter of a ``SparseAutoencoder``; raises :class:`ParameterError`."""
+def validate(est, loading: bool = False) -> None:
+    """Every parameter of a ``SparseAutoencoder``; raises :class:`ParameterError`.
+
+    ``loading`` (a saved model's parameters) leaves out what only matters to a new fit: the
+    device (the model may be loaded elsewhere) and parameters without effect on the saved
+    penalty (harmless to encoding, and older psae saved such models)."""
     mech = est.mechanism  # raises for an unknown penalty
+    if not loading:
+        _check_unused(est, mech)
     check_number("n_components", est.n_components, integer=True)
     check_number("lam", est.lam, strict=False)
     if est.beta is not None:
@@ -145,7 +200,9 @@ def validate(est) -> None:
     check_sigmas(est.sigmas)
     if est.threads != "auto":
         check_number("threads", est.threads, integer=True)
-    resolve_precision(est.precision, resolve_device(est.device), warn=False)
+    check_seed(est.random_state)
+    device = torch.device("cpu") if loading else resolve_device(est.device)
+    resolve_precision(est.precision, device, warn=False)
     if est.solver not in ("adam", "lbfgs"):
         raise ParameterError(f"unknown solver {est.solver!r}; choose 'adam' or 'lbfgs'")
     for name in ("encoder_activation", "decoder_activation"):
@@ -153,3 +210,120 @@ def validate(est) -> None:
         if value is not None and value not in ACTIVATIONS:
             raise ParameterError(f"unknown {name} {value!r}; choose one of {ACTIVATIONS}")
     _check_mechanism_params(est, mech)
+
+
+# ----------------------------------------------------------------------------------- memory
+_NO_LIMIT = 2**60  # cgroup files say "max" or a number near 2**63 when nothing is set
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _meminfo_available() -> int | None:
+    """MemAvailable of /proc/meminfo, else the free pages sysconf reports (None: unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _cgroup_available() -> int | None:
+    """What a container's memory limit leaves (cgroup v2, then v1); None without a limit."""
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        cap, used = _read_int(limit), _read_int(usage)
+        if cap is not None and cap < _NO_LIMIT and used is not None:
+            return max(0, cap - used)
+    return None
+
+
+def _address_space_available() -> int | None:
+    """What ``ulimit -v`` (RLIMIT_AS) leaves this process; None without such a limit."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY or soft >= _NO_LIMIT:
+            return None
+        with open("/proc/self/status") as f:
+            size = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmSize:"))
+        return max(0, soft - size)
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation can still get on ``device``: free CUDA memory (with what torch's
+    cache holds unused), or on the CPU the least of MemAvailable, the container's memory limit
+    and ``ulimit -v``. None where it cannot be told."""
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+            return int(free + cached)
+        except (RuntimeError, AssertionError):
+            return None
+    known = [m for m in (_meminfo_available(), _cgroup_available(),
+                         _address_space_available()) if m is not None]
+    return min(known) if known else None
+
+
+def format_bytes(n: float) -> str:
+    """``1.2 TB``, ``20 GB``, ``512 kB`` (powers of 1000, three significant figures)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"  # pragma: no cover
+
+
+STATE_COPIES = 6
+"""Float32 copies of the parameters a fit holds: the weights, their gradients, Adam's two
+moments, and the trainer's two snapshots (the last parameters known good, the epoch's start)."""
+ACTIVATION_COPIES = 8
+"""(batch, n_components) float32 arrays counted per training step: pre-activations, codes, their
+gradients and the penalty's terms peaked at about 5 (measured at M = 50,000); the rest covers
+the collapse check's chunk and the allocator's slack, so that a fit refused is one that would
+not have fitted."""
+
+
+def training_memory(n_features: int, n_components: int, batch_size: int,
+                    sample_rows: int = 0) -> tuple[int, int]:
+    """``(state, activations)``: bytes of a fit's parameters with gradients and optimiser
+    state, and of its per-step activations (plus ``sample_rows`` encoded at the start)."""
+    D, M = int(n_features), int(n_components)
+    params = 2 * D * M + D + M
+    state = 4 * STATE_COPIES * params
+    activations = 4 * M * (ACTIVATION_COPIES * int(batch_size) + 3 * int(sample_rows))
+    return state, activations
+
+
+def check_memory(n_features: int, n_components: int, batch_size: int, device: torch.device,
+                 sample_rows: int = 0, data_bytes: int = 0) -> None:
+    """Refuse, before anything is allocated, a fit whose layer cannot fit in ``device``'s free
+    memory (instead of dying in the allocator, or to the kernel's OOM killer)."""
+    state, activations = training_memory(n_features, n_components, batch_size, sample_rows)
+    need = state + activations + int(data_bytes)
+    have = available_memory(device)
+    if have is None or need <= have:
+        return
+    extra = f" and {format_bytes(int(data_bytes))} for the data" if data_bytes else ""
+    raise ParameterError(
+        f"n_components={n_components} on {n_features} features needs about "
+        f"{format_bytes(need)} of {device.type} memory: {format_bytes(state)} for weights, "
+        f"gradients and optimiser state, {format_bytes(activations)} for batches of "
+        f"{batch_size} rows{extra}; {format_bytes(have)} is available. Lower n_components "
+        "(or batch_size), or free memory")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -31,6 +34,11 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.high = high
 
     def _check_params(self) -> None:
+        for name in ("clip", "low", "high"):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                    and math.isfinite(value)):
+                raise ParameterError(f"{name} must be a finite number, got {value!r}")
         if not self.clip > 0:
             raise ParameterError(f"clip must be > 0, got {self.clip}")
         if not self.low < self.high:
@@ -76,15 +84,42 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     @classmethod
     def _from_state(cls, params: dict, arrays: dict[str, np.ndarray], where: str = "normalizer"
                     ) -> Normalizer:
-        """Rebuild a fitted normaliser from :meth:`_state`'s output (shapes checked)."""
+        """Rebuild a fitted normaliser from :meth:`_state`'s output: its parameters checked as
+        ``fit`` checks them, then its arrays (exactly ``mean`` and ``scale``, floating point,
+        finite, scales > 0)."""
         from .persistence import ModelFormatError, check_shapes
 
+        if not isinstance(params, dict):
+            raise ModelFormatError(f"{where}: the normalizer's parameters (config.json field "
+                                   f"'normalizer.params') must be an object, got {params!r}")
         try:
             nz = cls(**params)
         except TypeError as e:
             raise ModelFormatError(f"{where}: unexpected normalizer parameters ({e})") from e
-        d = arrays["mean"].shape[0] if "mean" in arrays else 0
+        try:
+            nz._check_params()
+        except ParameterError as e:
+            raise ModelFormatError(f"{where}: the normalizer's parameters (config.json field "
+                                   f"'normalizer.params') are not usable: {e}") from e
+        if set(arrays) != {"mean", "scale"}:
+            raise ModelFormatError(f"{where}: expected exactly the tensors 'mean' and 'scale', "
+                                   f"found {sorted(arrays)}")
+        if arrays["mean"].ndim != 1:
+            raise ModelFormatError(f"{where}: tensor 'mean' has shape {arrays['mean'].shape}, "
+                                   "expected one value per feature")
+        d = arrays["mean"].shape[0]
         check_shapes(arrays, {"mean": (d,), "scale": (d,)}, where)
+        for name in ("mean", "scale"):
+            a = arrays[name]
+            if a.dtype.kind != "f":
+                raise ModelFormatError(f"{where}: tensor {name!r} has dtype {a.dtype}, "
+                                       "expected a floating-point dtype")
+            bad = ~np.isfinite(a) | ((a <= 0) if name == "scale" else False)
+            if bad.any():
+                raise ModelFormatError(
+                    f"{where}: tensor {name!r} holds {int(bad.sum())} value(s) that are not "
+                    f"{'finite and > 0' if name == 'scale' else 'finite'} (the first at index "
+                    f"{int(np.argmax(bad))}); the file is damaged: restore or refit the model")
         nz.mean_, nz.scale_, nz.n_features_in_ = arrays["mean"], arrays["scale"], d
         return nz
 
