@@ -43,20 +43,20 @@ def test_every_model_at_every_target_with_figures_and_claims(run):
 
 def test_resumed_matched_run_redoes_no_finished_cell(run, tmp_path):
     out, _ = run
-    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
     assert main(["reproduce", "--quick", "--protocol", "matched", "--models", MODELS,
                  "--quiet", "--out", str(out), "--resume"]) == 0
-    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == stamps
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")} == stamps
     log = (out / "log.txt").read_text()
     assert log.count("already done, skipped") >= len(stamps)
 
 
 def test_a_resumed_run_may_add_seeds_and_runs_only_theirs(run, tmp_path):
     out, _ = run
-    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
     assert main(["reproduce", "--quick", "--protocol", "matched", "--models", MODELS,
                  "--seeds", "2", "--quiet", "--out", str(out), "--resume"]) == 0
-    after = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
     assert {k: after[k] for k in stamps} == stamps  # nothing redone
     new = sorted(set(after) - set(stamps))
     assert new and all("__seed1" in k for k in new)
@@ -94,11 +94,11 @@ def test_the_criterion_stops_a_flat_curve_and_not_a_falling_one():
 
 def test_report_only_trains_nothing_and_reports_the_finished_cells(run, tmp_path):
     out, _ = run
-    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
     before = (out / "results.json").stat().st_mtime_ns
     assert main(["reproduce", "--quick", "--protocol", "matched", "--models", MODELS,
                  "--seeds", "5", "--quiet", "--out", str(out), "--report-only"]) == 0
-    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == stamps
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")} == stamps
     assert (out / "results.json").stat().st_mtime_ns > before
     rows = json.loads((out / "results.json").read_text())["matched"]
     assert rows and {r["seed"] for r in rows} <= {0, 1}  # seeds 2-4 were not run

@@ -125,7 +125,7 @@ def test_bad_names_are_clear_errors(tmp_path, capsys):
 
 
 def _cells(out: Path) -> dict[str, float]:
-    return {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    return {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
 
 
 def test_resume_after_kill_repeats_no_finished_cell(tmp_path):

@@ -242,7 +242,7 @@ def _check_resume(cfg: RunConfig) -> None:
                 "choose another --out")
         if _settings(old.get("fingerprint")) != _settings(fp):
             raise ResumeMismatchError(
-                f"{cfg.out} holds a run made with other settings (protocol, grids, data or "
+                f"{cfg.out} was started with different settings (protocol, grids, data or "
                 "version): run the command that started it to continue it, or choose another "
                 "--out")
         if has_cells and not cfg.resume:  # the same command again: go on where it stopped
