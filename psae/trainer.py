@@ -19,6 +19,7 @@ from .batches import StreamedBatches, TensorBatches
 from .distributed import SINGLE, Comm
 from .errors import ParameterError, TrainingDivergedError
 from .fused import fusable, fused_gradients
+from .fused_sparse import sparse_fusable, sparse_gradients
 from .monitor import FiringTracker, L0Controller, resample_dead
 from .network import Autoencoder
 from .objective import Objective
@@ -89,8 +90,11 @@ class Trainer:
         self.tuner = tuner
         self.precision = precision
         module.precision = precision
-        # the hand-derived step where it applies (None: decide), else autograd
+        # the hand-derived step where it applies (None: decide), else autograd: the sigmoid
+        # models' (psae.fused) or the sparse codes' (psae.fused_sparse)
         self.fused = fusable(module, objective, solver) if fused is None else fused
+        self.sparse_fused = fused is not False and not self.fused and sparse_fusable(
+            module, objective, solver)
         self.tracker, self.controller = tracker, controller
         self.revive, self.unit_norm_decoder = revive, unit_norm_decoder
         self.stopper, self.stopped_early = stopper, False
@@ -158,6 +162,16 @@ class Trainer:
                                        self.weight_decay)
             self.comm.average_gradients(self.module)
             opt.step()
+        elif self.sparse_fused:
+            dead = self.tracker.dead() if self.revive == "auxk" and self.tracker else None
+            terms, h = sparse_gradients(self.module, self.objective, x, self.precision,
+                                        self.weight_decay, dead)
+            self.comm.average_gradients(self.module)
+            if self.unit_norm_decoder:
+                self.module.project_decoder_grad()
+            opt.step()
+            if self.unit_norm_decoder:
+                self.module.normalise_decoder()
         else:
             if self.revive == "auxk" and self.tracker is not None:
                 self.module.code.dead = self.tracker.dead()  # AuxK's dead units

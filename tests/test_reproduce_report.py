@@ -145,7 +145,7 @@ def test_every_figure_is_a_png(full_run):
             im.verify()
         with Image.open(f) as im:
             assert im.format == "PNG" and min(im.size) > 200
-    assert not list((out / "figures").glob(".*"))  # no leftover temp files
+    assert [p.name for p in (out / "figures").glob(".*")] == [".psae-manifest.json"]  # no temp
 
 
 def test_html_is_self_contained(full_run):
