@@ -5,6 +5,12 @@ every epoch. When it has not improved by more than ``tol`` (relative) for ``pati
 the learning rate drops by ``factor`` and the watch starts again; the second plateau ends
 training. Models with a σ schedule stop only in their last stage, and a model steering toward
 a target L0 only once its setpoint has arrived and its L0 is within 5 % of the target.
+
+No plateau counts before the model has left its start: until the best validation RE explains
+at least ``learned`` of the held-out rows' variance (FVU ≤ 1 − ``learned``), a flat RE is a model
+that has not begun to learn (an autoencoder on binary images can sit near its initial FVU of 1
+for many epochs), not one that has converged; such a fit runs to its epoch cap, which its
+record shows.
 """
 
 from __future__ import annotations
@@ -20,12 +26,21 @@ class Plateau:
     """Reduce-on-plateau, then stop on the next plateau, from validation RE."""
 
     def __init__(self, X_val: torch.Tensor, tol: float = 0.005, patience: int = 3,
-                 factor: float = 0.3, batch: int = 8192):
+                 factor: float = 0.3, batch: int = 8192, learned: float = 0.1):
         self.X_val, self.tol, self.patience, self.factor = X_val, tol, patience, factor
         self.batch = batch
         self.best = math.inf
         self.waited = 0
         self.reduced = False
+        # RE of predicting each held-out row by the held-out mean: the FVU denominator
+        self.variance = float((X_val - X_val.mean(dim=0)).square().sum()) / max(
+            X_val.numel(), 1)
+        self.learned = learned
+
+    @property
+    def left_start(self) -> bool:
+        """Whether the best validation RE is clearly below the variance (FVU ≤ 1 − learned)."""
+        return self.best <= (1.0 - self.learned) * self.variance
 
     @torch.no_grad()
     def validation_re(self, module) -> float:
@@ -46,6 +61,9 @@ class Plateau:
             self.best, self.waited = re, 0
             return re, False
         self.waited += 1
+        if not self.left_start:  # a start that has not been left is no plateau
+            self.waited = 0
+            return re, False
         if self.waited < self.patience or not may_stop:
             return re, False
         if not self.reduced:
