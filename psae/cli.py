@@ -332,15 +332,15 @@ COMMANDS = {"models": cmd_models, "fit": cmd_fit, "encode": cmd_encode,
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``psae`` command."""
     args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            print(f"psae: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-            return 2
-        import torch
-
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        print(f"psae: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     try:
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
         return handler(args)
     except (PsaeError, OSError) as e:
         print(f"psae {args.command}: error: {_one_line(e)}", file=sys.stderr)

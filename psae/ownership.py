@@ -30,7 +30,7 @@ __all__ = [
     "MANIFEST", "MODEL_CONFIG", "MODEL_WEIGHTS", "MODEL_NORMALIZER", "MODEL_FORMAT",
     "sha256_file", "record_file", "make_dirs", "owns_file", "foreign_entries",
     "check_output_dir", "check_output_file", "check_not_input", "disk_full", "is_temporary",
-    "file_mode", "dir_mode", "record_dir", "adopt",
+    "file_mode", "dir_mode", "record_dir", "adopt", "forget",
 ]
 
 MANIFEST = ".psae-manifest.json"
@@ -161,25 +161,55 @@ def dir_mode() -> int:
     return 0o777 & ~_umask()
 
 
+def _stamp(path: Path) -> dict:
+    """What tells a file unchanged without reading it: size, mtime and inode."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
+
+
+def _core(entry: dict) -> dict:
+    return {k: entry.get(k) for k in ("sha256", "size", "mtime_ns", "ino")}
+
+
 def record_file(path: str | os.PathLike[str], *, as_name: str | None = None,
-                entry: dict | None = None, append: bool = False) -> dict:
-    """Record ``path`` (written by psae) in its directory's manifest, under ``as_name`` when
-    it is a temporary about to be renamed (the entry it replaces is kept as ``was`` until the
-    rename is recorded too); ``entry``: the hash already taken. ``append``: a log psae goes on
-    appending to, owned while its recorded beginning is unchanged. Returns the entry."""
+                entry: dict | None = None, append: bool = False,
+                into: str | os.PathLike[str] | None = None) -> dict:
+    """Record ``path`` (written by psae) in its directory's manifest (``into``'s, when it is
+    about to be moved there), under ``as_name`` when it is a temporary about to be renamed:
+    the entry it replaces is kept as ``was`` (the one the file on disk still matches) until
+    the rename is recorded too. ``entry``: the hash already taken. ``append``: a log psae goes
+    on appending to, owned while its recorded beginning is unchanged. Returns the entry."""
     path = Path(path)
     if entry is None:
-        entry = {"sha256": sha256_file(path), "size": path.stat().st_size}
+        entry = {"sha256": sha256_file(path), **_stamp(path)}
         if append:
             entry["append"] = True
+    directory = Path(into) if into is not None else path.parent
     name = as_name or path.name
-    with _locked(path.parent) as m:
+    with _locked(directory) as m:
         old = m["files"].get(name)
         if as_name is not None and isinstance(old, dict):
-            m["files"][name] = {**entry, "was": {k: old.get(k) for k in ("sha256", "size")}}
+            now = directory / name
+            was = next((e for e in (old, old.get("was")) if isinstance(e, dict)
+                        and _matches(_core(e), now)), None)
+            m["files"][name] = {**entry, **({"was": _core(was)} if was else {})}
         else:
             m["files"][name] = dict(entry)
     return entry
+
+
+def forget(directory: str | os.PathLike[str], names: Iterable[str]) -> None:
+    """Drop ``names`` from ``directory``'s manifest (their files vouch for themselves), and
+    the manifest itself once it records nothing."""
+    directory = Path(directory)
+    if not (directory / MANIFEST).exists():
+        return
+    with _locked(directory) as m:
+        for n in names:
+            m["files"].pop(n, None)
+    if not _read(directory)["files"] and not _read(directory)["dirs"]:
+        with contextlib.suppress(OSError):
+            (directory / MANIFEST).unlink()
 
 
 def _record_dir(path: Path) -> None:
@@ -251,7 +281,11 @@ def _matches(entry, path: Path) -> bool:
     if not isinstance(entry, dict) or path.is_symlink() or not path.is_file():
         return False
     try:
-        size = path.stat().st_size
+        stamp = _stamp(path)
+        if not entry.get("append") and entry.get("mtime_ns") is not None and all(
+                entry.get(k) == stamp[k] for k in ("size", "mtime_ns", "ino")):
+            return True  # untouched since psae recorded it: no need to read it
+        size = stamp["size"]
         if entry.get("append"):
             return size >= entry.get("size", -1) and _prefix_sha256(path, entry["size"]) \
                 == entry.get("sha256")
@@ -286,8 +320,11 @@ def foreign_entries(directory: str | os.PathLike[str], _prefix: str = "") -> lis
         elif e.is_dir():
             inner = foreign_entries(e, rel + "/")
             known = (name in m["dirs"] or (e / MANIFEST).exists()
-                     or bool(_model_files(e)))
-            out.extend(inner if known else [rel + "/"])
+                     or (e / MODEL_CONFIG).is_file() and MODEL_CONFIG not in inner)
+            if known or not any(e.iterdir()):  # an empty folder holds nothing to lose
+                out.extend(inner)
+            else:
+                out.append(rel + "/")
         elif name in model:
             continue
         elif name in m["files"]:
@@ -378,32 +415,45 @@ def check_output_file(path: str | os.PathLike[str], *, force: bool = False,
 
 
 def adopt(directory: str | os.PathLike[str], names: Iterable[str], append: Iterable[str] = (),
-          dirs: Iterable[str] = ()) -> None:
+          dirs: Iterable[str] = (), last: str | None = None) -> None:
     """Record the existing files ``names`` and folders ``dirs`` (relative paths) under
     ``directory`` as psae's, with the folders above them: for output written by psae before
-    it kept manifests, recognised by the caller from a file only psae writes there. ``append``:
-    those of ``names`` that are logs psae appends to."""
+    it kept manifests, recognised by the caller from a file only psae writes there. Each
+    manifest is written once; ``last`` (a name in ``names``) is recorded after all the others,
+    so that an adoption cut short is recognisable (``last`` unrecorded) and done again.
+    ``append``: those of ``names`` that are logs psae appends to."""
     directory = Path(directory)
     append = set(append)
-    with _locked(directory):
-        pass
+    files: dict[Path, dict[str, dict]] = {directory: {}}
+    folders: dict[Path, set[str]] = {directory: set()}
 
-    def folders(rel: str, last: bool) -> bool:
+    def walk(rel: str, include_last: bool) -> Path | None:
         parent, parts = directory, Path(rel).parts
-        for part in parts if last else parts[:-1]:
+        for part in parts if include_last else parts[:-1]:
             child = parent / part
             if child.is_symlink() or not child.is_dir():
-                return False
-            _record_dir(child)
+                return None
+            folders.setdefault(parent, set()).add(part)
             if not (child / MODEL_CONFIG).exists():  # a model folder describes itself
-                with _locked(child):
-                    pass
+                folders.setdefault(child, set())
+                files.setdefault(child, {})
             parent = child
-        return True
+        return parent
 
     for rel in dirs:
-        folders(rel, last=True)
+        walk(rel, include_last=True)
     for rel in names:
         f = directory / rel
-        if not f.is_symlink() and f.is_file() and folders(rel, last=False):
-            record_file(f, append=rel in append)
+        if rel == last or f.is_symlink() or not f.is_file():
+            continue
+        parent = walk(rel, include_last=False)
+        if parent is not None:
+            entry = {"sha256": sha256_file(f), **_stamp(f)}
+            files.setdefault(parent, {})[f.name] = {**entry, **({"append": True}
+                                                              if rel in append else {})}
+    for d in sorted(set(files) | set(folders), key=lambda p: len(p.parts), reverse=True):
+        with _locked(d) as m:
+            m["files"].update(files.get(d, {}))
+            m["dirs"] = sorted(set(m["dirs"]) | folders.get(d, set()))
+    if last is not None and (directory / last).is_file():
+        record_file(directory / last)

@@ -159,15 +159,27 @@ def _swap_in(tmp: Path, target: Path) -> None:
 
 def _replace_own_files(tmp: Path, target: Path) -> None:
     """Move psae's files from ``tmp`` into ``target`` one by one (config last); leave every
-    other file of ``target`` alone."""
+    other file of ``target`` alone. While the files are mixed (new weights beside the old
+    config), target's manifest vouches for both, so an interrupted save can be redone."""
     owned = {n for n in OWN_FILES if (target / n).exists() and ownership.owns_file(target / n)}
+    names = [n for n in (WEIGHTS, NORMALIZER, CONFIG) if (tmp / n).exists()]
+    for name in names:
+        ownership.record_file(tmp / name, as_name=name, into=target)
     for name in (WEIGHTS, NORMALIZER, CONFIG):
         src = tmp / name
         if src.exists():
             os.replace(src, target / name)
         elif name != CONFIG and name in owned:
             (target / name).unlink(missing_ok=True)
+    ownership.forget(target, names)  # the config now vouches for them
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _only_model(target: Path) -> bool:
+    """Whether ``target`` holds nothing but a model's own files (and psae's bookkeeping): only
+    then may the whole folder be exchanged for the new one."""
+    return all(e.name in OWN_FILES or e.name == ownership.MANIFEST
+               or ownership.is_temporary(e.name) for e in target.iterdir())
 
 
 def check_writable(path: str | os.PathLike[str], force: bool = False, inputs=()) -> None:
@@ -190,9 +202,12 @@ def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str,
     unless ``force``; with ``force`` only psae's own files in it are replaced.
     """
     check_writable(path, force)
-    target = Path(path).expanduser().absolute()
-    # the working directory (--out .) is never swapped out from under the process
-    in_place = target.is_dir() and (_foreign(target) or Path.cwd().is_relative_to(target))
+    # a symlinked --out: write into the folder it names, never replace the link
+    target = Path(os.path.realpath(Path(path).expanduser().absolute()))
+    # only a folder holding the model alone is exchanged whole (never the user's files, other
+    # psae output beside it, or the working directory, --out .)
+    in_place = target.is_dir() and (not _only_model(target)
+                                    or Path.cwd().is_relative_to(target))
     ownership.make_dirs(target.parent)
     remove_stale(target)
     try:
@@ -317,7 +332,7 @@ def _read_once(path: Path, last: bool = True
         snap.close()
 
 
-_RETRIES = 20
+_RETRIES = 6  # 1 + 2 + ... + 32 ms: a file-by-file save replaces its config within that
 
 
 def read_bundle(path: str | os.PathLike[str]
@@ -329,7 +344,7 @@ def read_bundle(path: str | os.PathLike[str]
         try:
             return _read_once(path, last=False)
         except _Torn:
-            time.sleep(0.002 * (attempt + 1))
+            time.sleep(0.001 * 2 ** attempt)
     try:
         return _read_once(path, last=True)
     except _Torn as e:

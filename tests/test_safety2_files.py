@@ -348,3 +348,81 @@ def test_legacy_run_folders_are_adopted(tmp_path):
         m.unlink()
     assert main([*QUICK, "--out", str(out), "--report-only"]) == 0
     assert (out / MANIFEST).exists()
+
+
+# found in review: saving beside other psae output, symlinks, interrupted saves and adoptions
+def _tiny_model(seed=0):
+    X = np.random.default_rng(0).uniform(size=(64, 32)).astype(np.float32)
+    return psae.SparseAutoencoder(n_components=8, epochs=4, random_state=seed,
+                                  device="cpu").fit(X)
+
+
+def test_saving_a_model_into_a_run_folder_keeps_the_run(tmp_path):
+    out = tmp_path / "run"
+    assert main([*QUICK, "--out", str(out)]) == 0
+    before = snapshot(out)
+    psae.save(_tiny_model(), out)  # psae's own folder: allowed, but nothing else may go
+    after = snapshot(out)
+    assert {k: v for k, v in after.items() if k in before and "manifest" not in k} == {
+        k: v for k, v in before.items() if "manifest" not in k}
+    assert isinstance(psae.load(out), psae.SparseAutoencoder)
+
+
+def test_a_symlinked_out_is_written_through_and_kept(tmp_path):
+    real = tmp_path / "real"
+    psae.save(_tiny_model(0), real)
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    psae.save(_tiny_model(1), link)
+    psae.save(_tiny_model(2), link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    np.testing.assert_array_equal(psae.load(real).encoder_weight_,
+                                  _tiny_model(2).encoder_weight_)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_an_interrupted_in_place_save_can_be_done_again(tmp_path, monkeypatch):
+    import psae.persistence as P
+
+    d = tmp_path / "proj"
+    d.mkdir()
+    (d / "notes.txt").write_text("mine")
+    psae.save(_tiny_model(0), d, force=True)  # beside a user's file: file by file
+    real_replace, calls = os.replace, []
+
+    def cut(src, dst):  # Ctrl-C after the weights, before the config
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(P.os, "replace", cut)
+    with pytest.raises(KeyboardInterrupt):
+        psae.save(_tiny_model(1), d, force=True)
+    monkeypatch.setattr(P.os, "replace", real_replace)
+    psae.save(_tiny_model(1), d, force=True)  # psae still knows its own half-written files
+    np.testing.assert_array_equal(psae.load(d).encoder_weight_, _tiny_model(1).encoder_weight_)
+    assert (d / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors",
+                                                   "notes.txt"]
+
+
+def test_an_empty_folder_is_nothing_to_refuse(tmp_path):
+    from psae.ownership import foreign_entries
+
+    (tmp_path / "cells").mkdir()  # e.g. made just before a kill, its manifest never written
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "x.txt").write_text("x")
+    assert foreign_entries(tmp_path) == ["mine/"]
+
+
+def test_an_adoption_cut_short_is_done_again(tmp_path):
+    from psae.ownership import MANIFEST
+
+    out = tmp_path / "old"
+    assert main([*QUICK, "--out", str(out)]) == 0
+    for m in out.rglob(MANIFEST):
+        m.unlink()
+    (out / MANIFEST).write_text('{"files": {"log.txt": {"size": 0, "sha256": "x"}}, '
+                                '"dirs": []}')  # as a cut-short adoption may leave it
+    assert main([*QUICK, "--out", str(out), "--report-only"]) == 0

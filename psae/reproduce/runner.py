@@ -162,10 +162,11 @@ _LEGACY = ("run.json", "log.txt", "results.json", "results.csv", "report.html", 
 
 def _adopt_legacy_run(out: Path) -> None:
     """A run folder written before psae kept manifests (its run.json says so) has its known
-    files recorded as psae's, so that it can be resumed or reported again."""
+    files recorded as psae's, so that it can be resumed or reported again. run.json is
+    recorded last: a folder whose run.json is unrecorded was not adopted (or not fully)."""
     from ..ownership import MANIFEST
 
-    if (out / MANIFEST).exists() or not (out / "run.json").is_file():
+    if not (out / "run.json").is_file() or "run.json" in _recorded(out / MANIFEST):
         return
     try:
         run = json.loads((out / "run.json").read_text())
@@ -175,7 +176,14 @@ def _adopt_legacy_run(out: Path) -> None:
         return
     names = [p.relative_to(out).as_posix() for pattern in _LEGACY for p in out.glob(pattern)]
     models = [p.parent.relative_to(out).as_posix() for p in out.glob("models/*/config.json")]
-    adopt(out, names, append=["log.txt"], dirs=models)
+    adopt(out, names, append=["log.txt"], dirs=models, last="run.json")
+
+
+def _recorded(manifest: Path) -> set[str]:
+    try:
+        return set(json.loads(manifest.read_text()).get("files") or {})
+    except (OSError, ValueError, AttributeError):
+        return set()
 
 
 def check_out(cfg: RunConfig) -> None:
