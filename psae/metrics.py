@@ -12,6 +12,7 @@ import numpy as np
 from .errors import InputError, ParameterError
 
 __all__ = [
+    "calibrated_threshold",
     "reconstruction_error",
     "hoyer_sparseness",
     "mean_sparseness",
@@ -163,6 +164,22 @@ def l0_stats(H, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
         "max": int(c.max()),
         "threshold": float(threshold),
     }
+
+
+def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) -> float:
+    """The threshold θ ≥ ``floor`` at which the codes ``H`` have mean L0 ``target_l0``
+    (|h| > θ counts as active): the (target·N + 1)-th largest |h|, so that exactly
+    round(target·N) entries stay above it when there are no ties. Codes already sparser than
+    the target at ``floor`` keep ``floor``: a threshold can remove activity, never add it."""
+    H = np.abs(_as_2d(H, "H"))
+    keep = int(round(float(target_l0) * H.shape[0]))
+    if keep <= 0:
+        return float(max(floor, H.max(initial=0.0)))
+    flat = H.ravel()
+    if keep >= np.count_nonzero(flat > floor):
+        return float(floor)
+    theta = np.partition(flat, flat.size - keep - 1)[flat.size - keep - 1]
+    return float(max(floor, theta))
 
 
 def dead_units(H, threshold: float = DEFAULT_THRESHOLD) -> float:

@@ -1,0 +1,47 @@
+"""Every steered model lands on its target mean L0 (issue 19): training aims a little above
+it and an inference threshold chosen on held-out rows trims the codes onto it; the threshold
+is saved with the model and applied by transform (raw codes on request)."""
+
+import numpy as np
+import pytest
+
+import psae
+from psae import SparseAutoencoder, metrics
+
+STEERED = ["l1", "kl", "l0", "sql0", "jumprelu", "sqjumprelu"]
+
+
+@pytest.mark.parametrize("penalty", STEERED)
+def test_every_steered_model_lands_within_ten_percent_on_held_out_rows(digits, penalty):
+    Xtr, Xte = digits[0], digits[1]
+    for seed in range(3):
+        m = SparseAutoencoder(n_components=64, penalty=penalty, target_l0=12, epochs=40,
+                              random_state=seed, device="cpu", threads=1).fit(Xtr)
+        l0 = metrics.l0_stats(m.transform(Xte))["mean"]
+        assert abs(l0 / 12 - 1) <= 0.10, (penalty, seed, l0)
+
+
+def test_calibrated_threshold_is_exact_and_never_adds_activity():
+    rng = np.random.default_rng(0)
+    H = rng.uniform(size=(200, 50)) * (rng.uniform(size=(200, 50)) < 0.4)
+    theta = metrics.calibrated_threshold(H, 7.0)
+    assert metrics.l0_stats(H, theta)["mean"] == pytest.approx(7.0)
+    assert metrics.calibrated_threshold(H, 45.0) == metrics.DEFAULT_THRESHOLD  # too few
+
+
+def test_threshold_is_saved_applied_and_can_be_skipped(digits, tmp_path):
+    Xtr, Xte = digits[0], digits[1]
+    m = SparseAutoencoder(n_components=64, penalty="sql0", target_l0=8, epochs=40,
+                          random_state=0, device="cpu", early_stopping=True).fit(Xtr)
+    theta = m.inference_threshold_
+    assert theta is not None and theta > metrics.DEFAULT_THRESHOLD
+    H, raw = m.transform(Xte), m.transform(Xte, raw=True)
+    assert np.all((H == 0) | (np.abs(H) > theta)) and np.array_equal(H[H != 0], raw[H != 0])
+    assert metrics.l0_stats(raw)["mean"] > metrics.l0_stats(H)["mean"]
+    psae.save(m, tmp_path / "m")
+    back = psae.load(tmp_path / "m")
+    assert back.inference_threshold_ == theta
+    np.testing.assert_array_equal(back.transform(Xte), H)
+    plain = SparseAutoencoder(n_components=64, penalty="sql0", target_l0=8, epochs=40,
+                              random_state=0, device="cpu", raw_codes=True).fit(Xtr)
+    assert plain.inference_threshold_ is None
