@@ -7,14 +7,65 @@ mean log-loss plus ``‖W‖² / (2 C n)`` (intercepts unpenalised; the same min
 over the last two windows of ``check_every`` iterations: what a converged CA needs (the
 accuracy has stopped moving) without the thousands of iterations the last digits of a nearly
 unregularised loss take on wide, correlated codes. Tests check it against scikit-learn.
+
+Sparse codes (under ``SPARSE_BELOW`` of their entries non-zero, as every matched-protocol code
+is) take the same objective through a sparse matrix: standardising is kept out of the matrix
+(``Z W = (H / s) W − (m / s) W``), so each evaluation costs ``nnz · k`` instead of
+``n · M · k``; on MNIST-sized TopK codes (60,000 × 1,000, 25 active) one evaluation measured
+15 ms against 127 ms dense.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
-__all__ = ["SoftmaxClassifier"]
+__all__ = ["SoftmaxClassifier", "SPARSE_BELOW"]
+
+SPARSE_BELOW = 0.2  # share of non-zero code entries under which the sparse path is taken
+
+
+class _Dense:
+    """``Z W + b`` with the standardised codes held as a dense tensor (autograd)."""
+
+    def __init__(self, H: np.ndarray, mean: np.ndarray, scale: np.ndarray):
+        self.Z = torch.from_numpy(((H - mean) / scale).astype(np.float32))
+
+    def loss(self, W, b, target, l2) -> torch.Tensor:
+        loss = torch.nn.functional.cross_entropy(torch.addmm(b, self.Z, W), target) \
+            + l2 * W.square().sum()
+        loss.backward()
+        return loss
+
+    def logits(self, W, b) -> torch.Tensor:
+        return torch.addmm(b, self.Z, W)
+
+
+class _Sparse:
+    """The same, with ``Z = (H − m) / s`` never formed: ``Z W = S W − (m / s) W`` for the
+    sparse ``S = H / s``, and the gradient ``Sᵀ G − (m / s) ⊗ Σ_j G_j`` written out."""
+
+    def __init__(self, H, mean: np.ndarray, scale: np.ndarray):
+        S = sp.csr_matrix(H, dtype=np.float32) @ sp.diags((1.0 / scale).astype(np.float32))
+        self.S, self.ST = S.tocsr(), S.T.tocsr()
+        self.shift = torch.from_numpy((mean / scale).astype(np.float32))
+
+    def logits(self, W, b) -> torch.Tensor:
+        with torch.no_grad():
+            dense = torch.from_numpy(np.asarray(self.S @ W.detach().numpy()))
+            return dense + (b - self.shift @ W)
+
+    def loss(self, W, b, target, l2) -> torch.Tensor:
+        z = self.logits(W, b).requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(z, target)
+        (G,) = torch.autograd.grad(loss, z)
+        with torch.no_grad():
+            g_sum = G.sum(dim=0)
+            W.grad = torch.from_numpy(np.asarray(self.ST @ G.numpy())) \
+                - torch.outer(self.shift, g_sum) + (2.0 * l2) * W
+            b.grad = g_sum
+            return loss.detach() + l2 * W.square().sum()
 
 
 class SoftmaxClassifier:
@@ -31,9 +82,10 @@ class SoftmaxClassifier:
         self.mean_ = H.mean(axis=0)
         scale = H.std(axis=0)
         self.scale_ = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(self.mean_)), scale, 1.0)
-        Z = torch.from_numpy(((H - self.mean_) / self.scale_).astype(np.float32))
+        self.sparse_ = np.count_nonzero(H) < SPARSE_BELOW * H.size
+        codes = (_Sparse if self.sparse_ else _Dense)(H, self.mean_, self.scale_)
         target = torch.from_numpy(idx.astype(np.int64))
-        n, m, k = Z.shape[0], Z.shape[1], len(self.classes_)
+        n, m, k = H.shape[0], H.shape[1], len(self.classes_)
         W = torch.zeros(m, k, dtype=torch.float32, requires_grad=True)
         b = torch.zeros(k, dtype=torch.float32, requires_grad=True)
         chunk = self.max_iter if self.stable is None else min(self.check_every, self.max_iter)
@@ -45,10 +97,7 @@ class SoftmaxClassifier:
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(torch.addmm(b, Z, W), target) \
-                + l2 * W.square().sum()
-            loss.backward()
-            return loss
+            return codes.loss(W, b, target, l2)
 
         self.n_iter_, self.converged_, accuracy, evals = 0, False, [], 0
         while self.n_iter_ < self.max_iter and not self.converged_:
@@ -60,7 +109,7 @@ class SoftmaxClassifier:
             self.converged_ = iters < chunk and calls < evals_per_chunk
             if self.stable is not None and not self.converged_:
                 with torch.no_grad():
-                    accuracy.append(float((torch.addmm(b, Z, W).argmax(1) == target).float()
+                    accuracy.append(float((codes.logits(W, b).argmax(1) == target).float()
                                           .mean()))
                 last = accuracy[-3:]
                 self.converged_ = len(last) == 3 and max(last) - min(last) < self.stable

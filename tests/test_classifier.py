@@ -44,3 +44,28 @@ def test_a_settled_training_accuracy_ends_the_solve_early_at_the_same_test_accur
     assert abs(ca_full - ca_early) <= 0.01
     capped = SoftmaxClassifier(tol=1e-7, max_iter=40, stable=0.0, check_every=20).fit(Xtr, ytr)
     assert capped.n_iter_ == 40 and not capped.converged_  # stable=0 never holds: the cap ends it
+
+
+def test_sparse_codes_take_the_sparse_path_to_the_same_solution(digits, monkeypatch):
+    """Codes with exact zeros (as every steered model's are) are solved through a sparse
+    matrix; the objective, and so the solution, is scikit-learn's all the same."""
+    import psae.classifier as C
+
+    Xtr, Xte, ytr, yte = digits
+    rng = np.random.default_rng(0)
+    mask_tr, mask_te = (rng.uniform(size=Xtr.shape) < 0.12), (rng.uniform(size=Xte.shape) < 0.12)
+    Htr, Hte = Xtr * mask_tr, Xte * mask_te  # ~12 % non-zero
+    sparse = SoftmaxClassifier(C=1.0, tol=1e-6).fit(Htr, ytr)
+    assert sparse.sparse_ and sparse.converged_
+    monkeypatch.setattr(C, "SPARSE_BELOW", 0.0)
+    dense = SoftmaxClassifier(C=1.0, tol=1e-6).fit(Htr, ytr)
+    assert not dense.sparse_
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, tol=1e-10, max_iter=20000))
+    ref.fit(Htr, ytr)
+    for ours in (sparse, dense):
+        d = ours.decision_function(Hte)
+        d_ref = ref.decision_function(Hte)
+        d -= d.mean(axis=1, keepdims=True)
+        d_ref -= d_ref.mean(axis=1, keepdims=True)
+        np.testing.assert_allclose(d, d_ref, atol=5e-3 * np.abs(d_ref).max())
+    assert np.array_equal(sparse.predict(Hte), dense.predict(Hte))
