@@ -332,6 +332,7 @@ COMMANDS = {"models": cmd_models, "fit": cmd_fit, "encode": cmd_encode,
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``psae`` command."""
     args = build_parser().parse_args(argv)
+    _one_line_warnings()
     if args.threads is not None and args.threads < 1:
         print(f"psae: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
@@ -350,7 +351,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _one_line(e: BaseException) -> str:
+def _one_line_warnings() -> None:
+    """Warnings (a restarted fit, bf16 without hardware support) as one line each, in the
+    command's voice, instead of Python's file-and-line form."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"psae: warning: {_one_line(message)}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
+def _one_line(e: BaseException | Warning | str) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
