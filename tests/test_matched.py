@@ -73,8 +73,9 @@ class _Stub:
         self.lr *= f
 
 
-def _epochs_until_stop(curve, patience=3):
+def _epochs_until_stop(curve, patience=3, variance=None):
     stopper, trainer = Plateau(torch.zeros(1, 1), tol=0.005, patience=patience), _Stub()
+    stopper.variance = max(curve) if variance is None else variance  # an untrained model's RE
     values = iter(curve)
     stopper.validation_re = lambda module: next(values)
     for epoch in range(len(curve)):
@@ -90,6 +91,16 @@ def test_the_criterion_stops_a_flat_curve_and_not_a_falling_one():
     assert stopped is not None and stopped < 25 and lr == pytest.approx(0.3)
     falling = [math.exp(-0.05 * e) for e in range(60)]  # 5 % better every epoch, to the end
     assert _epochs_until_stop(falling) == (None, 1.0)
+
+
+def test_a_fit_on_its_starting_plateau_is_not_stopped():
+    """Issue 19: a dense model on binary images sat at FVU 1.003 -> 0.99 for 8 epochs and was
+    stopped there. A plateau counts only once the model explains a tenth of the variance."""
+    start = [1.003, 1.0, 0.995, 0.992] + [0.99] * 40  # flat, but never below FVU 0.9
+    assert _epochs_until_stop(start, variance=1.0) == (None, 1.0)
+    learned = [1.003, 1.0, 0.99, 0.6, 0.4, 0.3] + [0.29] * 30  # then it learns, and settles
+    stopped, lr = _epochs_until_stop(learned, variance=1.0)
+    assert stopped is not None and lr == pytest.approx(0.3)
 
 
 def test_report_only_trains_nothing_and_reports_the_finished_cells(run, tmp_path):

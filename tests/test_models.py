@@ -88,7 +88,8 @@ def test_auxk_keeps_topk_units_alive_where_they_otherwise_die(digits):
 
 
 def test_resampling_revives_the_units_a_strong_l1_penalty_kills(digits):
-    off = fit(digits, penalty="l1", beta=0.01, n_components=100, dead_window=2000)
+    off = fit(digits, penalty="l1", beta=0.01, n_components=100, dead_window=2000,
+              revive="none")
     on = fit(digits, penalty="l1", beta=0.01, n_components=100, dead_window=2000,
              revive="resample")
     assert off.dead_fraction_ > 0.5
