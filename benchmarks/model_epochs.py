@@ -104,7 +104,7 @@ def main() -> None:
                       "torch": torch.__version__, "cores": os.cpu_count(),
                       "loadavg_1min_before": load_before, "loadavg_1min": os.getloadavg()[0],
                       "models": sorted(sparsity.names()), "results": out,
-                      "worst_ratio": max(v["ratio_to_rae"] for v in out.values())}, indent=1))
+                      "worst_ratio": max(v["ratio_to_rae"] for v in out.values())}))
 
 
 if __name__ == "__main__":

@@ -70,3 +70,24 @@ def test_contention_smoke():
             assert positive(row["default_over_best"])
             assert {"default", "1"} <= row["seconds"].keys()
             assert all(positive(v) for v in row["seconds"].values())
+
+
+def test_model_epochs_smoke():
+    out = run_smoke("model_epochs.py")
+    assert positive(out["worst_ratio"]) and positive(out["threads"])
+    for name, row in out["results"].items():
+        assert positive(row["epoch_s"]) and positive(row["ratio_to_rae"]), name
+        assert row["step"] in ("hand-derived", "autograd")
+    assert out["results"]["rae"]["ratio_to_rae"] == 1.0
+    for name in ("topk", "batchtopk", "jumprelu", "sqjumprelu"):  # issue 19: no autograd step
+        assert out["results"][name]["step"] == "hand-derived", name
+
+
+def test_ca_speed_smoke():
+    out = run_smoke("ca_speed.py")
+    for name in ("topk", "psae"):
+        row = out["results"][name]
+        assert positive(row["speedup"]) and 0 < row["density"] < 0.2
+        for path in ("sparse", "dense"):
+            assert 0 < row[path]["CA"] <= 1 and positive(row[path]["seconds"])
+        assert row["ca_difference_points"] <= 0.5
