@@ -23,9 +23,11 @@ def _cell(st, bold: bool, metric: str) -> tuple[str, bool]:
 
 
 def _epochs(results: dict, ds: str, m: str, t: str) -> str:
+    """Each seed's epochs, a ``*`` on those the epoch cap ended rather than convergence."""
     runs = [c for c in results.get("matched") or [] if c["dataset"] == ds and c["model"] == m
             and str(c["point"] or "dense") == t and "n_epochs" in c]
-    return "/".join(str(c["n_epochs"]) for c in runs) or "—"
+    return "/".join(str(c["n_epochs"]) + ("*" if c.get("stopped_early") is False else "")
+                    for c in runs) or "—"
 
 
 def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
@@ -54,8 +56,8 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
                 row.append((text, bold))
             row.append(_epochs(results, ds, m, t))
             rows.append(row)
-    return (["target L0", "model"] + [c[1] for c in MATCHED_COLUMNS] + ["epochs (per seed)"],
-            rows)
+    return (["target L0", "model"] + [c[1] for c in MATCHED_COLUMNS]
+            + ["epochs per seed (* hit the cap)"], rows)
 
 
 def matched_answer(results: dict, ds: str) -> str:
