@@ -12,6 +12,7 @@ import numpy as np
 from .errors import InputError, ParameterError
 
 __all__ = [
+    "atom_stability",
     "calibrated_threshold",
     "reconstruction_error",
     "hoyer_sparseness",
@@ -164,6 +165,26 @@ def l0_stats(H, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
         "max": int(c.max()),
         "threshold": float(threshold),
     }
+
+
+def atom_stability(A, B) -> float:
+    """Mean cosine similarity of two dictionaries' atoms after the best one-to-one matching
+    (Hungarian): 1 when ``B`` holds ``A``'s atoms in any order, lower the more two fits (two
+    seeds) disagree. ``A``, ``B``: (n_atoms, n_features), e.g. ``components_`` of two models;
+    with unequal counts the smaller set is matched. Atoms of zero norm match nothing (0)."""
+    from scipy.optimize import linear_sum_assignment
+
+    A, B = _as_2d(A, "A").astype(np.float64), _as_2d(B, "B").astype(np.float64)
+    if A.shape[1] != B.shape[1]:
+        raise InputError(f"atoms have {A.shape[1]} and {B.shape[1]} features: not comparable")
+
+    def unit(M):
+        n = np.linalg.norm(M, axis=1, keepdims=True)
+        return np.divide(M, n, out=np.zeros_like(M), where=n > 0)
+
+    cos = unit(A) @ unit(B).T
+    rows, cols = linear_sum_assignment(cos, maximize=True)
+    return float(cos[rows, cols].mean())
 
 
 def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) -> float:

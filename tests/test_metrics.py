@@ -84,3 +84,19 @@ def test_evaluate_gives_fvu_and_the_spread_of_per_sample_l0():
     r = evaluate(X, H, X * 0.5)
     assert r["L0_mean"] == 2.5 and r["L0_std"] == pytest.approx(np.std([1, 2, 3, 4]))
     assert 0 < r["FVU"]
+
+
+def test_atom_stability_is_one_for_a_model_against_itself_in_any_order(digits):
+    from psae import SparseAutoencoder
+
+    a = SparseAutoencoder(n_components=20, epochs=8, random_state=0, device="cpu").fit(digits[0])
+    b = SparseAutoencoder(n_components=20, epochs=8, random_state=1, device="cpu").fit(digits[0])
+    A = a.components_
+    perm = np.random.default_rng(0).permutation(len(A))
+    assert metrics.atom_stability(A, A) == pytest.approx(1.0)
+    assert metrics.atom_stability(A, A[perm]) == pytest.approx(1.0)
+    assert metrics.atom_stability(A, 3.0 * A[perm]) == pytest.approx(1.0)  # scale-free
+    two_seeds = metrics.atom_stability(A, b.components_)
+    assert 0 < two_seeds < 0.999
+    assert metrics.atom_stability(A, b.components_) == pytest.approx(
+        metrics.atom_stability(b.components_, A))
