@@ -45,10 +45,10 @@ def sparse_fusable(module: Autoencoder, objective: Objective, solver: str) -> bo
 def _codes(code, a: torch.Tensor) -> torch.Tensor:
     """``h`` of the top-k codes, as their forward makes it (BatchTopK's threshold tracked)."""
     if isinstance(code, TopK):
-        vals, idx = a.topk(min(code.k, a.shape[1]), dim=1)
+        vals, idx = a.topk(min(code.k, a.shape[1]), dim=1, sorted=False)
         return torch.zeros_like(a).scatter_(1, idx, vals.relu_())
     flat = a.flatten()
-    vals, idx = flat.topk(min(code.k * a.shape[0], flat.numel()))
+    vals, idx = flat.topk(min(code.k * a.shape[0], flat.numel()), sorted=False)
     vals.relu_()
     code._track(vals)
     return torch.zeros_like(flat).scatter_(0, idx, vals).view_as(a)
@@ -63,7 +63,7 @@ def _auxk(code, a, e, W2, dead, w_s, n, cast, grad):
     if cols.numel() == 0:
         return e.new_zeros(()), None
     ad = a.index_select(1, cols)
-    vals, j = ad.topk(min(2 * code.k, cols.numel()), dim=1)
+    vals, j = ad.topk(min(2 * code.k, cols.numel()), dim=1, sorted=False)
     z = torch.zeros_like(ad).scatter_(1, j, vals.relu_())
     W2d = W2.index_select(1, cols)
     zc, W2dc = cast(z), cast(W2d)
