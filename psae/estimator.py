@@ -465,6 +465,7 @@ default=None
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def _fit(self, X, comm: Comm) -> None:
+        self.inference_threshold_ = None  # a refit's codes are judged raw until calibrated
         device = resolve_device(self.device)
         seed = self._seed(comm)
         settings = self._settings()

@@ -179,6 +179,11 @@ def validate(est, loading: bool = False) -> None:
     mech = est.mechanism  # raises for an unknown penalty
     if not loading:
         _check_unused(est, mech)
+        if getattr(est, "raw_codes", False) and est.target_l0 is None:
+            raise ParameterError("raw_codes=True (--raw-codes) has no effect without target_l0: "
+                                 "only a steered model gets an inference threshold")
+    if not isinstance(getattr(est, "raw_codes", False), bool | np.bool_):
+        raise ParameterError(f"raw_codes must be True or False, got {est.raw_codes!r}")
     check_number("n_components", est.n_components, integer=True)
     check_number("lam", est.lam, strict=False)
     if est.beta is not None:

@@ -45,3 +45,9 @@ def test_threshold_is_saved_applied_and_can_be_skipped(digits, tmp_path):
     plain = SparseAutoencoder(n_components=64, penalty="sql0", target_l0=8, epochs=40,
                               random_state=0, device="cpu", raw_codes=True).fit(Xtr)
     assert plain.inference_threshold_ is None
+
+
+def test_raw_codes_without_a_target_is_an_option_without_effect(digits):
+    with pytest.raises(psae.ParameterError, match="raw_codes"):
+        SparseAutoencoder(n_components=16, penalty="topk", raw_codes=True, device="cpu").fit(
+            digits[0])
