@@ -179,9 +179,12 @@ def validate(est, loading: bool = False) -> None:
     mech = est.mechanism  # raises for an unknown penalty
     if not loading:
         _check_unused(est, mech)
-        if getattr(est, "raw_codes", False) and est.target_l0 is None:
-            raise ParameterError("raw_codes=True (--raw-codes) has no effect without target_l0: "
-                                 "only a steered model gets an inference threshold")
+        calibrated = est.target_l0 is not None or (mech.name == "batchtopk"
+                                                   and est.early_stopping)
+        if getattr(est, "raw_codes", False) and not calibrated:
+            raise ParameterError("raw_codes=True (--raw-codes) has no effect without target_l0 "
+                                 "(or BatchTopK with early_stopping): only those get an "
+                                 "inference threshold")
     if not isinstance(getattr(est, "raw_codes", False), bool | np.bool_):
         raise ParameterError(f"raw_codes must be True or False, got {est.raw_codes!r}")
     check_number("n_components", est.n_components, integer=True)

@@ -51,3 +51,17 @@ def test_raw_codes_without_a_target_is_an_option_without_effect(digits):
     with pytest.raises(psae.ParameterError, match="raw_codes"):
         SparseAutoencoder(n_components=16, penalty="topk", raw_codes=True, device="cpu").fit(
             digits[0])
+
+
+def test_batchtopk_with_held_out_rows_chooses_its_threshold_on_them(digits):
+    Xtr, Xte = digits[0], digits[1]
+    m = SparseAutoencoder(n_components=64, penalty="batchtopk", k=8, epochs=40, random_state=0,
+                          device="cpu", early_stopping=True).fit(Xtr)
+    assert m.inference_threshold_ is not None
+    assert abs(metrics.l0_stats(m.transform(Xte))["mean"] / 8 - 1) <= 0.10
+    raw = SparseAutoencoder(n_components=64, penalty="batchtopk", k=8, epochs=40,
+                            random_state=0, device="cpu", early_stopping=True,
+                            raw_codes=True).fit(Xtr)
+    assert raw.inference_threshold_ is None
+    assert SparseAutoencoder(n_components=64, penalty="batchtopk", k=8, epochs=40,
+                             random_state=0, device="cpu").fit(Xtr).inference_threshold_ is None
