@@ -15,7 +15,7 @@ import torch
 from .network import Activation, Autoencoder, derivative_from_output
 from .objective import Objective
 
-__all__ = ["fusable", "fused_gradients"]
+__all__ = ["fusable", "fused_gradients", "casts", "add_weight_decay"]
 
 _IN_PLACE = {"sigmoid": torch.Tensor.sigmoid_, "tanh": torch.Tensor.tanh_,
              "relu": torch.Tensor.relu_, "identity": lambda t: t}
@@ -34,6 +34,26 @@ def fusable(module: Autoencoder, objective: Objective, solver: str) -> bool:
             and objective.mechanism.penalty_grad is not None)
 
 
+def casts(precision: str):
+    """``(cast, grad)`` for a hand-derived step: ``cast`` puts an operand in the product's
+    precision (once, for every product that needs it), ``grad`` turns a bf16 product back into
+    a float32 gradient; both are the identity in float32."""
+    if precision != "bf16":
+        return (lambda t: t), (lambda t: t)
+    return (lambda t: t.to(torch.bfloat16)), (lambda t: t.float())
+
+
+def add_weight_decay(module: Autoencoder, total: torch.Tensor, weight_decay: float
+                     ) -> torch.Tensor:
+    """``(λ_wd / 2)(‖W1‖² + ‖W2‖²)`` added to ``total`` and its gradient to W1's and W2's."""
+    if weight_decay <= 0:
+        return total
+    W1, W2 = module.W1, module.W2
+    W1.grad.add_(W1, alpha=weight_decay)
+    W2.grad.add_(W2, alpha=weight_decay)
+    return total + (0.5 * weight_decay) * (W1.square().sum() + W2.square().sum())
+
+
 @torch.no_grad()
 def fused_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
                     sigma: float | None, precision: str = "fp32", weight_decay: float = 0.0
@@ -49,13 +69,7 @@ def fused_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
     W1, b1, W2, b2 = module.W1, module.b1, module.W2, module.b2
     n = x.shape[0]
     w_r, w_s = objective.mechanism.weights(objective.settings)
-    low = torch.bfloat16 if precision == "bf16" else None
-
-    def cast(t):  # each operand is cast once and used by every product that needs it
-        return t if low is None else t.to(low)
-
-    def grad(t):  # a bf16 product as a float32 gradient
-        return t if low is None else t.float()
+    cast, grad = casts(precision)
 
     xc, W1c, W2c = cast(x), cast(W1), cast(W2)
     # bf16 + float32 promotes to float32: the bias add is also the conversion
@@ -73,13 +87,9 @@ def fused_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
     if dS is not None and w_s:
         delta1 = torch.add(dS.mul_(w_s) if dS.is_contiguous() else dS * w_s, back)
     else:
-        delta1 = grad(back) if low is not None else back
+        delta1 = grad(back)  # float32 back as it is
     delta1.mul_(derivative_from_output(module.code.name, h))
     W1.grad = grad(torch.mm(cast(delta1).t(), xc))
     b1.grad = delta1.sum(dim=0)
-    total = w_r * recon + w_s * sparsity
-    if weight_decay > 0:
-        W1.grad.add_(W1, alpha=weight_decay)
-        W2.grad.add_(W2, alpha=weight_decay)
-        total = total + (0.5 * weight_decay) * (W1.square().sum() + W2.square().sum())
+    total = add_weight_decay(module, w_r * recon + w_s * sparsity, weight_decay)
     return torch.stack([total, recon, sparsity]), h

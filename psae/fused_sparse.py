@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from .fused import add_weight_decay, casts
 from .network import Autoencoder
 from .objective import Objective
 from .sparsity.auxk import auxk_penalty
@@ -100,13 +101,7 @@ def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
     W1, b1, W2, b2 = module.W1, module.b1, module.W2, module.b2
     code, n = module.code, x.shape[0]
     w_r, w_s = objective.mechanism.weights(objective.settings)
-    low = torch.bfloat16 if precision == "bf16" else None
-
-    def cast(t):
-        return t if low is None else t.to(low)
-
-    def grad(t):
-        return t if low is None else t.float()
+    cast, grad = casts(precision)
 
     xc = x - b2
     xcc, W1c, W2c = cast(xc), cast(W1), cast(W2)
@@ -144,9 +139,5 @@ def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
     W1.grad = grad(torch.mm(cast(delta1).t(), xcc))
     b1.grad = delta1.sum(dim=0)
     b2.grad = delta2.sum(dim=0) - torch.mv(W1.t(), b1.grad)
-    total = w_r * recon + w_s * sparsity
-    if weight_decay > 0:
-        W1.grad.add_(W1, alpha=weight_decay)
-        W2.grad.add_(W2, alpha=weight_decay)
-        total = total + (0.5 * weight_decay) * (W1.square().sum() + W2.square().sum())
+    total = add_weight_decay(module, w_r * recon + w_s * sparsity, weight_decay)
     return torch.stack([total, recon, sparsity]), h

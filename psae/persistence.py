@@ -117,11 +117,6 @@ def _write_files(tmp: Path, config: dict, arrays: Mapping[str, np.ndarray],
     os.chmod(tmp, dir_mode())
 
 
-def _foreign(target: Path) -> list[str]:
-    """Entries of an existing ``target`` that psae did not write."""
-    return ownership.foreign_entries(target)
-
-
 _libc = None
 
 
