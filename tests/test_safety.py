@@ -10,22 +10,12 @@ import sys
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 import psae
 from psae import ModelFormatError, Normalizer, SparseAutoencoder
 from psae.cli import main
 
 FIT = ["--n-components", "12", "--epochs", "4", "--quiet", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def npz(tmp_path_factory):
-    X, y = load_digits(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    np.savez(path, X_train=Xtr, y_train=ytr, X_test=Xte, y_test=yte)
-    return path
 
 
 @pytest.fixture(scope="module")

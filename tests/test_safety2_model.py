@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import check_estimator
 
 import psae
@@ -27,15 +27,6 @@ from psae.cli import main
 
 SMALL = {"n_components": 6, "epochs": 4, "random_state": 0, "device": "cpu"}
 FIT = ["--n-components", "6", "--epochs", "4", "--quiet", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def npz(tmp_path_factory):
-    X, y = load_digits(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    np.savez(path, X_train=Xtr, y_train=ytr, X_test=Xte, y_test=yte)
-    return path
 
 
 @pytest.fixture(scope="module")
