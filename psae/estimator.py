@@ -536,7 +536,6 @@ default=None
         early-stopping rows; training rows only where there are none: on a 3,000-row set,
         rows the model was trained on put the test rows' mean L0 up to 8 % under target at
         L0 5, held-out rows within 1 % for the sigmoid models."""
-        self.inference_threshold_ = None
         target = self.target_l0
         if target is None and self.penalty == "batchtopk" and val is not None:
             # its running threshold let 3-13 % more through than k on held-out rows (digits,
@@ -549,7 +548,7 @@ default=None
         else:
             idx = np.random.default_rng(seed + 4).permutation(X.shape[0])[:CALIBRATION_ROWS]
             rows = np.asarray(X[np.sort(idx)], dtype=np.float32)
-        theta = calibrated_threshold(self.transform(rows), target)
+        theta = calibrated_threshold(self.transform(rows, raw=True), target)
         return None if theta <= DEFAULT_THRESHOLD else theta
 
     def _check_memory(self, X, settings: dict, device) -> None:

@@ -207,7 +207,8 @@ def forget(directory: str | os.PathLike[str], names: Iterable[str]) -> None:
     with _locked(directory) as m:
         for n in names:
             m["files"].pop(n, None)
-    if not _read(directory)["files"] and not _read(directory)["dirs"]:
+        empty = not m["files"] and not m["dirs"]
+    if empty:
         with contextlib.suppress(OSError):
             (directory / MANIFEST).unlink()
 
