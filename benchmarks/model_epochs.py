@@ -78,8 +78,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", default="auto")
+    p.add_argument("--models", default=",".join(MODELS),
+                   help="comma-separated subset (rae is always measured, as the reference)")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
+    names = ["rae"] + [m for m in args.models.split(",") if m in MODELS and m != "rae"]
     if args.smoke:
         args.components, args.epochs, args.rounds, args.batch = 16, 4, 1, 64
     X = data(args)
@@ -87,11 +90,12 @@ def main() -> None:
     rounds: list[dict[str, dict]] = []
     for r in range(args.rounds):
         rounds.append({})
-        for name, (penalty, params) in MODELS.items():
+        for name in names:
+            penalty, params = MODELS[name]
             log(f"round {r + 1}: {name}")
             rounds[-1][name] = one_fit(penalty, params, X, args)
     out = {}
-    for name in MODELS:
+    for name in names:
         ratios = [rd[name]["epoch_s"] / rd["rae"]["epoch_s"] for rd in rounds]
         last = rounds[-1][name]
         out[name] = {"epoch_s": statistics.median(rd[name]["epoch_s"] for rd in rounds),

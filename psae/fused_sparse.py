@@ -23,7 +23,7 @@ from .fused import add_weight_decay, casts
 from .network import Autoencoder
 from .objective import Objective
 from .sparsity.auxk import auxk_penalty
-from .sparsity.batchtopk import BatchTopK
+from .sparsity.batchtopk import BatchTopK, kth_largest
 from .sparsity.jumprelu import JumpReLU, _kernel, l0_penalty
 from .sparsity.sqjumprelu import squared_l0_penalty
 from .sparsity.topk import TopK
@@ -48,11 +48,18 @@ def _codes(code, a: torch.Tensor) -> torch.Tensor:
     if isinstance(code, TopK):
         vals, idx = a.topk(min(code.k, a.shape[1]), dim=1, sorted=False)
         return torch.zeros_like(a).scatter_(1, idx, vals.relu_())
-    flat = a.flatten()
-    vals, idx = flat.topk(min(code.k * a.shape[0], flat.numel()), sorted=False)
-    vals.relu_()
-    code._track(vals)
-    return torch.zeros_like(flat).scatter_(0, idx, vals).view_as(a)
+    # the batch's k·B largest are those at or above its (k·B)-th largest value (ties between
+    # distinct float32 pre-activations aside), found without a top-k of the whole batch
+    tau = kth_largest(a.flatten(), min(code.k * a.shape[0], a.numel()))
+    h = a.relu() * (a >= tau)
+    code.track_low(tau if bool(tau > 0) else _min_positive(a))
+    return h
+
+
+def _min_positive(a: torch.Tensor) -> torch.Tensor:
+    """The smallest positive entry (zero where there is none)."""
+    pos = a[a > 0]
+    return pos.min() if pos.numel() else a.new_zeros(())
 
 
 def _auxk(code, a, e, W2, dead, w_s, n, cast, grad):

@@ -70,3 +70,21 @@ def test_sparse_bf16_step_tracks_float32(name):
     for (pname, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         rel = float((pa.grad - pb.grad).norm() / pa.grad.norm().clamp_min(1e-12))
         assert rel < 5e-2 and pb.grad.dtype == torch.float32, (pname, rel)
+
+
+@pytest.mark.parametrize("shape, k", [((256, 1000), 6400), ((37, 24), 148), ((5, 3), 15),
+                                      ((64, 100), 1), ((64, 100), 6399)])
+@pytest.mark.parametrize("kind", ["normal", "skewed", "ties"])
+def test_kth_largest_is_exact(shape, k, kind):
+    from psae.sparsity.batchtopk import kth_largest
+
+    g = torch.Generator().manual_seed(k)
+    a = torch.randn(shape, generator=g)
+    if kind == "skewed":  # the strided sample sees none of the large values
+        a = torch.full(shape, -1.0)
+        a.view(-1)[1::16] = torch.rand(a.view(-1)[1::16].shape, generator=g)
+    elif kind == "ties":
+        a = a.round()
+    flat = a.flatten()
+    k = min(k, flat.numel())
+    assert float(kth_largest(flat, k)) == float(flat.topk(k).values.min())
