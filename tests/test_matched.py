@@ -67,7 +67,7 @@ class _Stub:
     """A trainer whose validation RE follows a given curve (the stopper asks for it)."""
 
     def __init__(self):
-        self.lr, self.module = 1.0, None
+        self.lr, self.module = 1.0, torch.nn.Linear(1, 1)
 
     def scale_lr(self, f):
         self.lr *= f
@@ -138,3 +138,35 @@ def test_the_squared_jumprelu_ablation_rows():
     assert rows[("e", "L0_std")]["held"]  # 2.4 against PSAE's 3.0
     a_rows = [r for r in matched_claims(res) if r["id"] == "a"]
     assert len(a_rows) == 1 and a_rows[0]["held"]  # JumpReLU pair only: SAE+L0 was not run
+
+
+def test_cells_of_other_training_code_are_reported_not_resumed(run, tmp_path):
+    """A run's cells carry the key of the code that fitted them: new code refuses to add cells
+    beside them (they would not be comparable) but still reports them."""
+    import shutil
+
+    out, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    run_file = copy / "run.json"
+    meta = json.loads(run_file.read_text())
+    meta["fingerprint"]["training_code"] = "0" * 16
+    run_file.write_text(json.dumps(meta))
+    from psae.ownership import record_file
+
+    record_file(run_file)  # as if psae had written it
+    args = ["reproduce", "--quick", "--protocol", "matched", "--models", MODELS, "--quiet",
+            "--out", str(copy)]
+    assert main(args) == 2
+    assert main([*args, "--report-only"]) == 0
+    assert json.loads(run_file.read_text())["fingerprint"]["training_code"] == "0" * 16
+
+
+def test_training_code_key_ignores_words_not_code():
+    from psae.reproduce.code_key import _code_only, training_code_key
+
+    a = 'def f(x):\n    """Say why."""\n    return x + 1  # one more\n'
+    b = 'def f(x):\n    """Say why, better."""\n    # a comment\n    return x + 1\n'
+    c = 'def f(x):\n    """Say why."""\n    return x + 2\n'
+    assert _code_only(a) == _code_only(b) != _code_only(c)
+    assert len(training_code_key()) == 16

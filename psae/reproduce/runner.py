@@ -34,6 +34,7 @@ from .cells import (
     save_npz,
     score,
 )
+from .code_key import training_code_key
 from .data import Splits, UserData, load_splits, load_user_data, split_dataset
 from .matched import MatchedProtocol, make_matched_model, matched_for, matched_models
 from .pages import save_final_model, write_pages
@@ -135,6 +136,7 @@ class RunConfig:
         """Everything that decides a cell's result: a resumed run must match it."""
         fp = {
             "psae_version": __version__,
+            "training_code": training_code_key(),
             "quick": self.quick,
             "seeds": self.seeds,
             "device": self.device,
@@ -228,10 +230,13 @@ def _changed_files(cfg: RunConfig, old: dict) -> list[str]:
             if k in before and before[k].get("sha256") != u.sha256]
 
 
-def _settings(fingerprint: dict | None) -> dict | None:
+def _settings(fingerprint: dict | None, code: bool = True) -> dict | None:
     """A fingerprint less its seed count: cells are kept per seed, so a resumed run may ask
-    for more seeds (it runs only the new ones) or fewer (it reports the first ones)."""
-    return None if fingerprint is None else {k: v for k, v in fingerprint.items() if k != "seeds"}
+    for more seeds (it runs only the new ones) or fewer (it reports the first ones). Without
+    ``code``, less the training code's key too (a report of finished cells trains nothing)."""
+    drop = ("seeds",) if code else ("seeds", "training_code")
+    return None if fingerprint is None else {
+        k: v for k, v in fingerprint.items() if k not in drop}
 
 
 def _check_resume(cfg: RunConfig) -> None:
@@ -248,7 +253,18 @@ def _check_resume(cfg: RunConfig) -> None:
             raise ResumeMismatchError(
                 f"{cfg.out} was started on other data: {'; '.join(changed)} changed since; "
                 "choose another --out")
-        if _settings(old.get("fingerprint")) != _settings(fp):
+        if (_settings(old.get("fingerprint"), code=False) == _settings(fp, code=False)
+                and _settings(old.get("fingerprint")) != _settings(fp)):
+            if cfg.report_only:  # the report of what is there, under its own key (if any)
+                fp.pop("training_code")
+                if "training_code" in old["fingerprint"]:
+                    fp["training_code"] = old["fingerprint"]["training_code"]
+            else:
+                raise ResumeMismatchError(
+                    f"{cfg.out} was made by other training code (psae's code changed since its "
+                    "cells were fitted, so new cells would not be comparable with them): report "
+                    "it with --report-only, or choose another --out for a new run")
+        if _settings(old.get("fingerprint"), code=False) != _settings(fp, code=False):
             raise ResumeMismatchError(
                 f"{cfg.out} was started with different settings (protocol, grids, data or "
                 "version): run the command that started it to continue it, or choose another "
@@ -310,7 +326,7 @@ class _Cells:
         groups = []
         for name in self.cfg.names:
             mp, sp = self.cfg.matched_protocol(name), self.splits[name]
-            cost = len(sp.X_train) * sp.X_train.shape[1] * mp.n_components * mp.max_epochs
+            cost = len(sp.X_train) * sp.X_train.shape[1] * mp.n_components * mp.epochs
             for m in matched_models(self.cfg.models):
                 for t in (None,) if m == "rae" else mp.targets:
                     groups.append([(name, m, "matched", t, s, cost) for s in self.seeds])
