@@ -228,7 +228,14 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         reconstruction error has converged: when it has not improved by ``tol`` (relative) for
         ``n_iter_no_change`` epochs the learning rate drops to 0.3x, and the next such plateau
         ends training (σ models only in their last stage; with ``target_l0`` only once L0 is
-        within 5 % of the target). ``history_`` records ``val_re`` and ``lr`` per epoch.
+        on target; each σ stage before the last ends once its RE has settled, giving its
+        remaining epochs to the last). The RE watched is that of the codes the model will be
+        judged on: with an inference threshold, the trimmed codes. ``history_`` records
+        ``val_re`` and ``lr`` per epoch.
+    max_epochs : int or None, default=None
+        With ``early_stopping``: the last stage goes on past ``epochs`` until the stopping rule
+        ends it, at most ``max_epochs`` epochs in all (``epochs`` stays the schedule the σ
+        stages and the target-L0 ramp are laid out on). None: ``epochs`` is the cap.
     validation_fraction : float, default=0.1
         Share of the training rows held out for ``early_stopping``.
     n_iter_no_change : int, default=3
@@ -329,6 +336,7 @@ default=None
         bandwidth: float | None = None,
         epochs: int | Sequence[int] = 100,
         early_stopping: bool = False,
+        max_epochs: int | None = None,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 3,
         tol: float = 0.005,
@@ -359,6 +367,7 @@ default=None
         self.bandwidth = bandwidth
         self.epochs = epochs
         self.early_stopping = early_stopping
+        self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -498,7 +507,8 @@ default=None
         sigmas, epochs = self._schedule()
         tracker, controller = self._watchers(settings, device, len(batches))
         stopper = None if val is None else Plateau(val, tol=float(self.tol),
-                                                   patience=self.n_iter_no_change)
+                                                   patience=self.n_iter_no_change,
+                                                   target_l0=self._judged_l0())
         restore = torch.get_num_threads()
         n_threads, tune = plan_threads(
             self.threads, 10.0 * batches.batch_size * X.shape[1] * self.n_components, device)
@@ -516,7 +526,8 @@ default=None
         self.device_ = str(device)
         t0 = time.perf_counter()
         try:
-            history = trainer.fit(batches, sigmas, epochs, torch.Generator().manual_seed(seed + 1))
+            history = trainer.fit(batches, sigmas, epochs, torch.Generator().manual_seed(seed + 1),
+                                  max_epochs=self.max_epochs if stopper is not None else None)
         except TrainingDivergedError as e:
             self._store(module, _restarted(e.history, attempt), [], trainer)
             raise
@@ -524,10 +535,19 @@ default=None
             torch.set_num_threads(restore)
         self.fit_time_ = time.perf_counter() - t0
         history = _restarted(history, attempt)
-        stages = [{"sigma": s, "epochs": e,
+        stages = [{"sigma": s, "epochs": sum(1 for h in history if h["stage"] == k),
                    "loss": [h["loss"] for h in history if h["stage"] == k][-1]}
-                  for k, (s, e) in enumerate(zip(sigmas, epochs, strict=True))]
+                  for k, s in enumerate(sigmas) if any(h["stage"] == k for h in history)]
         self._store(module, history, stages, trainer)
+
+    def _judged_l0(self) -> float | None:
+        """The mean L0 at which the codes will be judged (trimmed by the inference threshold):
+        the target, or BatchTopK's k; None where the raw codes are judged."""
+        if self.raw_codes:
+            return None
+        if self.target_l0 is None and self.penalty == "batchtopk":
+            return float(self._settings()["k"])
+        return None if self.target_l0 is None else float(self.target_l0)
 
     def _calibrate(self, X, val: torch.Tensor | None, seed: int) -> float | None:
         """The inference threshold that puts the held-out mean L0 on the target (None without
@@ -602,9 +622,12 @@ default=None
         controller = None
         if self.target_l0 is not None:
             aim = self.target_l0 * (1.0 if self.raw_codes else 1.0 + AIM)
+            # raw codes must land on the target itself; with an inference threshold any L0
+            # from the target up can be trimmed to it, so the fit is on target there
+            band = (0.95, 1.05) if self.raw_codes else (1.0 / (1.0 + AIM), 1.1)
             controller = L0Controller(settings, self.mechanism.knob, aim,
                                       period=max(50, steps_per_epoch // 2),
-                                      bounds=self.mechanism.knob_bounds)
+                                      bounds=self.mechanism.knob_bounds, band=band)
         return tracker, controller
 
     def _collapse(self, X, rows: int = 2048) -> tuple[str, float, int] | None:

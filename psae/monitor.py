@@ -63,14 +63,16 @@ class L0Controller:
     step for ``L0 ∝ w^(−sign)``), where ``L̂0`` extrapolates the trend of the period means
     ``lead`` periods ahead (the derivative term of a PD controller, for a lagging model).
     ``settings`` is the objective's (mutable) settings dict;
-    nothing moves while ``frozen``; :meth:`start` says how many steps it will steer.
+    nothing moves while ``frozen``; :meth:`start` says how many steps it will steer. ``band``:
+    the L0s, as multiples of ``target``, at which training counts as on target.
     """
 
     def __init__(self, settings: dict, knob: tuple[str, float], target: float,
                  period: int = 50, gain: float = 1.0, max_step: float = 0.3,
                  bounds: tuple[float, float] = (0.0, math.inf), ramp: float = 0.6,
-                 lead: float = 1.0):
+                 lead: float = 1.0, band: tuple[float, float] = (0.95, 1.05)):
         self.settings, (self.param, self.sign) = settings, knob
+        self.band = band
         self.target, self.period = float(target), max(1, int(period))
         self.gain, self.max_step, self.bounds, self.ramp = gain, max_step, bounds, ramp
         self.lead = lead
@@ -89,6 +91,10 @@ class L0Controller:
     def ramped(self) -> bool:
         """The setpoint has reached the target."""
         return self._start_l0 is not None and self._step >= self.ramp * self._steps
+
+    def on_target(self, l0: float) -> bool:
+        """Whether ``l0`` is within the band around the target (a fit may stop only there)."""
+        return self.band[0] <= l0 / self.target <= self.band[1]
 
     def setpoint(self) -> float:
         if self._start_l0 is None:

@@ -45,6 +45,22 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def _check_max_epochs(est) -> None:
+    """``max_epochs`` lets early stopping run past ``epochs``: an integer at least as large,
+    and only with early stopping."""
+    cap = getattr(est, "max_epochs", None)
+    if cap is None:
+        return
+    check_number("max_epochs", cap, integer=True)
+    if not est.early_stopping:
+        raise ParameterError("max_epochs has no effect without early_stopping=True "
+                             "(--early-stopping): without it, epochs is the cap")
+    total = est.epochs if isinstance(est.epochs, numbers.Integral) else sum(est.epochs)
+    if cap < total:
+        raise ParameterError(f"max_epochs={cap} is below epochs={total}: it is the most the "
+                             "fit may run, past the planned epochs; raise it or leave it None")
+
+
 def stage_epochs(epochs, n_stages: int) -> list[int]:
     """Split ``epochs`` over the stages: an int is a total spread evenly (earlier stages get the
     remainder); a sequence gives each stage's count."""
@@ -201,6 +217,7 @@ def validate(est, loading: bool = False) -> None:
     check_number("dead_window", est.dead_window, integer=True)
     check_number("n_iter_no_change", est.n_iter_no_change, integer=True)
     check_number("tol", est.tol, strict=False)
+    _check_max_epochs(est)
     if not (isinstance(est.validation_fraction, numbers.Real) and
             0 < est.validation_fraction < 1):
         raise ParameterError(f"validation_fraction must lie in (0, 1), got "

@@ -246,29 +246,28 @@ class Trainer:
         return rec
 
     def fit(self, batches: Batches, sigmas: Sequence[float | None], epochs: Sequence[int],
-            generator: torch.Generator) -> list[dict]:
+            generator: torch.Generator, max_epochs: int | None = None) -> list[dict]:
         """Train along the σ stages (``epochs[k]`` epochs at ``sigmas[k]``); returns the
-        per-epoch history. Raises :class:`TrainingDivergedError` after restoring the last good
-        parameters if the loss stops being finite."""
+        per-epoch history. With a stopper and ``max_epochs``, the last stage runs on until the
+        rule stops it, at most ``max_epochs`` epochs in all. Raises
+        :class:`TrainingDivergedError` after restoring the last good parameters if the loss
+        stops being finite."""
         self._bar = tqdm(total=sum(epochs), desc=f"fit {self.objective.penalty}",
                          disable=not self.progress, unit="epoch", leave=False)
         self._clock = time.perf_counter()
+        self.plan = list(epochs)
+        self._extra = max(0, (max_epochs or 0) - sum(self.plan)) if self.stopper else 0
         try:
-            for k, (sigma, n_epochs) in enumerate(zip(sigmas, epochs, strict=True)):
+            for k, sigma in enumerate(sigmas):
                 self.stage = k
                 self.new_stage(sigma)
+                last = k == len(sigmas) - 1
+                if self.stopper is not None:
+                    self.stopper.new_stage(last=last)
                 if self.controller is not None:
-                    self._steer(k, sigmas, epochs, batches)
-                for _ in range(n_epochs):
-                    rec = self.epoch(batches, generator)
-                    self._bar.update(1)
-                    self._bar.set_postfix(loss=f"{rec['loss']:.4g}", sigma=sigma)
-                    if self.on_epoch_end is not None:
-                        self.on_epoch_end(rec)
-                    if self._converged(rec, last_stage=k == len(sigmas) - 1):
-                        self.stopped_early = True
-                        break
-                if self.stopped_early:
+                    self._steer(k, sigmas, self.plan, batches)
+                if self._run_stage(k, last, batches, generator):
+                    self.stopped_early = True
                     break
             final = self._final_loss(batches, sigmas[-1])
             if not math.isfinite(final):
@@ -277,15 +276,52 @@ class Trainer:
             self._bar.close()
         return self.history
 
-    def _converged(self, rec: dict, last_stage: bool) -> bool:
-        """The stopper's verdict (validation RE joins the epoch record)."""
+    def _run_stage(self, k: int, last: bool, batches: Batches,
+                   generator: torch.Generator) -> bool:
+        """The epochs of stage ``k``; whether the stopping rule ended training. A stage before
+        the last that has settled gives its remaining epochs to the last; the last may run
+        ``_extra`` epochs past its plan while the rule has not stopped it."""
+        sigma = self.sigma
+        for done in range(1, self.plan[k] + 1 + (self._extra if last else 0)):
+            rec = self.epoch(batches, generator)
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{rec['loss']:.4g}", sigma=sigma)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(rec)
+            if last and self._converged(rec):
+                self._end_on_best(rec)
+                return True
+            if not last and self._settled(rec):
+                self.plan[-1] += self.plan[k] - done
+                self.plan[k] = done
+                break
+        if last and self.stopper is not None and self.history:
+            self._end_on_best(self.history[-1])
+        return False
+
+    def _end_on_best(self, rec: dict) -> None:
+        """Back to the last stage's best parameters by validation RE; the record says so."""
+        if "val_re" in rec and self.stopper.restore_best(self.module, rec["val_re"]):
+            rec["restored_best"] = self.stopper.best_state_re
+
+    def _converged(self, rec: dict) -> bool:
+        """The stopper's verdict in the last stage (validation RE joins the epoch record)."""
         if self.stopper is None:
             return False
         c = self.controller
-        on_target = c is None or (c.ramped and abs(rec.get("l0", 0.0) / c.target - 1) < 0.05)
-        rec["val_re"], stop = self.stopper.after_epoch(self, last_stage and on_target)
+        on_target = c is None or (c.ramped and c.on_target(rec.get("l0", 0.0)))
+        rec["val_re"], stop = self.stopper.after_epoch(self, on_target)
         rec["lr"] = self.lr
         return stop
+
+    def _settled(self, rec: dict) -> bool:
+        """Whether a stage before the last may hand over: it has stopped improving, and no
+        controller is steering in it (a steered stage's RE rises with the sparsity it is
+        asked for, which is no plateau)."""
+        if self.stopper is None or (self.controller is not None and not self.controller.frozen):
+            return False
+        rec["val_re"] = re = self.stopper.observe(self.module)
+        return self.stopper.settled(re)
 
     def _steer(self, k: int, sigmas, epochs, batches: Batches) -> None:
         """The controller steers in the stages whose σ is within 2x of the last (a wide σ cannot

@@ -1,0 +1,101 @@
+"""The stopping rule's parts: stages that settle, the trimmed-code watch, the best epoch kept,
+and ``max_epochs``."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from psae import SparseAutoencoder
+from psae.errors import ParameterError
+from psae.network import Activation, Autoencoder
+from psae.stopping import Plateau
+
+
+def test_an_earlier_stage_settles_on_a_loose_tolerance_once_it_has_learned():
+    stopper = Plateau(torch.zeros(1, 1), patience=3, stage_tol=0.02)
+    stopper.variance = 1.0
+    stopper.new_stage(last=False)
+    stopper.lowest[False] = 0.5  # it has left its start (FVU 0.5)
+    falling = [0.5 * 0.97 ** e for e in range(20)]  # 3 % an epoch: still working
+    assert not any(stopper.settled(r) for r in falling)
+    slow = [falling[-1] * 0.995 ** e for e in range(1, 5)]  # 0.5 % an epoch: done
+    assert [stopper.settled(r) for r in slow] == [False, False, True, True]
+    start = Plateau(torch.zeros(1, 1), patience=3)
+    start.variance = 1.0
+    start.new_stage(last=False)
+    assert not any(start.settled(0.99) for _ in range(10))  # flat, but never left its start
+
+
+def test_the_last_stage_watches_the_codes_trimmed_to_the_target():
+    g = torch.Generator().manual_seed(0)
+    module = Autoencoder(6, 10, Activation("sigmoid"), "sigmoid", generator=g)
+    X = torch.rand(50, 6, generator=g)
+    stopper = Plateau(X, target_l0=2)
+    stopper.new_stage(last=False)
+    with torch.no_grad():
+        raw = float((X - module(X).y).square().mean())
+    assert stopper.validation_re(module) == pytest.approx(raw, rel=1e-5)
+    stopper.new_stage(last=True)
+    with torch.no_grad():
+        H = module.encode(X)
+        theta = max(0.01, float(H.flatten().kthvalue(H.numel() - 100).values))
+        expect = float((X - module.decode(H * (H > theta))).square().mean())
+    assert stopper.validation_re(module) == pytest.approx(expect, rel=1e-5)
+
+
+def test_the_fit_ends_on_its_best_epoch_on_target():
+    module = torch.nn.Linear(1, 1)
+
+    class Trainer:
+        lr = 1.0
+
+        def __init__(self):
+            self.module = module
+
+        def scale_lr(self, f):
+            self.lr *= f
+
+    stopper, trainer = Plateau(torch.zeros(1, 1), patience=1), Trainer()
+    stopper.variance = 1.0
+    curve = iter([0.5, 0.2, 0.3, 0.4, 0.45, 0.5])
+    stopper.validation_re = lambda m: next(curve)
+    kept = None
+    for epoch in range(6):
+        with torch.no_grad():
+            module.weight.fill_(epoch)
+        re, stop = stopper.after_epoch(trainer, may_stop=True)
+        if epoch == 1:
+            kept = module.weight.clone()
+        if stop:
+            break
+    assert stop and stopper.restore_best(module, re)
+    assert torch.equal(module.weight, kept) and stopper.best_state_re == 0.2
+
+
+def test_off_target_epochs_are_never_the_ones_kept():
+    stopper = Plateau(torch.zeros(1, 1))
+    module = torch.nn.Linear(1, 1)
+    stopper.validation_re = lambda m: 0.1
+
+    class Trainer:
+        lr = 1.0
+
+    trainer = Trainer()
+    trainer.module = module
+    stopper.after_epoch(trainer, may_stop=False)
+    assert stopper.best_state is None and stopper.best_state_re == math.inf
+
+
+def test_max_epochs_runs_past_the_schedule_and_is_checked():
+    X = np.random.default_rng(0).uniform(size=(300, 8)).astype(np.float32)
+    with pytest.raises(ParameterError, match="without early_stopping"):
+        SparseAutoencoder(n_components=4, epochs=3, max_epochs=10).fit(X)
+    with pytest.raises(ParameterError, match="below epochs"):
+        SparseAutoencoder(n_components=4, epochs=30, max_epochs=10,
+                          early_stopping=True).fit(X)
+    m = SparseAutoencoder(n_components=4, penalty="none", epochs=2, max_epochs=6, tol=0.0,
+                          n_iter_no_change=50, early_stopping=True, random_state=0,
+                          device="cpu").fit(X)
+    assert m.n_iter_ == 6 and not m.stopped_early_  # never converged: ran to the cap
