@@ -91,3 +91,13 @@ def test_ca_speed_smoke():
         for path in ("sparse", "dense"):
             assert 0 < row[path]["CA"] <= 1 and positive(row[path]["seconds"])
         assert row["ca_difference_points"] <= 0.5
+
+
+def test_time_to_target_smoke():
+    out = run_smoke("time_to_target.py")
+    assert set(out["results"]) == {"rae", "topk", "psae"}
+    for name, row in out["results"].items():
+        assert positive(row["fit_s"]) and row["epochs"] >= 1
+        assert isinstance(row["stopped_by_rule"], bool) and row["l0_test"] >= 0
+        assert (row["l0_miss"] is None) == (name == "rae")
+    assert positive(out["slowest_fit_s"]) and isinstance(out["all_on_target"], bool)
