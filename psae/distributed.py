@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from .errors import ParameterError
 
-__all__ = ["Comm", "SINGLE", "process_group", "fit_distributed"]
+__all__ = ["Comm", "SINGLE", "process_group"]
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,3 @@ def process_group(device: str | torch.device = "auto", backend: str | None = Non
     finally:
         dist.destroy_process_group()
 
-
-def fit_distributed(model, X, backend: str | None = None) -> int:
-    """Fit ``model`` on ``X`` as one rank of the torchrun process group; returns the rank.
-
-    The same as ``with process_group(): model.fit(X)``."""
-    with process_group(getattr(model, "device", "auto"), backend) as comm:
-        model.fit(X)
-        return comm.rank

@@ -29,7 +29,6 @@ class FiringTracker:
                  device: torch.device):
         self.window, self.threshold = int(window), float(threshold)
         self.since = torch.zeros(n_components, dtype=torch.long, device=device)
-        self.seen = 0
         self.last_l0 = float("nan")
 
     @torch.no_grad()
@@ -38,7 +37,6 @@ class FiringTracker:
         active = h.abs() > self.threshold
         self.since += h.shape[0]
         self.since[active.any(dim=0)] = 0
-        self.seen += h.shape[0]
         self.last_l0 = float(active.sum()) / h.shape[0]
         return self.last_l0
 

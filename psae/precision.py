@@ -19,7 +19,7 @@ import torch
 
 from .errors import ParameterError
 
-__all__ = ["PRECISIONS", "native_bf16", "resolve_precision", "matmul", "Linear"]
+__all__ = ["PRECISIONS", "native_bf16", "resolve_precision", "Linear"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -74,16 +74,6 @@ def resolve_precision(precision: str, device: torch.device, warn: bool = True,
         warnings.warn(f"precision='bf16' on {device}, which has no native bf16 matrix units: "
                       "it works but runs slower than 'fp32' (use 'auto')", stacklevel=3)
     return precision
-
-
-def _mm_bf16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` with bf16 operands and a float32 result."""
-    return torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16)).float()
-
-
-def matmul(a: torch.Tensor, b: torch.Tensor, precision: str) -> torch.Tensor:
-    """``a @ b`` in ``precision`` ("fp32" or "bf16"), returned in float32."""
-    return _mm_bf16(a, b) if precision == "bf16" else torch.mm(a, b)
 
 
 class Linear(torch.autograd.Function):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -69,7 +69,6 @@ class Trainer:
         weight_decay: float = 0.0,
         comm: Comm = SINGLE,
         progress: bool = False,
-        on_epoch_end: Callable[[dict], None] | None = None,
         tuner: ThreadTuner | None = None,
         precision: str = "fp32",
         fused: bool | None = None,
@@ -86,7 +85,6 @@ class Trainer:
         self.lr, self.solver, self.weight_decay = lr, solver, weight_decay
         self.comm = comm
         self.progress = progress and comm.is_main
-        self.on_epoch_end = on_epoch_end
         self.tuner = tuner
         self.precision = precision
         module.precision = precision
@@ -98,7 +96,7 @@ class Trainer:
         self.tracker, self.controller = tracker, controller
         self.revive, self.unit_norm_decoder = revive, unit_norm_decoder
         self.stopper, self.stopped_early = stopper, False
-        self._l0_sum, self._l0_n, self.resampled = 0.0, 0, 0
+        self._l0_sum, self._l0_n = 0.0, 0
         self.history: list[dict] = []
         self.optimizer: torch.optim.Optimizer | None = None
         self.stage, self.sigma = 0, None
@@ -241,7 +239,6 @@ class Trainer:
             n = resample_dead(self.module, self.tracker.dead(), batches.sample(4096, generator),
                               self.optimizer, generator)
             self.tracker.since[self.tracker.dead()] = 0  # a fresh unit gets a fresh window
-            self.resampled += n
             rec["resampled"] = n
         return rec
 
@@ -286,8 +283,6 @@ class Trainer:
             rec = self.epoch(batches, generator)
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{rec['loss']:.4g}", sigma=sigma)
-            if self.on_epoch_end is not None:
-                self.on_epoch_end(rec)
             if last and self._converged(rec):
                 self._end_on_best(rec)
                 return True
