@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .digest import sha256_file
 from .errors import DiskFullError, OwnershipError
 
 __all__ = [
@@ -41,24 +41,6 @@ MODEL_CONFIG, MODEL_WEIGHTS, MODEL_NORMALIZER = "config.json", "model.safetensor
 MODEL_FORMAT = "psae.SparseAutoencoder"
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _prefix_sha256(path: Path, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while size > 0:
-            block = f.read(min(size, 1 << 20))
-            if not block:
-                break
-            h.update(block)
-            size -= len(block)
-    return h.hexdigest()
 
 
 def is_temporary(name: str) -> bool:
@@ -288,7 +270,7 @@ def _matches(entry, path: Path) -> bool:
             return True  # untouched since psae recorded it: no need to read it
         size = stamp["size"]
         if entry.get("append"):
-            return size >= entry.get("size", -1) and _prefix_sha256(path, entry["size"]) \
+            return size >= entry.get("size", -1) and sha256_file(path, limit=entry["size"]) \
                 == entry.get("sha256")
         wanted = [e for e in (entry, entry.get("was")) if isinstance(e, dict)
                   and e.get("size") == size]

@@ -282,3 +282,33 @@ def test_explore_takes_a_bare_autoencoder_and_refuses_mismatched_data(files, tmp
                  str(files["digits8x8"]), "--out", str(tmp_path / "q")]) == 2
     assert "64 features per sample but the model" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
+
+
+def test_the_cifar_label_follows_the_copy_read(tmp_path, monkeypatch):
+    """The official python release is labelled CIFAR-10; only the JPEG copy says so."""
+    import io
+    import pickle
+    import tarfile
+
+    from psae import datasets
+    from psae.reproduce.data import load_splits
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "cifar10").mkdir()
+    with tarfile.open(tmp_path / "cifar10" / "cifar-10-python.tar.gz", "w:gz") as tar:
+        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+        for name in names:
+            body = ({b"label_names": [f"c{i}".encode() for i in range(10)]}
+                    if name == "batches.meta" else
+                    {b"labels": [i % 10 for i in range(20)],
+                     b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8)})
+            data = pickle.dumps(body, protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    load = datasets.load
+    monkeypatch.setattr(datasets, "load", lambda name, root=None, **kw: load(
+        name, root, cache=tmp_path / "c", verify=False, download=False, **kw))
+    proto = protocol_for("cifar10", quick=True, n_val=20)
+    splits = load_splits("cifar10", proto, str(tmp_path))
+    assert splits.label == "CIFAR-10"

@@ -19,8 +19,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..datasets import Dataset, LabelColumn
+from ..digest import hash_file
 from ..errors import InputError, ParameterError
-from .protocol import DATASET_LABELS, DATASETS, DataProtocol
+from .protocol import DATASETS, DataProtocol
 
 __all__ = ["TEST_FRACTION", "SPLIT_SEED", "MIN_ROWS", "UserData", "Splits", "load_user_data",
            "load_splits", "split_dataset", "file_sha256"]
@@ -37,9 +38,7 @@ def file_sha256(path: Path) -> str:
     for f in files:
         if f is not path:
             h.update(f.relative_to(path).as_posix().encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        hash_file(h, f)
     return h.hexdigest()
 
 
@@ -230,4 +229,5 @@ def load_splits(name: str, proto: DataProtocol, data_dir: str | None) -> Splits:
     from .. import datasets
 
     ds = datasets.load(name, root=data_dir, grayscale=proto.grayscale)
-    return split_dataset(ds, proto, DATASET_LABELS.get(name, name))
+    # the copy that was read names it: the official CIFAR-10 release is not the JPEG copy
+    return split_dataset(ds, proto, datasets.label_for(name, ds.source))

@@ -32,8 +32,6 @@ def label_of(model: str) -> str:
 
 
 DATASETS = ("mnist", "cifar10", "optdigits", "digits")
-DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10 (JPEG copy)", "optdigits": "OPTDIGITS",
-                  "digits": "digits (scikit-learn)"}
 
 
 @dataclass(frozen=True)
