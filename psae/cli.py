@@ -28,6 +28,7 @@ from .cli_data import (
 )
 from .cli_options import add_model_options, model_params
 from .errors import PsaeError
+from .metrics import DEFAULT_THRESHOLD
 
 __all__ = ["main", "build_parser"]
 
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arg(p)
     add_data_args(p)
     p.add_argument("--threshold", type=threshold, default=None,
-                   help="|h| above this counts as active, a number >= 0 (default: 0.01)")
+                   help="|h| above this counts as active, a number >= 0 (default: "
+                        f"{DEFAULT_THRESHOLD})")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     add_force_arg(p, "replace the --json file even if psae did not write it")
 

@@ -25,6 +25,7 @@ from ..cli_data import (
     threshold,
 )
 from ..errors import ParameterError
+from ..metrics import DEFAULT_THRESHOLD
 from .page import write_explorer
 
 __all__ = ["add_parser", "write_model_page", "DEFAULT_MAX_SAMPLES"]
@@ -68,8 +69,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         f"all (default: {DEFAULT_MAX_SAMPLES})")
     p.add_argument("--top-n", type=int, default=16,
                    help="strongest inputs shown per unit (default: 16)")
-    p.add_argument("--threshold", type=threshold, default=0.01,
-                   help="|h| above this counts as active, a number >= 0 (default: 0.01)")
+    p.add_argument("--threshold", type=threshold, default=DEFAULT_THRESHOLD,
+                   help="|h| above this counts as active, a number >= 0 (default: "
+                        f"{DEFAULT_THRESHOLD})")
     p.add_argument("--title", default=None, help="page title (default: the model directory)")
     p.set_defaults(handler=cmd_explore)
     return p
@@ -106,7 +108,8 @@ def write_model_page(out_dir: str | Path, model, X: np.ndarray, y: np.ndarray | 
                      *, classes: Sequence[str] | None = None,
                      image_shape: Sequence[int] | None = None,
                      max_samples: int = DEFAULT_MAX_SAMPLES, title: str = "",
-                     meta: Mapping[str, object] | None = None, threshold: float = 0.01,
+                     meta: Mapping[str, object] | None = None,
+                     threshold: float = DEFAULT_THRESHOLD,
                      top_n: int = 16) -> tuple[Path, int]:
     """Encode (a stratified sample of) the raw rows ``X`` with ``model`` (a
     ``SparseAutoencoder`` or a pipeline with its ``Normalizer``), write

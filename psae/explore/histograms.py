@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import DEFAULT_THRESHOLD
 from .stats import slab_units
 
 __all__ = ["l0_histogram", "frequency_histogram", "activation_histograms"]
@@ -38,7 +39,7 @@ def frequency_histogram(freq: np.ndarray, n_samples: int, bins: int = 30) -> dic
 
 
 def activation_histograms(
-    H: np.ndarray, threshold: float = 0.01, bins: int = 20
+    H: np.ndarray, threshold: float = DEFAULT_THRESHOLD, bins: int = 20
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, a histogram of its active codes over ``bins`` equal bins from their min to
     their max: (lo (M,), hi (M,), counts (M, bins)); lo = hi = 0 and no counts when dead."""

@@ -14,6 +14,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import ParameterError
 from ..fileio import atomic_write
+from ..metrics import DEFAULT_THRESHOLD
 from .payload import build_payload
 from .script import SCRIPT
 from .style import STYLE
@@ -99,7 +100,7 @@ def write_explorer(
     contribution: np.ndarray | None = None,
     title: str = "",
     meta: Mapping[str, object] | None = None,
-    threshold: float = 0.01,
+    threshold: float = DEFAULT_THRESHOLD,
     top_n: int = 16,
 ) -> Path:
     """Write ``out_dir/index.html``, a self-contained page exploring the units of a sparse

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import DEFAULT_THRESHOLD
+
 __all__ = ["DENSE_CUT", "unit_stats", "sample_l0", "top_samples", "class_counts"]
 
 DENSE_CUT = 0.5
@@ -43,7 +45,7 @@ def _check(H: np.ndarray, atoms: np.ndarray | None = None) -> np.ndarray:
     return H
 
 
-def sample_l0(H: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+def sample_l0(H: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """Number of active units of each sample, shape (N,)."""
     H = _check(H)
     return np.concatenate(
@@ -70,7 +72,7 @@ def _moments(H: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
 
 
 def class_counts(
-    H: np.ndarray, y: np.ndarray, n_classes: int, threshold: float = 0.01
+    H: np.ndarray, y: np.ndarray, n_classes: int, threshold: float = DEFAULT_THRESHOLD
 ) -> np.ndarray:
     """(M, n_classes): how many samples of each class fire each unit."""
     H = _check(H)
@@ -102,7 +104,7 @@ def unit_stats(
     H: np.ndarray,
     atoms: np.ndarray,
     y: np.ndarray | None = None,
-    threshold: float = 0.01,
+    threshold: float = DEFAULT_THRESHOLD,
     n_classes: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-unit statistics of codes ``H`` (N, M) with decoder ``atoms`` (M, D).
@@ -146,7 +148,8 @@ def unit_stats(
     return out
 
 
-def top_samples(H: np.ndarray, top_n: int, threshold: float = 0.01) -> list[np.ndarray]:
+def top_samples(H: np.ndarray, top_n: int,
+                threshold: float = DEFAULT_THRESHOLD) -> list[np.ndarray]:
     """For each unit, the indices of its at most ``top_n`` active samples with the largest
     ``|h|``, strongest first (signed codes rank by magnitude: a strongly negative code is as
     much the unit's business as a strongly positive one)."""

@@ -11,11 +11,11 @@ present, marked "partial").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+
+from .cells import finite
 
 __all__ = ["evaluate_claims", "metric_stats", "model_label", "dataset_label", "dataset_keys",
            "not_computed"]
@@ -51,14 +51,6 @@ def dataset_keys(results: dict) -> list[str]:
     return keys
 
 
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 def metric_stats(
     results: dict, dataset: str, model: str, metric: str
 ) -> tuple[float, float, int] | None:
@@ -70,9 +62,9 @@ def metric_stats(
     """
     entry = (((results.get("summary") or {}).get(dataset) or {}).get(model) or {}).get(metric)
     if isinstance(entry, dict):
-        mean = _finite(entry.get("mean"))
+        mean = finite(entry.get("mean"))
         if mean is not None:
-            std = _finite(entry.get("std")) or 0.0
+            std = finite(entry.get("std")) or 0.0
             n = int(entry.get("n") or 0) or sum(
                 1 for r in results.get("final") or []
                 if r.get("dataset") == dataset and r.get("model") == model
@@ -88,7 +80,7 @@ def metric_stats(
             raw = (test.get(outer) or {}).get(inner) if isinstance(test.get(outer), dict) else None
         else:
             raw = test.get(metric)
-        v = _finite(raw)
+        v = finite(raw)
         if v is not None:
             values.append(v)
     if not values:

@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from .. import bundle, persistence
 from ..explore.cli import write_model_page
+from ..metrics import DEFAULT_THRESHOLD
 from .claims import dataset_label, model_label
 
 __all__ = ["EXPLORE_SAMPLES", "EXPLORE_VALUES", "explore_rows", "model_dir", "page_dir",
@@ -60,7 +61,7 @@ def _page(out: Path, results: dict, ds: str, m: str, sp) -> dict:
     path, shown = write_model_page(page_dir(out, ds, m), bundle.load(mdir), sp.X_test,
                                    sp.y_test, classes=sp.classes, image_shape=sp.shape,
                                    max_samples=cap, title=f"{label}: {name}", meta=meta,
-                                   threshold=results.get("threshold", 0.01))
+                                   threshold=results.get("threshold", DEFAULT_THRESHOLD))
     return {"page": path.relative_to(out).as_posix(), "model_dir": mdir.relative_to(out).as_posix(),
             "bytes": path.stat().st_size, "samples": shown, "of": n}
 
