@@ -101,3 +101,11 @@ def test_time_to_target_smoke():
         assert isinstance(row["stopped_by_rule"], bool) and row["l0_test"] >= 0
         assert (row["l0_miss"] is None) == (name == "rae")
     assert positive(out["slowest_fit_s"]) and isinstance(out["all_on_target"], bool)
+
+
+def test_model_steps_smoke():
+    out = run_smoke("model_steps.py")
+    assert out["results"]["rae/dead0"]["ratio_to_rae"] == 1.0
+    for key in ("topk/dead0", "batchtopk/dead8", "jumprelu/dead0", "sqjumprelu/dead0"):
+        row = out["results"][key]
+        assert positive(row["step_ms"]) and positive(row["ratio_to_rae"])

@@ -1,0 +1,100 @@
+"""One training step of each sparse-code model against RAE's, with and without dead units.
+
+The hand-derived steps (`psae.fused` for RAE, `psae.fused_sparse` for TopK, BatchTopK and the
+JumpReLUs) with fused Adam and the unit-norm decoder where the model has one, as the trainer
+runs them, at MNIST's shapes (D = 784, M = 1000, batch 256), bf16 where the hardware has it, a
+fixed thread count; models interleaved round by round. With ``--dead N`` the first N units are
+dead, so the top-k models run AuxK on them. Reports each model's median step in milliseconds
+and its ratio to RAE's in the same round.
+
+Prints one JSON object on stdout. ``--smoke`` runs a tiny version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+
+from psae import sparsity
+from psae.fused import fused_gradients
+from psae.fused_sparse import sparse_gradients
+from psae.network import Autoencoder
+from psae.objective import Objective
+from psae.precision import resolve_precision
+from psae.trainer import adam
+
+MODELS = {"rae": ("none", {}), "topk": ("topk", {"k": 25}), "batchtopk": ("batchtopk", {"k": 25}),
+          "jumprelu": ("jumprelu", {}), "sqjumprelu": ("sqjumprelu", {})}
+
+
+def stepper(name: str, D: int, M: int, B: int, n_dead: int, precision: str):
+    penalty, settings = MODELS[name]
+    settings = {k: min(v, M // 4) for k, v in settings.items()}
+    obj = Objective.of(penalty, n_components=M, **settings)
+    mech = sparsity.get(penalty)
+    code = mech.code(M, dict(obj.settings)) if mech.code else "sigmoid"
+    module = Autoencoder(D, M, code, mech.decoder, generator=torch.Generator().manual_seed(0),
+                         pre_bias=mech.pre_bias)
+    x = torch.rand(B, D, generator=torch.Generator().manual_seed(1))
+    dead = torch.zeros(M, dtype=torch.bool)
+    dead[:n_dead] = True
+    opt = adam(module.parameters(), 1e-3)
+
+    def step():
+        if penalty == "none":
+            fused_gradients(module, obj, x, None, precision, 0.0)
+        else:
+            sparse_gradients(module, obj, x, precision, 0.0, dead if n_dead else None)
+        if mech.unit_norm_decoder:
+            module.project_decoder_grad()
+        opt.step()
+        if mech.unit_norm_decoder:
+            module.normalise_decoder()
+    return step
+
+
+def timed(step, n: int) -> float:
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dead", type=int, default=400, help="dead units in the second setting")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--smoke", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    D, M, B = (784, 1000, 256) if not args.smoke else (16, 32, 8)
+    if args.smoke:
+        args.steps, args.rounds, args.dead = 2, 1, 8
+    precision = resolve_precision("auto", torch.device("cpu"), warn=False, size=D * M)
+    load_before = os.getloadavg()[0]
+    settings = [(name, n) for n in (0, args.dead) for name in MODELS
+                if n == 0 or name in ("topk", "batchtopk")]
+    steps = {s: stepper(s[0], D, M, B, s[1], precision) for s in settings}
+    rounds = [{s: timed(f, args.steps) for s, f in steps.items()} for _ in range(args.rounds)]
+    out = {}
+    for name, n in settings:
+        ratios = [r[(name, n)] / r[("rae", 0)] for r in rounds]
+        out[f"{name}/dead{n}"] = {"step_ms": statistics.median(r[(name, n)] for r in rounds),
+                                  "ratio_to_rae": statistics.median(ratios), "ratios": ratios}
+    print(json.dumps({"benchmark": "model_steps", "D": D, "M": M, "batch": B,
+                      "precision": precision, "threads": args.threads, "cores": os.cpu_count(),
+                      "torch": torch.__version__, "loadavg_1min_before": load_before,
+                      "loadavg_1min": os.getloadavg()[0], "results": out}))
+
+
+if __name__ == "__main__":
+    main()
