@@ -241,7 +241,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     n_iter_no_change : int, default=3
         Epochs without improvement that make a plateau.
     tol : float, default=0.005
-        Relative improvement of validation RE that counts as progress.
+        Relative improvement of validation RE that counts as progress (relative to the RE, or
+        to a tenth of the held-out rows' variance once the RE is below that).
     solver : {{"adam", "lbfgs"}}, default="adam"
         Mini-batch Adam, or full-batch L-BFGS (one "epoch" is one L-BFGS iteration).
     learning_rate : float or None, default=None

@@ -35,6 +35,8 @@ import torch
 
 __all__ = ["Plateau"]
 
+FLOOR = 0.1  # progress is measured against at least this share of the held-out variance
+
 
 class Plateau:
     """Reduce-on-plateau, then stop on the next plateau, from validation RE."""
@@ -58,6 +60,14 @@ class Plateau:
         # best validation RE of the whole fit, raw and trimmed: whether it has left its start
         self.lowest = {False: math.inf, True: math.inf}
         self.best_state, self.best_state_re = None, math.inf
+
+    def _improves(self, re: float, best: float, tol: float) -> bool:
+        """Whether ``re`` beats ``best`` by ``tol`` of it, or of a tenth of the held-out variance
+        when ``best`` is below that (FVU < 0.1): an overcomplete RAE on MNIST went on gaining
+        0.2 % an epoch at FVU 0.017, 3·10⁻⁵ of the variance, for 100 epochs."""
+        if not math.isfinite(best):
+            return True
+        return best - re > tol * max(best, FLOOR * self.variance)
 
     def new_stage(self, last: bool = True) -> None:
         """Watch a new σ stage from scratch (its RE is not comparable with the last one's); a
@@ -84,7 +94,7 @@ class Plateau:
     def settled(self, re: float) -> bool:
         """Whether a non-final stage has done its part: ``patience`` epochs without a gain of
         ``stage_tol``, after the model has left its start."""
-        if re < self.stage_best * (1.0 - self.stage_tol):
+        if self._improves(re, self.stage_best, self.stage_tol):
             self.stage_best, self.stage_waited = re, 0
             return False
         self.stage_waited += 1
@@ -143,7 +153,7 @@ class Plateau:
         re = self.observe(trainer.module)
         if may_stop:  # only parameters on target may be the ones the fit ends on
             self.keep_if_best(trainer.module, re)
-        if re < self.best * (1.0 - self.tol):
+        if self._improves(re, self.best, self.tol):
             self.best, self.waited = re, 0
             return re, False
         self.waited += 1
