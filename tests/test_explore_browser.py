@@ -160,6 +160,21 @@ def test_filter_hides_rows_and_keyboard_skips_them(browser, digits_page):
     assert page.errors == []
 
 
+def test_filter_by_class_on_digit_data(browser, digits_page):
+    """Digit classes are numbers too: "class 3" filters by class, "3" and "unit 3" by unit."""
+    page = load(browser, digits_page[0])
+    preferred = digits_page[1]["preferred_class"]
+    want = [j for j in range(M) if preferred[j] == 3]
+    assert want, "no unit prefers class 3 in this fit"
+    for query in ("class 3", "Class: 3"):
+        page.fill("#f-query", query)
+        assert shown_units(page) == want, query
+    for query in ("3", "unit 3", "units 3"):
+        page.fill("#f-query", query)
+        assert shown_units(page) == [3], query
+    assert page.errors == []
+
+
 def test_hash_opens_a_unit(browser, digits_page):
     page = load(browser, digits_page[0], "#unit-5")
     assert card_unit(page) == 5

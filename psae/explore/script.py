@@ -220,10 +220,19 @@ function sortBy(key) {
     th.dataset.key === key ? (dir > 0 ? "ascending" : "descending") : "none"));
 }
 
-// filter text: unit numbers and ranges ("3, 10-20") or a class name
+// filter text: unit numbers and ranges ("3, 10-20", or "unit 3"), "class 3" (a class by its
+// name, which on digit data is a number too), or a class name alone
+function byClass(name) {
+  name = name.trim().toLowerCase();
+  const c = LABELLED ? D.classes.findIndex((n) => String(n).toLowerCase() === name) : -1;
+  return c >= 0 ? (j) => U.cls[j] === c : () => false;
+}
 function parseQuery(q) {
   q = q.trim();
   if (!q) return null;
+  const named = /^class\s*:?\s*(.+)$/i.exec(q);
+  if (named) return byClass(named[1]);
+  q = q.replace(/^units?\s*:?\s*/i, "");
   if (/^[\d\s,\-]+$/.test(q)) {
     const sets = q.split(",").map((p) => p.trim()).filter(Boolean).map((p) => {
       const m = /^(\d+)\s*-\s*(\d+)$/.exec(p);
@@ -231,8 +240,7 @@ function parseQuery(q) {
     });
     return (j) => sets.some((r) => j >= r[0] && j <= r[1]);
   }
-  const c = LABELLED ? D.classes.findIndex((n) => String(n).toLowerCase() === q.toLowerCase()) : -1;
-  return c >= 0 ? (j) => U.cls[j] === c : () => false;
+  return byClass(q);
 }
 function applyFilter() {
   const match = parseQuery($("#f-query").value);

@@ -26,7 +26,7 @@ PAGE = """<!DOCTYPE html>
 <section id="units">
 <h2>Units</h2>
 <div class="controls">
-<label>Filter <input id="f-query" type="search" placeholder="unit (3, 10-20) or class"
+<label>Filter <input id="f-query" type="search" placeholder="units (3, 10-20) or class 3"
   autocomplete="off"></label>
 <label>min. frequency <input id="f-freq" type="number" min="0" max="100" step="any"
   placeholder="0"> %</label>
