@@ -312,3 +312,22 @@ def test_the_cifar_label_follows_the_copy_read(tmp_path, monkeypatch):
     proto = protocol_for("cifar10", quick=True, n_val=20)
     splits = load_splits("cifar10", proto, str(tmp_path))
     assert splits.label == "CIFAR-10"
+
+
+def test_a_flat_square_image_npz_is_drawn_as_images(tmp_path):
+    """X of shape (N, 256) is most often 16 x 16 images stored flat: their atoms are drawn as
+    16 x 16 images, and the note says how to give another shape; a width that is no square
+    (the waves' 24) stays a row of values."""
+    from psae import datasets
+    from psae.reproduce.figures import has_images
+
+    X, y = load_digits(return_X_y=True)
+    flat = np.kron(X.reshape(-1, 8, 8), np.ones((2, 2))).reshape(len(X), 256)  # 16 x 16
+    np.savez(tmp_path / "flat16.npz", X=flat[:300].astype(np.float32), y=y[:300])
+    ds = datasets.load(tmp_path / "flat16.npz")
+    assert ds.shape == (16, 16) and any("16×16 images" in n for n in ds.notes)
+    split = split_dataset(ds, protocol_for_data(240, 256, quick=True), "flat16.npz")
+    assert split.shape == (16, 16)
+    assert has_images({"datasets": {"f": {"shape": list(split.shape), "n_features": 256}}}, "f")
+    np.savez(tmp_path / "w.npz", X=np.zeros((30, 24), np.float32))
+    assert datasets.load(tmp_path / "w.npz").shape is None

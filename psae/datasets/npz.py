@@ -120,4 +120,16 @@ def read_npz(path: Path) -> RawData:
     if (ytr is None) != (yte is None) and Xte is not None:
         raise DatasetError(f"{path}: labels given for only one of train and test")
     (ytr, yte), classes = encode_labels([ytr, yte], path)
-    return RawData(Xtr, ytr, Xte, yte, shape, classes)
+    notes: tuple[str, ...] = ()
+    if shape is None and (side := _square_side(Xtr.shape[1])):
+        shape = (side, side)
+        notes = (f"X holds flat rows of {Xtr.shape[1]} = {side}×{side} values: drawn as "
+                 f"{side}×{side} images (save X with shape (N, H, W) to give another shape)",)
+    return RawData(Xtr, ytr, Xte, yte, shape, classes, notes=notes)
+
+
+def _square_side(d: int) -> int | None:
+    """The side of a square image of ``d`` pixels, from 4×4 up (flat rows of an .npz are most
+    often images stored flat: drawn as line plots, their atoms and filters said nothing)."""
+    side = int(round(d ** 0.5))
+    return side if side >= 4 and side * side == d else None
