@@ -170,3 +170,15 @@ def test_training_code_key_ignores_words_not_code():
     c = 'def f(x):\n    """Say why."""\n    return x + 2\n'
     assert _code_only(a) == _code_only(b) != _code_only(c)
     assert len(training_code_key()) == 16
+
+
+def test_the_matched_report_has_no_paper_protocol_section(run):
+    """Issue 20: a matched-only report listed 'no final runs' for every model, 'Selected
+    hyperparameters: No runs', the paper's model-selection text and its protocol table."""
+    out, res = run
+    assert res["protocol"] == "matched" and not res["final"]
+    md = (out / "report.md").read_text()
+    for leftover in ("Selected hyperparameters", "Missing pieces", "no final runs",
+                     "Model selection:", "Validation grid", "Paper protocol"):
+        assert leftover not in md, leftover
+    assert "Matched protocol:" in md and "max_epochs" in md

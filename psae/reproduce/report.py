@@ -239,23 +239,32 @@ def _explorer(doc: Doc, results: dict, links: dict) -> None:
 
 
 def _details(doc: Doc, results: dict) -> None:
-    doc.heading(2, "Run, protocol and grids")
-    with doc.details("Selected hyperparameters"):
-        doc.para("Chosen per (data set, model) on the validation split (CA; RE for data "
-                 "without labels); the score is that of the selected grid point.")
-        doc.table(*selected_table(results), empty="No runs.")
+    paper = has_paper_protocol(results)
+    doc.heading(2, "Run, protocol and grids" if paper else "Run, protocol and data")
+    if paper:
+        with doc.details("Selected hyperparameters"):
+            doc.para("Chosen per (data set, model) on the validation split (CA; RE for data "
+                     "without labels); the score is that of the selected grid point.")
+            doc.table(*selected_table(results), empty="No runs.")
     with doc.details("Run metadata"):
         doc.table(["item", "value"], run_info(results), anchor="run")
-    with doc.details("Protocol, data and grids"):
-        for text in PROTOCOL_TEXT:
+    with doc.details("Protocol, data and grids" if paper else "Protocol and data"):
+        for text in PROTOCOL_TEXT if paper else (PROTOCOL_TEXT[0], PROTOCOL_TEXT[-1]):
             doc.para(text)
-        if any("sha256" in (i or {}) for i in (results.get("datasets") or {}).values()):
+        if paper and any("sha256" in (i or {})
+                         for i in (results.get("datasets") or {}).values()):
             doc.para(DATA_RULE)
         for ds in dataset_keys(results):
             doc.heading(4, dataset_label(results, ds))
-            for name, headers, rows in dataset_tables(results, ds):
+            for name, headers, rows in dataset_tables(results, ds, paper=paper):
                 doc.para(f"{name}:")
                 doc.table(headers, rows)
+
+
+def has_paper_protocol(results: dict) -> bool:
+    """Whether the run holds the paper protocol (runs written before ``protocol`` was
+    recorded did), so that its selection, grids and missing final runs belong in the report."""
+    return results.get("protocol", "paper") in ("paper", "both") or bool(results.get("final"))
 
 
 # ---------------------------------------------------------------------------------- report
@@ -283,7 +292,8 @@ def write_report(
         _figures(doc, results, figures, out_dir, links, missing)
     _explorer(doc, results, links)
     _details(doc, results)
-    notes = missing_pieces(results, out_dir) + [f"figure file {p} not found" for p in missing]
+    notes = (missing_pieces(results, out_dir) if has_paper_protocol(results) else []) \
+        + [f"figure file {p} not found" for p in missing]
     if notes:
         doc.heading(2, "Missing pieces")
         doc.bullets(notes)

@@ -207,15 +207,25 @@ _DESC_KEYS = ("label", "source", "sha256", "shape", "n_features", "n_train", "n_
 _NOT_DESC = ("protocol", "grid", "labels")
 
 
-def dataset_tables(results: dict, ds: str) -> list[tuple[str, list[str], list[list[Cell]]]]:
-    """(name, headers, rows) of a data set's description, protocol and validation grid."""
+def dataset_tables(results: dict, ds: str, paper: bool = True
+                   ) -> list[tuple[str, list[str], list[list[Cell]]]]:
+    """(name, headers, rows) of a data set's description, protocol and validation grid; without
+    ``paper`` (a matched-only run), the matched protocol's settings instead of the paper
+    protocol's and its grid."""
     info = (results.get("datasets") or {}).get(ds) or {}
     tables = []
-    desc = [[k, fmt_value(info[k])] for k in _DESC_KEYS if info.get(k) not in ("", None)]
+    keys = _DESC_KEYS if paper else tuple(k for k in _DESC_KEYS if k != "selection")
+    desc = [[k, fmt_value(info[k])] for k in keys if info.get(k) not in ("", None)]
     desc += [[k, fmt_value(v)] for k, v in info.items()
              if k not in (*_DESC_KEYS, *_NOT_DESC) and v not in ("", None)]
     if desc:
         tables.append(("Data", ["field", "value"], desc))
+    if not paper:
+        matched = (results.get("matched_protocol") or {}).get(ds) or {}
+        if matched:
+            tables.append(("Matched protocol", ["parameter", "value"],
+                           [[str(k), fmt_value(v)] for k, v in matched.items()]))
+        return tables
     proto = info.get("protocol") or {}
     if isinstance(proto, dict) and proto:
         tables.append(("Protocol", ["parameter", "value"],
