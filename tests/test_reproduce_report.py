@@ -418,3 +418,14 @@ def test_data_without_labels_has_no_ca_and_says_why(tmp_path):
 
     assert dataset_answer(res, "series").startswith("CA not computed on SERIES: no labels · ")
     assert dataset_answer(res, "digits").startswith("Best CA on DIGITS: PSAE")
+
+
+def test_most_even_sparsity_is_never_the_dense_model():
+    """A dense code (RAE) with the lowest SSD was named 'most even sparsity': it is ranked
+    among the sparse models only."""
+    from psae.reproduce.answers import dataset_answer, headline
+
+    res = _results_no_files({**GOOD, "rae": {**GOOD["rae"], "SSD": 0.001}})
+    for text in (dataset_answer(res, "digits"), headline(res)):
+        part = text.split("most even sparsity")[1].split("·")[0]
+        assert "RAE" not in part and "PSAE" in part, text

@@ -10,7 +10,7 @@ __all__ = ["headline", "dataset_answer", "claims_answer", "data_line"]
 
 # (metric, how the answer names it, higher is better)
 ANSWER_METRICS = (("CA", "best CA", True), ("S", "sparsest codes (S)", True),
-                  ("SSD", "most even sparsity (lowest SSD)", False),
+                  ("SSD", "most even sparsity among the sparse models (lowest SSD)", False),
                   ("RE", "lowest RE", False))
 
 
@@ -19,9 +19,12 @@ def _value(metric: str, v: float) -> str:
 
 
 def _ranked(results: dict, ds: str, metric: str, higher: bool) -> list[tuple[str, float]]:
-    """(model, mean) of the models with a value, best first."""
+    """(model, mean) of the models with a value, best first. The spread of sparsity (SSD) is
+    ranked among the sparse models only: a dense code's (RAE's, L0 near M) says nothing of
+    how evenly a code is sparse."""
+    dense = {"rae"} if metric == "SSD" else set()
     vals = [(m, st[0]) for m in models_for(results, ds)
-            if (st := metric_stats(results, ds, m, metric)) is not None]
+            if m not in dense and (st := metric_stats(results, ds, m, metric)) is not None]
     return sorted(vals, key=lambda mv: -mv[1] if higher else mv[1])
 
 
