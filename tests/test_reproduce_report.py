@@ -429,3 +429,19 @@ def test_most_even_sparsity_is_never_the_dense_model():
     for text in (dataset_answer(res, "digits"), headline(res)):
         part = text.split("most even sparsity")[1].split("·")[0]
         assert "RAE" not in part and "PSAE" in part, text
+
+
+def test_a_paper_claim_says_which_other_models_beat_psae():
+    """'S highest for PSAE' is judged among the paper's four; TopK with a higher S in the same
+    table is named rather than passed over in silence."""
+    res = _results_no_files()
+    res["models"] = [*res["models"], "topk"]
+    res.setdefault("model_labels", {})["topk"] = "TopK"
+    for ds in res["summary"]:
+        res["summary"][ds]["topk"] = {k: dict(v) for k, v in res["summary"][ds]["psae"].items()}
+        res["summary"][ds]["topk"]["S"]["mean"] = 0.99
+    rows = {(r["id"], r["dataset"]): r for r in evaluate_claims(res)}
+    s_row = rows[(2, "digits")]
+    assert "among the paper's four" in s_row["claim"] and s_row["held"] is True
+    assert "outside the paper's four models, TopK 0.99 higher than PSAE" in s_row["detail"]
+    assert "outside" not in rows[(4, "digits")]["detail"]  # TopK's CA ties PSAE's: not higher
