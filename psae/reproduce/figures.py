@@ -233,7 +233,7 @@ def _bars(ax: Axes, results: dict, metric: str, title: str, legend: bool = True)
     colors = model_colors(results)
     width = 0.8 / max(len(models), 1)
     x = np.arange(len(datasets), dtype=np.float64)
-    drawn = False
+    drawn, lows = False, []
     for i, m in enumerate(models):
         means, stds = [], []
         for ds in datasets:
@@ -243,6 +243,8 @@ def _bars(ax: Axes, results: dict, metric: str, title: str, legend: bool = True)
         if np.all(np.isnan(means)):
             continue
         drawn = True
+        lows += [mu - (sd if np.isfinite(sd) else 0.0) for mu, sd in zip(means, stds,
+                                                                        strict=True)]
         ax.bar(x - 0.4 + width * (i + 0.5), means, width, yerr=stds, capsize=3,
                color=colors[m], label=model_label(results, m), edgecolor="black", linewidth=0.4)
     ax.set_xticks(x)
@@ -250,8 +252,12 @@ def _bars(ax: Axes, results: dict, metric: str, title: str, legend: bool = True)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(metric)
     ax.grid(axis="y", alpha=0.3)
-    if metric in ("S", "CA"):
+    if metric == "S":
         ax.set_ylim(0, 1.05)
+    elif metric == "CA" and drawn:
+        # accuracies differ in their last points: from 0, 0.959 and 0.981 looked the same
+        low = float(np.nanmin(lows)) if np.isfinite(np.nanmin(lows)) else 0.0
+        ax.set_ylim(max(0.0, np.floor((low - 0.02) * 20) / 20), 1.0)
     if not drawn:
         _note(ax, f"no {metric} values")
     elif legend:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from .claims import dataset_label, model_label
 from .figures import model_colors, save_figure
@@ -50,6 +51,11 @@ def _panel(ax, results: dict, ds: str, metric: str, title: str, colors: dict) ->
     for t in targets_of(results, ds):
         ax.axvline(float(t), color="0.85", linewidth=0.8, zorder=0)
     ax.set_xscale("log")
+    # ticks at the targets only, written plainly: the log axis's own labels ran together
+    # ("2×10⁰3×10⁰4×10⁰6×10⁰")
+    ax.xaxis.set_major_locator(FixedLocator([float(t) for t in targets_of(results, ds)]))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("mean test L0 (active units per sample)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
