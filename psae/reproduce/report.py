@@ -123,8 +123,11 @@ def _figure(doc: Doc, results: dict, out_dir: Path, rel: str, links: dict, missi
     if uri is None:
         missing.append(rel)
         return
+    # the units' pages belong under the picture of the units (the learned filters), not
+    # under every figure: nine links repeated ten times were noise
+    units = Path(rel).name.startswith("filters")
     doc.figure(uri, rel, figure_caption(results, rel),
-               _explore_links(results, links, figure_dataset(rel)), css=css)
+               _explore_links(results, links, figure_dataset(rel)) if units else [], css=css)
 
 
 # ---------------------------------------------------------------------------------- sections
