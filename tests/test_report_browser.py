@@ -78,3 +78,16 @@ def test_a_models_link_opens_its_explorer_page(page, run_dir):
         "figure:has(img[alt='filters_digits']) a", "as => as.map(a => a.getAttribute('href'))")
     assert hrefs == [f"explore/digits__{k}/index.html" for k in MODELS.split(",")]
     assert page.errors == []
+
+
+def test_figures_are_drawn_at_the_page_width_and_nothing_overflows(page, run_dir):
+    """Fig. 2 (drawn 1,320 px wide) was shown at 640 px, its labels about 7 px high; a wide
+    table overflowed a 1,400-px window."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto((run_dir / "report.html").as_uri())
+    page.wait_for_load_state("load")
+    assert page.eval_on_selector("figure.headline img", "i => i.getBoundingClientRect().width") \
+        > 1000
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate("[...document.querySelectorAll('table')].every("
+                         "t => t.parentElement.classList.contains('table-wrap'))")

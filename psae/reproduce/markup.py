@@ -116,14 +116,15 @@ class Doc:
             self.para(empty)
             return
         attrs = (f' class="{css}"' if css else "") + (f' id="{anchor}"' if anchor else "")
-        out = [f"<table{attrs}>",
+        # wrapped so that a wide table scrolls inside the page instead of overflowing it
+        out = [f'<div class="table-wrap"><table{attrs}>',
                "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"]
         for row in rows:
             num = ' class="num"'
             tds = [f"<td{num if i >= numeric_from else ''}>{_html_inline(c)}</td>"
                    for i, c in enumerate(row)]
             out.append("<tr>" + "".join(tds) + "</tr>")
-        self.h.append("\n".join(out + ["</table>"]))
+        self.h.append("\n".join(out + ["</table></div>"]))
         md = ["| " + " | ".join(md_escape(h) for h in headers) + " |",
               "|" + "|".join("---" for _ in headers) + "|"]
         md += ["| " + " | ".join(_md_inline(c) for c in row) + " |" for row in rows]

@@ -93,7 +93,8 @@ a { color: #1f5fa8; }
 .data { color: #555; font-size: .9em; margin-bottom: .2em; }
 .ok { color: #1e7e34; font-weight: bold; } .bad { color: #b02a1a; font-weight: bold; }
 figure { margin: 1.2em 0 2em; } figure img { max-width: 100%; border: 1px solid #ddd; }
-figure.headline img { max-width: 640px; }
+figure.headline img { width: 100%; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
 figcaption { font-size: 0.9em; color: #444; margin-top: .3em; }
 details { margin: .6em 0; border: 1px solid #ddd; border-radius: 4px; padding: .3em .8em; }
 summary { cursor: pointer; font-weight: bold; }
