@@ -447,3 +447,11 @@ def test_a_paper_claim_says_which_other_models_beat_psae():
     assert "among the paper's four" in s_row["claim"] and s_row["held"] is True
     assert "outside the paper's four models, TopK 0.99 higher than PSAE" in s_row["detail"]
     assert "outside" not in rows[(4, "digits")]["detail"]  # TopK's CA ties PSAE's: not higher
+
+
+def test_the_headline_says_how_psae_placed():
+    from psae.reproduce.answers import headline
+
+    res = _results_no_files({**GOOD, "l1": {**GOOD["l1"], "CA": 0.99}})
+    line = headline(res)
+    assert "PSAE's place (on DIGITS, TINY_RGB, SERIES): CA 2 of 5, 2 of 5, 2 of 5;" in line

@@ -44,7 +44,27 @@ def headline(results: dict) -> str:
             parts.append(f"{name}: " + ", ".join(
                 f"{model_label(results, m)} ({', '.join(d)})" for m, d in won.items()))
     where = f" on {dataset_label(results, keys[0])}" if len(keys) == 1 else ""
-    return f"Winners{where} — " + " · ".join(parts) + "." if parts else "No results yet."
+    if not parts:
+        return "No results yet."
+    return f"Winners{where} — " + " · ".join(parts) + "." + _psae_line(results, keys)
+
+
+def _psae_line(results: dict, keys: list[str]) -> str:
+    """How PSAE, the paper's model, placed on each measure: its rank per data set."""
+    ranks = []
+    for metric, _, higher in ANSWER_METRICS:
+        places = []
+        for ds in keys:
+            ranked = [m for m, _ in _ranked(results, ds, metric, higher)]
+            if "psae" in ranked:
+                places.append(f"{ranked.index('psae') + 1} of {len(ranked)}")
+        if places:
+            ranks.append(f"{metric} {', '.join(places)}")
+    if not ranks:
+        return ""
+    where = "" if len(keys) == 1 else \
+        f" (on {', '.join(dataset_label(results, ds) for ds in keys)})"
+    return f" {model_label(results, 'psae')}'s place{where}: " + "; ".join(ranks) + "."
 
 
 def dataset_answer(results: dict, ds: str) -> str:
