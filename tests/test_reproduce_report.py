@@ -455,3 +455,14 @@ def test_the_headline_says_how_psae_placed():
     res = _results_no_files({**GOOD, "l1": {**GOOD["l1"], "CA": 0.99}})
     line = headline(res)
     assert "PSAE's place (on DIGITS, TINY_RGB, SERIES): CA 2 of 5, 2 of 5, 2 of 5;" in line
+
+
+def test_a_choice_at_the_grid_edge_is_said():
+    from psae.reproduce.tables import grid_edges
+
+    grid = [{"lam": 1.0}, {"lam": 3.0}, {"lam": 10.0}]
+    assert grid_edges(grid, {"lam": 10.0}) == ["lam = 10, the grid's largest"]
+    assert grid_edges(grid, {"lam": 3.0}) == []
+    assert grid_edges(grid[:2], {"lam": 1.0}) == []  # two points: every choice is an edge
+    assert grid_edges([{"beta": b, "rho": 0.05} for b in (0.003, 0.01, 0.1)],
+                      {"beta": 0.003, "rho": 0.05}) == ["beta = 0.003, the grid's smallest"]
