@@ -71,6 +71,10 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                         "test samples in proportion) (default: all)")
     p.add_argument("--grayscale", action="store_true",
                    help="convert colour images to gray (an error for data without colour)")
+    p.add_argument("--hold-out-test", action="store_true",
+                   help="for a file without a test split: carve the one psae reproduce carves "
+                        "(20 %% of the rows, stratified by label, seed 0) and keep it out of "
+                        "training, so that fit and evaluate give the report's numbers")
 
 
 def load_data(args):
@@ -88,7 +92,26 @@ def load_data(args):
     for text in ds.notes:
         if text != GRAY_NOTE and "X_test is None" not in text:
             note(text)
-    return ds
+    return _hold_out_test(ds, args.data) if getattr(args, "hold_out_test", False) else ds
+
+
+def _hold_out_test(ds, data):
+    """``ds`` with the test split ``psae reproduce`` carves from a file that has none."""
+    import dataclasses
+
+    from .reproduce.data import SPLIT_SEED, TEST_FRACTION, carve
+
+    if ds.X_test is not None:
+        raise ParameterError(f"--hold-out-test: {data} has a test split of its own "
+                             f"({len(ds.X_test)} rows), which is used as it is")
+    n = len(ds.X_train)
+    X_train, y_train, X_test, y_test, strat = carve(ds.X_train, ds.y_train, TEST_FRACTION)
+    note(f"test split: {TEST_FRACTION:.0%} of {data}'s {n} rows ({len(X_test)}) held out, "
+         f"{'stratified by label' if strat else 'random'}, seed {SPLIT_SEED}, as psae "
+         "reproduce carves it")
+    notes = tuple(t for t in ds.notes if "X_test is None" not in t)
+    return dataclasses.replace(ds, X_train=X_train, y_train=y_train, X_test=X_test,
+                               y_test=y_test, notes=notes)
 
 
 def pick_split(ds, split: str | None, purpose: str):

@@ -331,3 +331,31 @@ def test_a_flat_square_image_npz_is_drawn_as_images(tmp_path):
     assert has_images({"datasets": {"f": {"shape": list(split.shape), "n_features": 256}}}, "f")
     np.savez(tmp_path / "w.npz", X=np.zeros((30, 24), np.float32))
     assert datasets.load(tmp_path / "w.npz").shape is None
+
+
+def test_hold_out_test_carves_the_split_reproduce_carves(files, tmp_path, capsys):
+    """A file without a test split: reproduce scored on 20 % it carved, fit trained on every
+    row; --hold-out-test gives fit, encode and evaluate the same test rows."""
+    import argparse
+
+    from psae import datasets
+    from psae.cli_data import add_data_args, load_data
+    from psae.errors import ParameterError
+
+    p = argparse.ArgumentParser()
+    add_data_args(p)
+    ds = load_data(p.parse_args(["--data", str(files["rows"]), "--hold-out-test"]))
+    full = datasets.load(files["rows"])
+    split = split_dataset(full, protocol_for_data(len(full.X_train), 64), "rows.csv")
+    np.testing.assert_array_equal(ds.X_test, split.X_test)
+    np.testing.assert_array_equal(ds.X_train, split.X_train)
+    assert len(ds.X_train) + len(ds.X_test) == len(full.X_train)
+    assert "as psae reproduce carves it" in capsys.readouterr().err
+    with pytest.raises(ParameterError, match="has a test split of its own"):
+        load_data(p.parse_args(["--data", str(files["digits8x8"]), "--hold-out-test"]))
+    assert main(["fit", "--data", str(files["rows"]), "--hold-out-test", "--n-components", "8",
+                 "--epochs", "4", "--quiet", "--out", str(tmp_path / "m")]) == 0
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(files["rows"]),
+                 "--hold-out-test", "--json", str(tmp_path / "e.json")]) == 0
+    scores = json.loads((tmp_path / "e.json").read_text())
+    assert scores["split"] == "test" and scores["n_samples"] == len(ds.X_test) == 60
