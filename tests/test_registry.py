@@ -112,3 +112,17 @@ def test_docs_protocol_embeds_the_registry_table():
     block = doc.split("<!-- registry:begin -->\n")[1].split("\n<!-- registry:end -->")[0]
     assert block == sparsity.markdown_table(), \
         "docs/protocol.md is stale: put `psae models --markdown` between the markers"
+
+
+def test_one_model_two_spellings_accepted_everywhere():
+    """fit took --penalty sql0 and reproduce --models psae: each now takes both."""
+    from psae import sparsity
+    from psae.errors import ParameterError
+    from psae.reproduce.cli import _models
+
+    assert sparsity.get("psae") is sparsity.get("sql0")
+    assert sparsity.get("rae") is sparsity.get("none")
+    assert sparsity.by_key("sql0") is sparsity.by_key("psae")
+    assert _models("sql0,psae,none,topk") == ["psae", "rae", "topk"]
+    with pytest.raises(ParameterError, match="model names"):
+        sparsity.get("bogus")

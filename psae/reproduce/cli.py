@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 
+from ..errors import ParameterError
 from .protocol import DATA_RULE, DATASETS, models
 
 __all__ = ["add_parser"]
@@ -14,6 +15,20 @@ __all__ = ["add_parser"]
 
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _models(text: str) -> list[str]:
+    """Model names, a penalty name taken for its model (``sql0`` is psae, ``none`` rae)."""
+    from .. import sparsity
+
+    out = []
+    for name in _names(text):
+        try:
+            key = sparsity.by_key(name).key
+        except ParameterError:
+            key = name  # RunConfig names the unknown ones with the choices
+        out.append(key)
+    return list(dict.fromkeys(out))
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -44,8 +59,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="auto",
                    help="the label column of the .csv --data files, as for 'psae fit': an "
                         "index, a header name, 'auto' or 'none' (default: auto)")
-    p.add_argument("--models", type=_names, default=None,
-                   help=f"comma-separated, from {','.join(models())} (default: all)")
+    p.add_argument("--models", type=_models, default=None,
+                   help=f"comma-separated, from {','.join(models())} (or the penalty names: "
+                        "sql0 for psae, none for rae; default: all)")
     p.add_argument("--data-dir", default=None,
                    help="where the data sets live (default: $PSAE_DATA or a per-user dir)")
     p.add_argument("--out", default="runs/reproduce", help="output directory")

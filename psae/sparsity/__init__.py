@@ -50,11 +50,16 @@ def keys() -> tuple[str, ...]:
 
 
 def get(name: str) -> Mechanism:
-    """The mechanism called ``name``; a ValueError lists the known ones."""
+    """The mechanism called ``name``, or whose model name it is (``"psae"`` is sql0, ``"rae"``
+    none: one model, two spellings, each accepted everywhere); an error lists the known ones."""
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise ParameterError(f"unknown penalty {name!r}; choose one of {names()}") from None
+        for m in _REGISTRY.values():
+            if m.key and m.key == name:
+                return m
+        raise ParameterError(f"unknown penalty {name!r}; choose one of {names()} (or their "
+                             f"model names {', '.join(keys())})") from None
 
 
 def defaults_of(param: str) -> str:
@@ -64,11 +69,15 @@ def defaults_of(param: str) -> str:
 
 
 def by_key(key: str) -> Mechanism:
-    """The mechanism whose reproduce model name is ``key`` (``"psae"`` → sql0)."""
+    """The mechanism whose reproduce model name is ``key`` (``"psae"`` → sql0); its penalty
+    name is accepted too (``"sql0"``)."""
     for m in _REGISTRY.values():
         if m.key == key:
             return m
-    raise ParameterError(f"unknown model {key!r}; choose from {', '.join(keys())}")
+    if key in _REGISTRY and _REGISTRY[key].key:
+        return _REGISTRY[key]
+    raise ParameterError(f"unknown model {key!r}; choose from {', '.join(keys())} (or their "
+                         f"penalty names {', '.join(names())})")
 
 
 def _fmt(v) -> str:
