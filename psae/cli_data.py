@@ -80,7 +80,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 def load_data(args):
     """The :class:`~psae.datasets.Dataset` that ``--data`` and its options describe."""
     from . import datasets
-    from .datasets.finish import GRAY_NOTE
+    from .datasets.finish import GRAY_NOTE, NO_TEST_NOTE
 
     label = datasets.parse_label_column(args.label_column)
     if label != "auto" and not str(args.data).lower().endswith(".csv"):
@@ -90,7 +90,7 @@ def load_data(args):
     if args.grayscale and GRAY_NOTE not in ds.notes:
         raise ParameterError(f"--grayscale: {args.data} has no colour images to convert")
     for text in ds.notes:
-        if text != GRAY_NOTE and "X_test is None" not in text:
+        if text not in (GRAY_NOTE, NO_TEST_NOTE):
             note(text)
     return _hold_out_test(ds, args.data) if getattr(args, "hold_out_test", False) else ds
 
@@ -99,6 +99,7 @@ def _hold_out_test(ds, data):
     """``ds`` with the test split ``psae reproduce`` carves from a file that has none."""
     import dataclasses
 
+    from .datasets.finish import NO_TEST_NOTE
     from .reproduce.data import SPLIT_SEED, TEST_FRACTION, carve
 
     if ds.X_test is not None:
@@ -109,7 +110,7 @@ def _hold_out_test(ds, data):
     note(f"test split: {TEST_FRACTION:.0%} of {data}'s {n} rows ({len(X_test)}) held out, "
          f"{'stratified by label' if strat else 'random'}, seed {SPLIT_SEED}, as psae "
          "reproduce carves it")
-    notes = tuple(t for t in ds.notes if "X_test is None" not in t)
+    notes = tuple(t for t in ds.notes if t != NO_TEST_NOTE)
     return dataclasses.replace(ds, X_train=X_train, y_train=y_train, X_test=X_test,
                                y_test=y_test, notes=notes)
 

@@ -36,6 +36,7 @@ def _limit_test(limit: int, n_train: int, n_test: int, n_classes: int) -> int:
     return min(n_test, max(k, n_classes))
 
 
+NO_TEST_NOTE = "no test split in this source"  # the commands say what they do about it instead
 GRAY_NOTE = "colour images converted to gray (ITU-R 601 luma)"
 
 
@@ -90,7 +91,7 @@ def finish(
     ytr = None if ytr is None else _own(ytr, np.int64)
     yte = None if yte is None else _own(yte, np.int64)
     if Xte is None:
-        notes = (*notes, "no test split in this source (X_test is None)")
+        notes = (*notes, NO_TEST_NOTE)
     return Dataset(
         name=name,
         X_train=Xtr,

@@ -96,6 +96,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def cmd_reproduce(args) -> int:
     from ..cli_data import note
     from ..datasets import parse_label_column
+    from ..datasets.finish import NO_TEST_NOTE
     from .runner import RunConfig, run
 
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
@@ -111,7 +112,7 @@ def cmd_reproduce(args) -> int:
     )
     for u in cfg.user.values():
         for text in u.dataset.notes:
-            if "X_test is None" not in text:
+            if text != NO_TEST_NOTE:
                 note(f"{u.path}: {text}")
     results = run(cfg)
     print(json.dumps({"out": str(args.out), "seconds": round(results["seconds"], 1),

@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..datasets import Dataset, LabelColumn
+from ..datasets.finish import NO_TEST_NOTE
 from ..digest import hash_file
 from ..errors import InputError, ParameterError
 from .protocol import DATASETS, DataProtocol
@@ -73,7 +74,7 @@ class UserData:
         return {"source": self.path, "sha256": self.sha256,
                 "label_column": ds.label_column,
                 "classes": ", ".join(classes) if classes else "none (no labels)",
-                "reader_notes": "; ".join(n for n in ds.notes if "X_test is None" not in n)}
+                "reader_notes": "; ".join(n for n in ds.notes if n != NO_TEST_NOTE)}
 
 
 def _class_names(ds: Dataset) -> list[str] | None:
