@@ -81,6 +81,7 @@ def load_data(args):
     """The :class:`~psae.datasets.Dataset` that ``--data`` and its options describe."""
     from . import datasets
     from .datasets.finish import GRAY_NOTE, NO_TEST_NOTE
+    from .datasets.npz import SQUARE_NOTE
 
     label = datasets.parse_label_column(args.label_column)
     if label != "auto" and not str(args.data).lower().endswith(".csv"):
@@ -90,7 +91,7 @@ def load_data(args):
     if args.grayscale and GRAY_NOTE not in ds.notes:
         raise ParameterError(f"--grayscale: {args.data} has no colour images to convert")
     for text in ds.notes:
-        if text not in (GRAY_NOTE, NO_TEST_NOTE):
+        if text not in (GRAY_NOTE, NO_TEST_NOTE, SQUARE_NOTE):
             note(text)
     return _hold_out_test(ds, args.data) if getattr(args, "hold_out_test", False) else ds
 

@@ -34,7 +34,7 @@ def test_every_model_at_every_target_with_figures_and_claims(run):
         assert (out / "figures" / f"{kind}_digits.png").stat().st_size > 10_000
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 2
-    assert html.index("Matched sparsity") < html.index("Run, protocol and grids")
+    assert html.index("Matched sparsity") < html.index("Run, protocol and data")
     claims = res["matched_claims"]
     assert {c["id"] for c in claims} >= {"a", "c", "d", "e"} and all(c["detail"] for c in claims)
     assert matched_claims(res) == claims

@@ -325,7 +325,7 @@ def test_a_flat_square_image_npz_is_drawn_as_images(tmp_path):
     flat = np.kron(X.reshape(-1, 8, 8), np.ones((2, 2))).reshape(len(X), 256)  # 16 x 16
     np.savez(tmp_path / "flat16.npz", X=flat[:300].astype(np.float32), y=y[:300])
     ds = datasets.load(tmp_path / "flat16.npz")
-    assert ds.shape == (16, 16) and any("16×16 images" in n for n in ds.notes)
+    assert ds.shape == (16, 16) and any("drawn as square images" in n for n in ds.notes)
     split = split_dataset(ds, protocol_for_data(240, 256, quick=True), "flat16.npz")
     assert split.shape == (16, 16)
     assert has_images({"datasets": {"f": {"shape": list(split.shape), "n_features": 256}}}, "f")

@@ -10,7 +10,11 @@ import numpy as np
 from ._base import DatasetError, RawData
 from .arraychecks import encode_labels, first_nonfinite
 
-__all__ = ["read_npz"]
+__all__ = ["read_npz", "SQUARE_NOTE"]
+
+# said in the reproduce report's data table; not on every command's stderr
+SQUARE_NOTE = ("X holds flat rows whose width is a square: drawn as square images (save X with "
+               "shape (N, H, W) to give another shape)")
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
 _NPY_MAGIC = b"\x93NUMPY"
@@ -123,8 +127,7 @@ def read_npz(path: Path) -> RawData:
     notes: tuple[str, ...] = ()
     if shape is None and (side := _square_side(Xtr.shape[1])):
         shape = (side, side)
-        notes = (f"X holds flat rows of {Xtr.shape[1]} = {side}×{side} values: drawn as "
-                 f"{side}×{side} images (save X with shape (N, H, W) to give another shape)",)
+        notes = (SQUARE_NOTE,)
     return RawData(Xtr, ytr, Xte, yte, shape, classes, notes=notes)
 
 
