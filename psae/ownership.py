@@ -41,8 +41,6 @@ MODEL_CONFIG, MODEL_WEIGHTS, MODEL_NORMALIZER = "config.json", "model.safetensor
 MODEL_FORMAT = "psae.SparseAutoencoder"
 
 
-
-
 def is_temporary(name: str) -> bool:
     """Whether ``name`` is one of psae's temporaries (a hidden name carrying the marker)."""
     return name.startswith(".") and TEMP_TAG in name

@@ -33,6 +33,8 @@ import math
 
 import torch
 
+from .metrics import calibrated_threshold
+
 __all__ = ["Plateau"]
 
 FLOOR = 0.1  # progress is measured against at least this share of the held-out variance
@@ -124,17 +126,12 @@ class Plateau:
             module.train(was_training)
 
     def _trimmed_re(self, module) -> float:
-        """RE of the held-out codes with all but the largest target·N activations zeroed (never
-        those above the default threshold's floor: a threshold removes activity, never adds)."""
-        from .metrics import DEFAULT_THRESHOLD
-
+        """RE of the held-out codes trimmed as calibration will trim them
+        (:func:`psae.metrics.calibrated_threshold`: the held-out mean L0 on the target, never
+        a threshold under the default one)."""
         H = torch.cat([module.encode(self.X_val[s:s + self.batch]).float()
                        for s in range(0, self.X_val.shape[0], self.batch)])
-        keep = int(round(self.target_l0 * H.shape[0]))
-        mag = H.abs().flatten()
-        theta = DEFAULT_THRESHOLD
-        if 0 < keep < int((mag > theta).sum()):
-            theta = max(theta, float(mag.kthvalue(mag.numel() - keep).values))
+        theta = calibrated_threshold(H.cpu().numpy(), self.target_l0)
         H = H * (H.abs() > theta)
         total = 0.0
         for s in range(0, H.shape[0], self.batch):

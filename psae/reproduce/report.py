@@ -167,9 +167,9 @@ def _paper_protocol(doc: Doc, results: dict, figures: dict, out_dir: Path, links
     if HEADLINE_FIGURE in (figures.get("fig2") or []):
         _figure(doc, results, out_dir, HEADLINE_FIGURE, links, missing, css="headline")
     _results_tables(doc, results, links)
-    if edges := [f"{r[1]} on {r[0]} ({r[-1]})" for r in selected_table(results)[1]
-                 if r[-1] != "—"]:
-        doc.para(f"⚠ {len(edges)} of {len(selected_table(results)[1])} models were chosen at "
+    selected = selected_table(results)[1]
+    if edges := [f"{r[1]} on {r[0]} ({r[-1]})" for r in selected if r[-1] != "—"]:
+        doc.para(f"⚠ {len(edges)} of {len(selected)} models were chosen at "
                  "the edge of their validation grid, where a better point may lie beyond it: "
                  + "; ".join(edges) + ".")
     doc.heading(3, "The paper's claims")
