@@ -61,6 +61,30 @@ def test_a_resumed_run_may_add_seeds_and_runs_only_theirs(run, tmp_path):
     new = sorted(set(after) - set(stamps))
     assert new and all("__seed1" in k for k in new)
     assert len(new) == sum("__seed0" in k for k in stamps if "__matched" in k)
+    # each second seed's atoms are compared with the first's: stability in (0, 1)
+    for name in new:
+        stab = json.loads((out / "cells" / name).read_text())["stability"]
+        assert set(stab) == {"seed0"} and 0.0 < stab["seed0"] < 0.999, (name, stab)
+
+
+def test_thresholded_fits_keep_their_raw_view_and_a_threshold_sweep(run):
+    _, res = run
+    swept = 0
+    for c in res["matched"]:
+        if c["model"] in ("rae", "topk"):  # exact zeros by construction: nothing to trim
+            assert c["test_raw"] is None and c["sweep"] == []
+            continue
+        raw, trimmed = c["test_raw"], c["test"]
+        assert raw["L0_mean"] >= trimmed["L0"]["mean"] - 1e-9  # trimming only removes
+        sweep = c["sweep"]
+        assert [r["factor"] for r in sweep] == [0.0, 0.5, 1.0, 2.0]
+        assert sweep[0]["FVU"] == pytest.approx(raw["FVU"], rel=1e-5)
+        assert sweep[2]["L0_mean"] == pytest.approx(trimmed["L0"]["mean"], rel=1e-6)
+        assert sweep[2]["CA"] == pytest.approx(trimmed["CA"], abs=1e-9)
+        l0s = [r["L0_mean"] for r in sweep]
+        assert l0s == sorted(l0s, reverse=True)  # a higher threshold keeps fewer units
+        swept += 1
+    assert swept
 
 
 class _Stub:

@@ -13,8 +13,9 @@ from ..estimator import SparseAutoencoder
 from ..fileio import atomic_write
 from .protocol import DataProtocol, penalty_of
 
-__all__ = ["SCORE_KEYS", "SELECTION", "make_model", "score", "failed_scores", "cell_arrays",
-           "save_npz", "finite"]
+__all__ = ["SCORE_KEYS", "SELECTION", "SWEEP_FACTORS", "make_model", "score", "raw_scores",
+           "threshold_sweep", "failed_scores", "cell_arrays", "save_npz", "save_atoms",
+           "load_atoms", "finite"]
 
 N_FILTERS = 64
 N_RECONS = 8
@@ -23,6 +24,8 @@ SCORE_KEYS = ("RE", "FVU", "S", "SSD", "CA", "zero_codes", "L0", "L0_mean", "L0_
 # validation measure that picks a model's grid point, and whether higher is better: CA where
 # the data have labels, RE (the only measure left that says how good a code is) where not
 SELECTION = {"CA": True, "RE": False}
+# multiples of a fit's inference threshold θ at which the sweep scores its codes (0: raw codes)
+SWEEP_FACTORS = (0.0, 0.5, 1.0, 2.0)
 
 
 def finite(x) -> float | None:
@@ -53,6 +56,62 @@ def score(est, Xtr, ytr, Xev, yev, threshold: float) -> tuple[dict, np.ndarray]:
                               H_train=est.transform(Xtr) if labelled else None,
                               y_train=ytr, y=yev, threshold=threshold)
     return {k: scores.get(k) for k in SCORE_KEYS}, H
+
+
+def raw_scores(est, Xev) -> dict | None:
+    """The measures of the code layer's own output, before the inference threshold trims it
+    (the second view of a fit that has one; CA aside, which the sweep gives); None without
+    a threshold: those codes are the only ones."""
+    if getattr(est, "inference_threshold_", None) is None:
+        return None
+    H = est.transform(Xev, raw=True)
+    scores = metrics.evaluate(Xev, H, est.inverse_transform(H))
+    return {k: scores.get(k) for k in SCORE_KEYS if k != "CA"}
+
+
+def threshold_sweep(est, Xtr, ytr, Xev, yev) -> list[dict]:
+    """RE, FVU, mean L0 and CA of the codes trimmed at each of :data:`SWEEP_FACTORS` times the
+    fit's inference threshold θ (|h| ≤ t set to zero; factor 0 keeps the raw codes): how much
+    of a model's reconstruction and accuracy lives in the activations the threshold removes.
+    Empty for a fit without a threshold (its codes have exact zeros already)."""
+    theta = getattr(est, "inference_threshold_", None)
+    if theta is None:
+        return []
+    labelled = ytr is not None and yev is not None
+    H_ev = est.transform(Xev, raw=True)
+    H_tr = est.transform(Xtr, raw=True) if labelled else None
+    rows = []
+    for f in SWEEP_FACTORS:
+        t = f * theta
+        H = np.where(np.abs(H_ev) > t, H_ev, 0).astype(H_ev.dtype)
+        Y = est.inverse_transform(H)
+        rows.append({
+            "factor": f, "threshold": t,
+            "L0_mean": float(metrics.l0_counts(H, metrics.DEFAULT_THRESHOLD).mean()),
+            "RE": metrics.reconstruction_error(Xev, Y),
+            "FVU": metrics.fraction_of_variance_unexplained(Xev, Y),
+            "CA": metrics.classification_accuracy(
+                np.where(np.abs(H_tr) > t, H_tr, 0).astype(H_tr.dtype), ytr, H, yev)
+            if labelled else None,
+        })
+    return rows
+
+
+def save_atoms(path: Path, est) -> None:
+    """A fit's decoder atoms as unit vectors in float16, for the stability of its seeds."""
+    A = np.asarray(est.components_, dtype=np.float64)
+    n = np.linalg.norm(A, axis=1, keepdims=True)
+    save_npz(path, {"atoms": np.divide(A, n, out=np.zeros_like(A), where=n > 0)
+                    .astype(np.float16)})
+
+
+def load_atoms(path: Path) -> np.ndarray | None:
+    """The atoms :func:`save_atoms` wrote (None when the file is missing or unreadable)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["atoms"].astype(np.float32)
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def failed_scores(kind: str, threshold: float, labelled: bool = True) -> dict:

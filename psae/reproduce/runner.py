@@ -30,9 +30,13 @@ from .cells import (
     cell_arrays,
     failed_scores,
     finite,
+    load_atoms,
     make_model,
+    raw_scores,
+    save_atoms,
     save_npz,
     score,
+    threshold_sweep,
 )
 from .code_key import training_code_key
 from .data import Splits, UserData, load_splits, load_user_data, split_dataset
@@ -157,7 +161,7 @@ class RunConfig:
 # what a run writes at the top of --out: a user's entry with one of these names is never
 # replaced, even with --force
 OUTPUTS = ("run.json", "log.txt", "results.json", "results.csv", "report.html", "report.md",
-           "cells", "figures", "models", "explore")
+           "cells", "atoms", "figures", "models", "explore")
 _LEGACY = ("run.json", "log.txt", "results.json", "results.csv", "report.html", "report.md",
            "cells/*.json", "cells/*.npz", "figures/*.png", "explore/*/index.html")
 
@@ -287,6 +291,8 @@ def run(cfg: RunConfig) -> dict:
     for name in cfg.names:
         splits[name] = cfg.splits(name)
     make_dirs(cfg.out / "cells")
+    if cfg.matched:
+        make_dirs(cfg.out / "atoms")
     handler = _setup_logging(cfg.out)
     try:
         _check_resume(cfg)
@@ -418,10 +424,28 @@ class _Cells:
         if "error" not in cell:
             cell.update(penalty_weight=est.penalty_weight_, stopped_early=est.stopped_early_,
                         dead_fraction=est.dead_fraction_, batch_size=est.batch_size_,
-                        precision=est.precision_)
+                        precision=est.precision_,
+                        stability=self._stability(key, est, name, model, target, seed))
         atomic_write(path, json.dumps(cell))
         self.done[key] = cell
         return key
+
+    def _stability(self, key: str, est, name: str, model: str, target: int | None,
+                   seed: int) -> dict[str, float]:
+        """Atom stability against each earlier seed of the same model and target whose atoms
+        are on disk (``atoms/``, kept out of the committed results: a run resumed elsewhere
+        compares the seeds it has); this fit's atoms are saved for the seeds after it."""
+        atoms = self.cfg.out / "atoms"
+        save_atoms(atoms / f"{key}.npz", est)
+        out = {}
+        for s in self.seeds:
+            if s >= seed:
+                break
+            other = load_atoms(atoms / f"{name}__{model}__matched{target or 'dense'}"
+                                       f"__seed{s}.npz")
+            if other is not None:
+                out[f"seed{s}"] = metrics.atom_stability(est.components_, other)
+        return out
 
     def _fit(self, cell: dict, key: str, est=None, save_model: bool | None = None) -> None:
         cfg, name, kind = self.cfg, cell["dataset"], cell["kind"]
@@ -456,6 +480,12 @@ class _Cells:
                 save_final_model(cfg.out, name, cell["model"] if kind == "final"
                                  else f"{cell['model']}_matched", nz, est,
                                  {"reproduce": key, "params": cell["params"]})
+            if kind == "matched":
+                cell["test_raw"] = raw_scores(est, Xev)
+                if cell["seed"] == self.seeds[0]:
+                    t1 = time.perf_counter()
+                    cell["sweep"] = threshold_sweep(est, Xtr, ytr, Xev, yev)
+                    cell["sweep_seconds"] = time.perf_counter() - t1
             cell["arrays"] = f"cells/{key}.npz"
             save_npz(cfg.out / cell["arrays"], cell_arrays(est, H, Xev, self.threshold))
         log.info("%s: %s in %.1fs", key, json.dumps(cell.get("val") or cell["test"]),
