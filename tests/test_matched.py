@@ -30,7 +30,7 @@ def test_every_model_at_every_target_with_figures_and_claims(run):
             assert (m, t) in cells, (m, t)
     summary = res["matched_summary"]["digits"]
     assert summary["topk"][str(targets[0])]["L0_std"]["mean"] == 0.0  # k per sample, exactly
-    for kind in ("matched", "matched_curves"):
+    for kind in ("matched", "matched_curves", "matched_sweep"):
         assert (out / "figures" / f"{kind}_digits.png").stat().st_size > 10_000
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 2
@@ -68,7 +68,7 @@ def test_a_resumed_run_may_add_seeds_and_runs_only_theirs(run, tmp_path):
 
 
 def test_thresholded_fits_keep_their_raw_view_and_a_threshold_sweep(run):
-    _, res = run
+    out, res = run
     swept = 0
     for c in res["matched"]:
         if c["model"] in ("rae", "topk"):  # exact zeros by construction: nothing to trim
@@ -85,6 +85,9 @@ def test_thresholded_fits_keep_their_raw_view_and_a_threshold_sweep(run):
         assert l0s == sorted(l0s, reverse=True)  # a higher threshold keeps fewer units
         swept += 1
     assert swept
+    md = (out / "report.md").read_text()  # both views, and the sweep, in the report
+    assert "| FVU, exact | FVU, raw |" in md and "θ: L0 · FVU · CA" in md
+    assert "matched_sweep_digits.png" in md and "atom stability" in md
 
 
 class _Stub:

@@ -22,11 +22,17 @@ __all__ = ["matched_figures", "MATCHED_CAPTIONS"]
 
 PANELS = (("CA", "CA (softmax accuracy, higher is better)"),
           ("RE", "RE (test reconstruction error, lower is better)"),
-          ("L0_std", "std of per-sample L0 (0 = every sample equally sparse)"))
+          ("L0_std", "std of per-sample L0 (0 = every sample equally sparse)"),
+          ("stability", "atom stability across seeds (1 = the same atoms)"))
 MATCHED_CAPTIONS = {
-    "matched": "{ds}: CA, RE and the spread of per-sample L0 against the mean test L0, every "
-               "model trained to each target (mean ± std over seeds in both directions); RAE "
-               "(dense) is the dashed line.",
+    "matched": "{ds}: CA, RE, the spread of per-sample L0 and the stability of the atoms "
+               "across seeds (mean cosine of two seeds' decoder atoms after one-to-one "
+               "matching) against the mean test L0, every model trained to each target (mean "
+               "± std over seeds, or over pairs of seeds, in both directions); RAE (dense) is "
+               "the dashed line.",
+    "matched_sweep": "{ds}: FVU and CA of each thresholded fit's codes (target L0 {t}, seed 0) "
+                     "trimmed at 0 (raw codes), θ/2, θ (the calibrated inference threshold: the "
+                     "comparison's codes, filled marker) and 2θ, against their mean L0.",
     "matched_curves": "{ds}: validation RE per epoch at target L0 {t} (seed 0): each fit stops "
                       "after its second plateau (the first lowers the step size).",
 }
@@ -64,8 +70,8 @@ def _panel(ax, results: dict, ds: str, metric: str, title: str, colors: dict) ->
 def _matched(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
     if not targets_of(results, ds):
         return None
-    fig = Figure(figsize=(14, 4.4), layout="constrained")
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(12, 8), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
     for ax, (metric, title) in zip(axes, PANELS, strict=True):
         _panel(ax, results, ds, metric, title, colors)
     handles, labels = axes[1].get_legend_handles_labels()
@@ -95,13 +101,47 @@ def _curves(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
     return save_figure(fig, out_dir, f"matched_curves_{ds}")
 
 
+def _sweep(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
+    t = str(((results.get("matched_protocol") or {}).get(ds) or {}).get("explore_target", ""))
+    sweeps = {m: e[t]["sweep"] for m, e in
+              ((results.get("matched_summary") or {}).get(ds) or {}).items()
+              if (e.get(t) or {}).get("sweep")}
+    if not sweeps:
+        return None
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("FVU", "CA"), strict=True):
+        for m, rows in sweeps.items():
+            pts = [(r["L0_mean"], r[metric], r["factor"]) for r in rows
+                   if r.get(metric) is not None and r["L0_mean"] > 0]
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=4,
+                    markerfacecolor="white", color=colors[m], linewidth=1.2,
+                    label=model_label(results, m))
+            ax.plot([p[0] for p in pts if p[2] == 1.0], [p[1] for p in pts if p[2] == 1.0],
+                    marker="o", markersize=6, color=colors[m], linestyle="none")
+        ax.axvline(float(t), color="0.85", linewidth=0.8, zorder=0)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("mean test L0 of the trimmed codes")
+        ax.set_title(f"{metric} ({'lower' if metric == 'FVU' else 'higher'} is better)",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{dataset_label(results, ds)}: what the inference threshold removes")
+    return save_figure(fig, out_dir, f"matched_sweep_{ds}")
+
+
 def matched_figures(results: dict, out_dir: Path) -> dict[str, list[str]]:
     """Draw the matched figures of every data set; their paths by kind."""
     out_dir = Path(out_dir)
     colors = model_colors(results)
-    out: dict[str, list[str]] = {"matched": [], "matched_curves": []}
+    out: dict[str, list[str]] = {"matched": [], "matched_curves": [], "matched_sweep": []}
     for ds in results.get("matched_summary") or {}:
-        for kind, draw in (("matched", _matched), ("matched_curves", _curves)):
+        for kind, draw in (("matched", _matched), ("matched_curves", _curves),
+                           ("matched_sweep", _sweep)):
             if (p := draw(results, out_dir, ds, colors)) is not None:
                 out[kind].append(p)
     return out

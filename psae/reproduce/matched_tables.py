@@ -6,12 +6,16 @@ from .claims import dataset_label, model_label
 from .markup import Cell, Text
 from .matched_claims import on_target, stat, targets_of
 
-__all__ = ["matched_table", "matched_answer", "matched_claims_table", "MATCHED_COLUMNS"]
+__all__ = ["matched_table", "matched_answer", "matched_claims_table", "matched_raw_table",
+           "matched_sweep_table", "MATCHED_COLUMNS"]
 
 # (measure, column title, higher is better; None: no best marked)
 MATCHED_COLUMNS = (("L0_mean", "mean L0", None), ("L0_std", "L0 std", False),
                    ("CA", "CA", True), ("RE", "RE", False), ("FVU", "FVU", False),
-                   ("S", "S", True), ("SSD", "SSD", False), ("dead_units", "dead units", False))
+                   ("S", "S", True), ("SSD", "SSD", False), ("dead_units", "dead units", False),
+                   ("stability", "atom stability", True))
+# the raw codes beside the exact-sparse ones: (measure, column title)
+RAW_COLUMNS = (("L0_mean", "mean L0"), ("FVU", "FVU"), ("S", "S"), ("SSD", "SSD"))
 
 
 def _cell(st, bold: bool, metric: str) -> tuple[str, bool]:
@@ -58,6 +62,55 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
             rows.append(row)
     return (["target L0", "model"] + [c[1] for c in MATCHED_COLUMNS]
             + ["epochs per seed (* hit the cap)"], rows)
+
+
+def _plain(st, metric: str) -> str:
+    return _cell(st, False, metric)[0]
+
+
+def matched_raw_table(results: dict, ds: str) -> tuple[list[str], list[list[Cell]]]:
+    """For each fit with an inference threshold: its measures on the exact-sparse codes the
+    comparison uses, beside those of its raw codes (the code layer's own output; L0 counts
+    |h| > 0.01 there, so a sigmoid code's many small activations are not in it)."""
+    rows: list[list[Cell]] = []
+    for t in targets_of(results, ds):
+        for m in (results.get("matched_summary") or {}).get(ds, {}):
+            if stat(results, ds, m, t, "raw_FVU") is None:
+                continue
+            row: list[Cell] = [t, model_label(results, m)]
+            for metric, _ in RAW_COLUMNS:
+                row += [_plain(stat(results, ds, m, t, metric), metric),
+                        _plain(stat(results, ds, m, t, f"raw_{metric}"), metric)]
+            rows.append(row)
+    head = [x for _, title in RAW_COLUMNS for x in (f"{title}, exact", f"{title}, raw")]
+    return ["target L0", "model", *head], rows
+
+
+def _sweep(results: dict, ds: str, m: str, t: str) -> list[dict]:
+    entry = (((results.get("matched_summary") or {}).get(ds) or {}).get(m) or {}).get(t) or {}
+    return entry.get("sweep") or []
+
+
+def matched_sweep_table(results: dict, ds: str, target: str
+                        ) -> tuple[list[str], list[list[Cell]]]:
+    """Seed 0 at ``target``: mean L0, FVU and CA of each thresholded fit's codes trimmed at
+    0 (raw), θ/2, θ (the calibrated threshold, the comparison's codes) and 2θ."""
+    rows: list[list[Cell]] = []
+    factors: list[float] = []
+    for m in (results.get("matched_summary") or {}).get(ds, {}):
+        sweep = _sweep(results, ds, m, str(target))
+        if not sweep:
+            continue
+        factors = factors or [r["factor"] for r in sweep]
+        theta = next((f"{r['threshold']:.3g}" for r in sweep if r["factor"] == 1.0), "—")
+        row: list[Cell] = [model_label(results, m), theta]
+        for r in sweep:
+            ca = "—" if r.get("CA") is None else f"{100 * r['CA']:.2f} %"
+            row.append(f"{r['L0_mean']:.1f} · {r['FVU']:.3f} · {ca}")
+        rows.append(row)
+    names = {0.0: "raw", 1.0: "θ"}
+    head = [f"{names.get(f, f'{f:g}θ')}: L0 · FVU · CA" for f in factors]
+    return ["model", "θ", *head], rows
 
 
 def matched_answer(results: dict, ds: str) -> str:

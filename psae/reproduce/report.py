@@ -27,7 +27,13 @@ from .figures import (
 )
 from .markup import Doc, Text, data_uri
 from .matched_figures import MATCHED_CAPTIONS
-from .matched_tables import matched_answer, matched_claims_table, matched_table
+from .matched_tables import (
+    matched_answer,
+    matched_claims_table,
+    matched_raw_table,
+    matched_sweep_table,
+    matched_table,
+)
 from .protocol import DATA_RULE
 from .tables import (
     claims_table,
@@ -192,6 +198,23 @@ MATCHED_TEXT = (
     "comparisons. Mean ± std over seeds.")
 
 
+def _exact_and_raw(doc: Doc, results: dict, ds: str) -> None:
+    """The second view: the fits with an inference threshold on their raw codes, and what
+    the threshold does to RE and CA (seed 0's sweep at the explorer's target)."""
+    head, rows = matched_raw_table(results, ds)
+    if rows:
+        doc.para("Exact-sparse codes (the comparison above) against the raw codes of the same "
+                 "fits, before the inference threshold θ zeroes the activations at or under it:",
+                 css="note")
+        doc.table(head, rows, numeric_from=2)
+    target = ((results.get("matched_protocol") or {}).get(ds) or {}).get("explore_target")
+    head, rows = matched_sweep_table(results, ds, str(target))
+    if rows:
+        doc.para(f"The threshold swept at target L0 {target} (seed 0): mean L0 · FVU · CA of "
+                 "the codes trimmed at 0 (raw), θ/2, θ and 2θ.", css="note")
+        doc.table(head, rows, numeric_from=1)
+
+
 def _matched_protocol(doc: Doc, results: dict, figures: dict, out_dir: Path, links: dict,
                       missing: list) -> None:
     """The matched view first: every model at the same sparsity."""
@@ -201,7 +224,7 @@ def _matched_protocol(doc: Doc, results: dict, figures: dict, out_dir: Path, lin
         label = dataset_label(results, ds)
         doc.heading(3, label, anchor=f"matched-{ds}")
         doc.para(matched_answer(results, ds), css="answer")
-        for kind in ("matched", "matched_curves"):
+        for kind in ("matched", "matched_sweep", "matched_curves"):
             rel = f"figures/{kind}_{ds}.png"
             if rel in (figures.get(kind) or []):
                 uri = data_uri(out_dir / rel)
@@ -214,6 +237,7 @@ def _matched_protocol(doc: Doc, results: dict, figures: dict, out_dir: Path, lin
                            _explore_links(results, links, ds))
         doc.table(*matched_table(results, ds, links.get(ds)), numeric_from=2,
                   empty="No matched results for this data set.")
+        _exact_and_raw(doc, results, ds)
     doc.heading(3, "The claims at equal sparsity")
     doc.para("(a) does the square lower the spread of per-sample L0 at equal mean L0; (b) is "
              "PSAE best in CA and RE among the models at the target; (c) does PSAE's freedom to "

@@ -119,22 +119,38 @@ def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, s
 
 
 MATCHED_KEYS = ("RE", "FVU", "S", "SSD", "CA", "dead_units")
+RAW_KEYS = ("RE", "FVU", "S", "SSD", "L0_mean", "L0_std")
+"""Measures of the raw codes (before the inference threshold), summarised as ``raw_<key>``."""
+
+
+def _group(cells: list[dict]) -> dict:
+    """One model at one target over its seeds: each measure's stats, those of the raw codes
+    (``raw_RE``, ...), the atom stability over every pair of seeds, and seed 0's sweep."""
+    tests = [c["test"] for c in cells]
+    out = {k: _stat([r.get(k) for r in tests]) for k in MATCHED_KEYS}
+    out["L0_mean"] = _stat([r["L0"]["mean"] for r in tests])
+    out["L0_std"] = _stat([r["L0"]["std"] for r in tests])
+    raws = [c["test_raw"] for c in cells if c.get("test_raw")]
+    if raws:
+        out.update({f"raw_{k}": _stat([r.get(k) for r in raws]) for k in RAW_KEYS})
+    out["stability"] = _stat([v for c in cells for v in (c.get("stability") or {}).values()])
+    first = min(cells, key=lambda c: c["seed"])
+    if first.get("sweep"):
+        out["sweep"] = first["sweep"]
+    return out
 
 
 def matched_summary(rows: list[dict]) -> dict:
     """``[dataset][model][target]`` → each measure's mean/std/n over seeds, with the mean and
-    the spread of per-sample L0 (target ``"dense"`` for RAE)."""
+    the spread of per-sample L0 (target ``"dense"`` for RAE); see :func:`_group`."""
     groups: dict = {}
     for c in rows:
         if "test" not in c:
             continue
         key = str(c["point"]) if c["point"] is not None else "dense"
         groups.setdefault(c["dataset"], {}).setdefault(c["model"], {}).setdefault(
-            key, []).append(c["test"])
-    return {ds: {m: {t: {**{k: _stat([r.get(k) for r in tests]) for k in MATCHED_KEYS},
-                        "L0_mean": _stat([r["L0"]["mean"] for r in tests]),
-                        "L0_std": _stat([r["L0"]["std"] for r in tests])}
-                     for t, tests in by_t.items()} for m, by_t in by_m.items()}
+            key, []).append(c)
+    return {ds: {m: {t: _group(cells) for t, cells in by_t.items()} for m, by_t in by_m.items()}
             for ds, by_m in groups.items()}
 
 
