@@ -4,18 +4,18 @@ set's table says, how the claims fared, and which data a table is about."""
 from __future__ import annotations
 
 from .claims import dataset_keys, dataset_label, metric_stats, model_label, not_computed
+from .measures import MEASURES
 from .tables import models_for
 
 __all__ = ["headline", "dataset_answer", "claims_answer", "data_line"]
 
-# (metric, how the answer names it, higher is better)
-ANSWER_METRICS = (("CA", "best CA", True), ("S", "sparsest codes (S)", True),
-                  ("SSD", "most even sparsity among the sparse models (lowest SSD)", False),
-                  ("RE", "lowest RE", False))
+ANSWER_METRICS = tuple((k, MEASURES[k].best, MEASURES[k].higher) for k in ("CA", "S", "SSD",
+                                                                             "RE"))
+"""(measure, how the answer names its best, higher is better), in the answers' order."""
 
 
 def _value(metric: str, v: float) -> str:
-    return f"{100 * v:.1f} %" if metric == "CA" else f"{v:.3g}"
+    return MEASURES[metric].value(v)
 
 
 def _ranked(results: dict, ds: str, metric: str, higher: bool) -> list[tuple[str, float]]:

@@ -19,18 +19,15 @@ from matplotlib.figure import Figure
 
 from ..fileio import atomic_write
 from .claims import dataset_keys, dataset_label, metric_stats, model_label
+from .measures import FIG2, MEASURES
 
 __all__ = ["make_figures", "model_colors", "save_figure", "missing_pieces", "figure_caption",
            "figure_dataset", "has_images", "FIGURE_KINDS"]
 
 DPI = 110
 FIGURE_KINDS = ("fig2", "sparseness", "l0", "filters", "recons", "curves", "sweep")
-FIG2_METRICS = (
-    ("a", "RE", "RE (test reconstruction error, lower is better)"),
-    ("b", "S", "S (mean Hoyer sparseness of test codes, higher is sparser)"),
-    ("c", "SSD", "SSD (std of per-sample sparseness, lower is more even)"),
-    ("d", "CA", "CA (softmax accuracy on the codes, higher is better)"),
-)
+FIG2_METRICS = tuple((letter, m, MEASURES[m].axis) for letter, m in zip("abcd", FIG2,
+                                                                         strict=True))
 _NPZ_KEYS = ("S", "L0", "filters", "inputs", "recons")
 
 _CAPTIONS = {

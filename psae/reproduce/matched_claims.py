@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .claims import model_label
+from .measures import MEASURES
 
 __all__ = ["matched_claims", "stat", "on_target", "targets_of", "TOLERANCE"]
 
@@ -83,7 +84,6 @@ VERSUS = (("c", "psae", "topk", "(c) PSAE's freedom to vary L0 buys {m} over Top
 holds when the model is merely no worse (else: better). (a) the square against no square;
 (c) whether PSAE's per-sample freedom buys anything over TopK's fixed L0; (d) and (e) the
 ablation of the squared-L0 JumpReLU against both parents."""
-LOWER_IS_BETTER = {"RE", "L0_std", "FVU"}
 
 
 def _versus(results: dict, ds: str, t: str, comparisons: tuple) -> list[dict]:
@@ -98,7 +98,7 @@ def _versus(results: dict, ds: str, t: str, comparisons: tuple) -> list[dict]:
                 rows.append(_row(cid, claim, ds, t, None,
                                  f"not at equal L0: {metric} {a[0]:.4g} vs {b[0]:.4g}"))
                 continue
-            lower = metric in LOWER_IS_BETTER
+            lower = MEASURES[metric].higher is False
             if no_worse:
                 held = a[0] <= b[0] if lower else a[0] >= b[0]
             else:

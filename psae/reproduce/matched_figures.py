@@ -17,13 +17,10 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 from .claims import dataset_label, model_label
 from .figures import model_colors, save_figure
 from .matched_claims import stat, targets_of
+from .measures import MATCHED_PANELS, MEASURES
 
 __all__ = ["matched_figures", "MATCHED_CAPTIONS"]
 
-PANELS = (("CA", "CA (softmax accuracy, higher is better)"),
-          ("RE", "RE (test reconstruction error, lower is better)"),
-          ("L0_std", "std of per-sample L0 (0 = every sample equally sparse)"),
-          ("stability", "atom stability across seeds (1 = the same atoms)"))
 MATCHED_CAPTIONS = {
     "matched": "{ds}: CA, RE, the spread of per-sample L0 and the stability of the atoms "
                "across seeds (mean cosine of two seeds' decoder atoms after one-to-one "
@@ -72,8 +69,8 @@ def _matched(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
         return None
     fig = Figure(figsize=(12, 8), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
-    for ax, (metric, title) in zip(axes, PANELS, strict=True):
-        _panel(ax, results, ds, metric, title, colors)
+    for ax, metric in zip(axes, MATCHED_PANELS, strict=True):
+        _panel(ax, results, ds, metric, MEASURES[metric].axis, colors)
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8)
     fig.suptitle(f"{dataset_label(results, ds)}: every model at the same mean L0")

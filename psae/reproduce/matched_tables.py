@@ -5,23 +5,19 @@ from __future__ import annotations
 from .claims import dataset_label, model_label
 from .markup import Cell, Text
 from .matched_claims import on_target, stat, targets_of
+from .measures import MATCHED_TABLE, MEASURES
 
 __all__ = ["matched_table", "matched_answer", "matched_claims_table", "matched_raw_table",
-           "matched_sweep_table", "MATCHED_COLUMNS"]
+           "matched_sweep_table"]
 
-# (measure, column title, higher is better; None: no best marked)
-MATCHED_COLUMNS = (("L0_mean", "mean L0", None), ("L0_std", "L0 std", False),
-                   ("CA", "CA", True), ("RE", "RE", False), ("FVU", "FVU", False),
-                   ("S", "S", True), ("SSD", "SSD", False), ("dead_units", "dead units", False),
-                   ("stability", "atom stability", True))
-# the raw codes beside the exact-sparse ones: (measure, column title)
-RAW_COLUMNS = (("L0_mean", "mean L0"), ("FVU", "FVU"), ("S", "S"), ("SSD", "SSD"))
+# the raw codes' measures shown beside the exact-sparse ones
+RAW_COLUMNS = ("L0_mean", "FVU", "S", "SSD")
 
 
 def _cell(st, bold: bool, metric: str) -> tuple[str, bool]:
     if st is None:
         return "—", False
-    if metric == "CA":
+    if MEASURES[metric].percent:
         return f"{100 * st[0]:.2f} ± {100 * st[1]:.2f} %", bold
     return (f"{st[0]:.4g} ± {st[1]:.2g}" if st[2] > 1 else f"{st[0]:.4g}"), bold
 
@@ -45,13 +41,13 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
         here = [m for m in models if stat(results, ds, m, t, "L0_mean") is not None]
         fair = [m for m in here if t == "dense" or on_target(results, ds, m, t)]
         best = {}
-        for metric, _, higher in MATCHED_COLUMNS:
+        for metric in MATCHED_TABLE:
             vals = [st[0] for m in fair if (st := stat(results, ds, m, t, metric))]
-            if vals and higher is not None:
-                best[metric] = max(vals) if higher else min(vals)
+            if vals and metric != "L0_mean":  # at one target, no mean L0 is best
+                best[metric] = max(vals) if MEASURES[metric].higher else min(vals)
         for m in here:
             row: list[Cell] = [t, Text(model_label(results, m), href=links.get(m))]
-            for metric, _, _ in MATCHED_COLUMNS:
+            for metric in MATCHED_TABLE:
                 st = stat(results, ds, m, t, metric)
                 text, bold = _cell(st, st is not None and m in fair
                                    and st[0] == best.get(metric), metric)
@@ -60,7 +56,7 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
                 row.append((text, bold))
             row.append(_epochs(results, ds, m, t))
             rows.append(row)
-    return (["target L0", "model"] + [c[1] for c in MATCHED_COLUMNS]
+    return (["target L0", "model"] + [MEASURES[c].title for c in MATCHED_TABLE]
             + ["epochs per seed (* hit the cap)"], rows)
 
 
@@ -78,11 +74,12 @@ def matched_raw_table(results: dict, ds: str) -> tuple[list[str], list[list[Cell
             if stat(results, ds, m, t, "raw_FVU") is None:
                 continue
             row: list[Cell] = [t, model_label(results, m)]
-            for metric, _ in RAW_COLUMNS:
+            for metric in RAW_COLUMNS:
                 row += [_plain(stat(results, ds, m, t, metric), metric),
                         _plain(stat(results, ds, m, t, f"raw_{metric}"), metric)]
             rows.append(row)
-    head = [x for _, title in RAW_COLUMNS for x in (f"{title}, exact", f"{title}, raw")]
+    head = [x for c in RAW_COLUMNS for x in (f"{MEASURES[c].title}, exact",
+                                             f"{MEASURES[c].title}, raw")]
     return ["target L0", "model", *head], rows
 
 
@@ -116,8 +113,8 @@ def matched_sweep_table(results: dict, ds: str, target: str
 def matched_answer(results: dict, ds: str) -> str:
     """E.g. "At equal sparsity — best CA: L0 10 TopK 96.5 %, L0 25 PSAE 97.1 % · ..."."""
     parts = []
-    for metric, name, higher in (("CA", "best CA", True), ("RE", "lowest RE", False),
-                                 ("L0_std", "most even sparsity", False)):
+    for metric in ("CA", "RE", "L0_std"):
+        name, higher = MEASURES[metric].best, MEASURES[metric].higher
         per_t = []
         for t in targets_of(results, ds):
             vals = [(m, st[0]) for m in (results.get("matched_summary") or {}).get(ds, {})
@@ -125,7 +122,7 @@ def matched_answer(results: dict, ds: str) -> str:
                     and (st := stat(results, ds, m, t, metric)) is not None]
             if vals:
                 m, v = (max if higher else min)(vals, key=lambda mv: mv[1])
-                val = f"{100 * v:.1f} %" if metric == "CA" else f"{v:.3g}"
+                val = MEASURES[metric].value(v)
                 per_t.append(f"L0 {t}: {model_label(results, m)} {val}")
         if per_t:
             parts.append(f"{name} — " + ", ".join(per_t))

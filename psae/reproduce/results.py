@@ -16,13 +16,12 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from .measures import CSV, MATCHED_SUMMARY, RAW, SUMMARY
 from .protocol import grid_for, label_of
 
-__all__ = ["gather", "to_csv", "matched_summary", "CSV_FIELDS", "SUMMARY_KEYS"]
+__all__ = ["gather", "to_csv", "matched_summary", "CSV_FIELDS"]
 
-SUMMARY_KEYS = ("RE", "FVU", "S", "SSD", "CA", "dead_units", "zero_codes")
-CSV_METRICS = ["RE", "FVU", "S", "SSD", "CA", "L0_mean", "L0_std", "dead_units", "zero_codes"]
-CSV_FIELDS = ["kind", "dataset", "model", "point", "seed", "selected", "params", *CSV_METRICS,
+CSV_FIELDS = ["kind", "dataset", "model", "point", "seed", "selected", "params", *CSV,
               "fit_seconds", "n_epochs"]
 
 
@@ -41,7 +40,7 @@ def _summary(names: list[str], models: list[str], final_rows: list[dict]) -> dic
         summary[name] = {}
         for m in models:
             rows = [c["test"] for c in final_rows if c["dataset"] == name and c["model"] == m]
-            entry = {k: _stat([r.get(k) for r in rows]) for k in SUMMARY_KEYS}
+            entry = {k: _stat([r.get(k) for r in rows]) for k in SUMMARY}
             for k in ("mean", "std"):
                 entry[f"L0_{k}"] = _stat([r["L0"][k] for r in rows])
             summary[name][m] = entry
@@ -118,21 +117,16 @@ def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, s
     return out
 
 
-MATCHED_KEYS = ("RE", "FVU", "S", "SSD", "CA", "dead_units")
-RAW_KEYS = ("RE", "FVU", "S", "SSD", "L0_mean", "L0_std")
-"""Measures of the raw codes (before the inference threshold), summarised as ``raw_<key>``."""
-
-
 def _group(cells: list[dict]) -> dict:
     """One model at one target over its seeds: each measure's stats, those of the raw codes
     (``raw_RE``, ...), the atom stability over every pair of seeds, and seed 0's sweep."""
     tests = [c["test"] for c in cells]
-    out = {k: _stat([r.get(k) for r in tests]) for k in MATCHED_KEYS}
+    out = {k: _stat([r.get(k) for r in tests]) for k in MATCHED_SUMMARY}
     out["L0_mean"] = _stat([r["L0"]["mean"] for r in tests])
     out["L0_std"] = _stat([r["L0"]["std"] for r in tests])
     raws = [c["test_raw"] for c in cells if c.get("test_raw")]
     if raws:
-        out.update({f"raw_{k}": _stat([r.get(k) for r in raws]) for k in RAW_KEYS})
+        out.update({f"raw_{k}": _stat([r.get(k) for r in raws]) for k in RAW})
     out["stability"] = _stat([v for c in cells for v in (c.get("stability") or {}).values()])
     first = min(cells, key=lambda c: c["seed"])
     if first.get("sweep"):
@@ -172,6 +166,6 @@ def to_csv(results: dict) -> str:
         s = _csv_scores(c)
         w.writerow({"kind": c["kind"], "dataset": c["dataset"], "model": c["model"],
                     "point": c["point"], "seed": c["seed"], "selected": c.get("selected", ""),
-                    "params": json.dumps(c["params"]), **{k: s.get(k) for k in CSV_METRICS},
+                    "params": json.dumps(c["params"]), **{k: s.get(k) for k in CSV},
                     "fit_seconds": round(c["fit_seconds"], 3), "n_epochs": c["n_epochs"]})
     return buf.getvalue()

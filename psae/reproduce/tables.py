@@ -10,22 +10,12 @@ from typing import Any
 
 from .claims import dataset_keys, dataset_label, evaluate_claims, metric_stats, model_label
 from .markup import Cell, Text
+from .measures import MEASURES, PAPER_TABLE
 
-__all__ = ["RESULT_COLUMNS", "fmt_value", "models_for", "explorer_links", "results_table",
+__all__ = ["fmt_value", "models_for", "explorer_links", "results_table",
            "zero_code_note", "claims_table", "selected_table", "explorer_table", "run_info",
            "dataset_tables"]
 
-# (metric key, column title, higher is better)
-RESULT_COLUMNS = (
-    ("RE", "RE", False),
-    ("FVU", "FVU", False),
-    ("S", "S", True),
-    ("SSD", "SSD", False),
-    ("CA", "CA", True),
-    ("L0_mean", "mean L0", False),
-    ("L0_std", "L0 std", False),
-    ("dead_units", "dead units", False),
-)
 
 
 def _fmt_num(v: Any) -> str:
@@ -93,23 +83,23 @@ def results_table(results: dict, ds: str, links: dict[str, str] | None = None
     links to its explorer page where there is one."""
     links = links or {}
     models = [m for m in models_for(results, ds)
-              if any(metric_stats(results, ds, m, c[0]) for c in RESULT_COLUMNS)]
-    stats = {(m, c): metric_stats(results, ds, m, c) for m in models for c, _, _ in RESULT_COLUMNS}
+              if any(metric_stats(results, ds, m, c) for c in PAPER_TABLE)]
+    stats = {(m, c): metric_stats(results, ds, m, c) for m in models for c in PAPER_TABLE}
     best = {}
-    for c, _, higher in RESULT_COLUMNS:
+    for c in PAPER_TABLE:
         vals = [st[0] for m in models if (st := stats[m, c]) is not None]
         if vals:
-            best[c] = max(vals) if higher else min(vals)
+            best[c] = max(vals) if MEASURES[c].higher else min(vals)
     rows: list[list[Cell]] = []
     for m in models:
         row: list[Cell] = [Text(model_label(results, m), href=links.get(m))]
-        for c, _, _ in RESULT_COLUMNS:
+        for c in PAPER_TABLE:
             st = stats[m, c]
             row.append((_mean_std(st), st is not None and st[0] == best.get(c)))
-        n = max((st[2] for c, _, _ in RESULT_COLUMNS if (st := stats[m, c])), default=0)
+        n = max((st[2] for c in PAPER_TABLE if (st := stats[m, c])), default=0)
         row.append(str(n))
         rows.append(row)
-    return ["model"] + [t for _, t, _ in RESULT_COLUMNS] + ["seeds"], rows
+    return ["model"] + [MEASURES[c].title for c in PAPER_TABLE] + ["seeds"], rows
 
 
 def zero_code_note(results: dict, ds: str) -> str:
