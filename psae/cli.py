@@ -250,6 +250,9 @@ def _evaluate_rows(result: dict, t: float) -> list[tuple[str, str]]:
              ("dead units", f"{100 * result['dead_units']:.1f}%"),
              ("CA", f"{100 * result['CA']:.2f}%" if result.get("CA") is not None
               else "not computed: " + result["CA_note"])]
+    from .measures import computed
+
+    rows += [(m.title, f"{result[m.key]:.4g}") for m in computed()]  # registered measures
     return rows
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import measures
 from .errors import InputError, ParameterError
 
 __all__ = [
@@ -236,6 +237,8 @@ def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
     }
     if not defined.size:
         out["S_note"] = "every code is all-zero: Hoyer sparseness is undefined"
+    for m in measures.computed():  # measures registered beyond these (psae.measures)
+        out[m.key] = float(m.compute(X, H, X_hat))
     if H_train is not None and y_train is not None and y is not None:
         out["CA"] = classification_accuracy(H_train, y_train, H, y)
     return out

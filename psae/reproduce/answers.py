@@ -3,8 +3,8 @@ set's table says, how the claims fared, and which data a table is about."""
 
 from __future__ import annotations
 
+from ..measures import MEASURES
 from .claims import dataset_keys, dataset_label, metric_stats, model_label, not_computed
-from .measures import MEASURES
 from .tables import models_for
 
 __all__ = ["headline", "dataset_answer", "claims_answer", "data_line"]

@@ -8,24 +8,39 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics
+from .. import measures, metrics
 from ..estimator import SparseAutoencoder
 from ..fileio import atomic_write
 from .protocol import DataProtocol, penalty_of
 
-__all__ = ["SCORE_KEYS", "SELECTION", "SWEEP_FACTORS", "make_model", "score", "raw_scores",
-           "threshold_sweep", "failed_scores", "cell_arrays", "save_npz", "save_atoms",
-           "load_atoms", "finite"]
+__all__ = ["cell_key", "score_keys", "SELECTION", "SWEEP_FACTORS", "make_model", "score",
+           "raw_scores", "threshold_sweep", "failed_scores", "cell_arrays", "save_npz",
+           "save_atoms", "load_atoms", "finite"]
 
 N_FILTERS = 64
 N_RECONS = 8
 SCORE_KEYS = ("RE", "FVU", "S", "SSD", "CA", "zero_codes", "L0", "L0_mean", "L0_std",
               "dead_units")
+
+
+def score_keys() -> tuple[str, ...]:
+    """What a cell keeps of :func:`psae.metrics.evaluate`: the built-in measures and every
+    measure registered in :mod:`psae.measures` with a ``compute``."""
+    return SCORE_KEYS + tuple(m.key for m in measures.computed())
 # validation measure that picks a model's grid point, and whether higher is better: CA where
 # the data have labels, RE (the only measure left that says how good a code is) where not
 SELECTION = {"CA": True, "RE": False}
 # multiples of a fit's inference threshold θ at which the sweep scores its codes (0: raw codes)
 SWEEP_FACTORS = (0.0, 0.5, 1.0, 2.0)
+
+
+def cell_key(dataset: str, model: str, kind: str, point: int | None, seed: int) -> str:
+    """The name of one cell's files: ``digits__psae__grid1__seed0`` (a grid point),
+    ``__final1__`` (the final fit at the chosen point), ``__matched10__`` (the matched
+    protocol's target; ``matcheddense`` for RAE)."""
+    if kind == "matched":
+        point = point or "dense"
+    return f"{dataset}__{model}__{kind}{point}__seed{seed}"
 
 
 def finite(x) -> float | None:
@@ -55,7 +70,7 @@ def score(est, Xtr, ytr, Xev, yev, threshold: float) -> tuple[dict, np.ndarray]:
     scores = metrics.evaluate(Xev, H, est.inverse_transform(H),
                               H_train=est.transform(Xtr) if labelled else None,
                               y_train=ytr, y=yev, threshold=threshold)
-    return {k: scores.get(k) for k in SCORE_KEYS}, H
+    return {k: scores.get(k) for k in score_keys()}, H
 
 
 def raw_scores(est, Xev) -> dict | None:
@@ -66,7 +81,7 @@ def raw_scores(est, Xev) -> dict | None:
         return None
     H = est.transform(Xev, raw=True)
     scores = metrics.evaluate(Xev, H, est.inverse_transform(H))
-    return {k: scores.get(k) for k in SCORE_KEYS if k != "CA"}
+    return {k: scores.get(k) for k in score_keys() if k != "CA"}
 
 
 def threshold_sweep(est, Xtr, ytr, Xev, yev) -> list[dict]:
@@ -118,7 +133,8 @@ def failed_scores(kind: str, threshold: float, labelled: bool = True) -> dict:
     """NaN for every measure of a fit that diverged (CA stays None without labels)."""
     nan = float("nan")
     scores = {"RE": nan, "FVU": nan, "S": nan, "SSD": nan, "CA": nan if labelled else None,
-              "zero_codes": nan, "dead_units": nan}
+              "zero_codes": nan, "dead_units": nan,
+              **{m.key: nan for m in measures.computed()}}
     if kind == "grid":
         return dict(scores, L0_mean=nan, L0_std=nan)
     return dict(scores, L0={"mean": nan, "std": nan, "min": nan, "max": nan,

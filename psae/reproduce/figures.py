@@ -18,8 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..fileio import atomic_write
+from ..measures import FIG2, MEASURES
 from .claims import dataset_keys, dataset_label, metric_stats, model_label
-from .measures import FIG2, MEASURES
 
 __all__ = ["make_figures", "model_colors", "save_figure", "missing_pieces", "figure_caption",
            "figure_dataset", "has_images", "FIGURE_KINDS"]

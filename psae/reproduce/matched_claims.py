@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..measures import MEASURES
 from .claims import model_label
-from .measures import MEASURES
 
 __all__ = ["matched_claims", "stat", "on_target", "targets_of", "TOLERANCE"]
 

@@ -14,10 +14,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
+from ..measures import MEASURES, VIEWS
 from .claims import dataset_label, model_label
 from .figures import model_colors, save_figure
 from .matched_claims import stat, targets_of
-from .measures import MATCHED_PANELS, MEASURES
 
 __all__ = ["matched_figures", "MATCHED_CAPTIONS"]
 
@@ -68,8 +68,11 @@ def _matched(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
     if not targets_of(results, ds):
         return None
     fig = Figure(figsize=(12, 8), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
-    for ax, metric in zip(axes, MATCHED_PANELS, strict=True):
+    panels = VIEWS["matched_panels"]
+    axes = fig.subplots((len(panels) + 1) // 2, 2).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes, panels, strict=False):
         _panel(ax, results, ds, metric, MEASURES[metric].axis, colors)
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..measures import MEASURES, VIEWS
 from .claims import dataset_label, model_label
 from .markup import Cell, Text
 from .matched_claims import on_target, stat, targets_of
-from .measures import MATCHED_TABLE, MEASURES
 
 __all__ = ["matched_table", "matched_answer", "matched_claims_table", "matched_raw_table",
            "matched_sweep_table"]
@@ -41,13 +41,13 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
         here = [m for m in models if stat(results, ds, m, t, "L0_mean") is not None]
         fair = [m for m in here if t == "dense" or on_target(results, ds, m, t)]
         best = {}
-        for metric in MATCHED_TABLE:
+        for metric in VIEWS["matched_table"]:
             vals = [st[0] for m in fair if (st := stat(results, ds, m, t, metric))]
             if vals and metric != "L0_mean":  # at one target, no mean L0 is best
                 best[metric] = max(vals) if MEASURES[metric].higher else min(vals)
         for m in here:
             row: list[Cell] = [t, Text(model_label(results, m), href=links.get(m))]
-            for metric in MATCHED_TABLE:
+            for metric in VIEWS["matched_table"]:
                 st = stat(results, ds, m, t, metric)
                 text, bold = _cell(st, st is not None and m in fair
                                    and st[0] == best.get(metric), metric)
@@ -56,7 +56,7 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
                 row.append((text, bold))
             row.append(_epochs(results, ds, m, t))
             rows.append(row)
-    return (["target L0", "model"] + [MEASURES[c].title for c in MATCHED_TABLE]
+    return (["target L0", "model"] + [MEASURES[c].title for c in VIEWS["matched_table"]]
             + ["epochs per seed (* hit the cap)"], rows)
 
 

@@ -16,13 +16,18 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from .measures import CSV, MATCHED_SUMMARY, RAW, SUMMARY
+from ..measures import VIEWS
 from .protocol import grid_for, label_of
 
-__all__ = ["gather", "to_csv", "matched_summary", "CSV_FIELDS"]
+__all__ = ["gather", "to_csv", "matched_summary", "csv_fields"]
 
-CSV_FIELDS = ["kind", "dataset", "model", "point", "seed", "selected", "params", *CSV,
-              "fit_seconds", "n_epochs"]
+
+def csv_fields() -> list[str]:
+    """The CSV's columns: the cell's identity, its measures (the ``csv`` view), its cost."""
+    return ["kind", "dataset", "model", "point", "seed", "selected", "params",
+            *VIEWS["csv"], "fit_seconds", "n_epochs"]
+
+
 
 
 def _stat(values: list) -> dict:
@@ -40,7 +45,7 @@ def _summary(names: list[str], models: list[str], final_rows: list[dict]) -> dic
         summary[name] = {}
         for m in models:
             rows = [c["test"] for c in final_rows if c["dataset"] == name and c["model"] == m]
-            entry = {k: _stat([r.get(k) for r in rows]) for k in SUMMARY}
+            entry = {k: _stat([r.get(k) for r in rows]) for k in VIEWS["summary"]}
             for k in ("mean", "std"):
                 entry[f"L0_{k}"] = _stat([r["L0"][k] for r in rows])
             summary[name][m] = entry
@@ -121,12 +126,12 @@ def _group(cells: list[dict]) -> dict:
     """One model at one target over its seeds: each measure's stats, those of the raw codes
     (``raw_RE``, ...), the atom stability over every pair of seeds, and seed 0's sweep."""
     tests = [c["test"] for c in cells]
-    out = {k: _stat([r.get(k) for r in tests]) for k in MATCHED_SUMMARY}
+    out = {k: _stat([r.get(k) for r in tests]) for k in VIEWS["matched_summary"]}
     out["L0_mean"] = _stat([r["L0"]["mean"] for r in tests])
     out["L0_std"] = _stat([r["L0"]["std"] for r in tests])
     raws = [c["test_raw"] for c in cells if c.get("test_raw")]
     if raws:
-        out.update({f"raw_{k}": _stat([r.get(k) for r in raws]) for k in RAW})
+        out.update({f"raw_{k}": _stat([r.get(k) for r in raws]) for k in VIEWS["raw"]})
     out["stability"] = _stat([v for c in cells for v in (c.get("stability") or {}).values()])
     first = min(cells, key=lambda c: c["seed"])
     if first.get("sweep"):
@@ -158,7 +163,7 @@ def _csv_scores(c: dict) -> dict:
 def to_csv(results: dict) -> str:
     """One row per cell (grid points, then final fits); CA is empty where not computed."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w = csv.DictWriter(buf, fieldnames=csv_fields())
     w.writeheader()
     for c in results["grid"] + results["final"] + results.get("matched", []):
         if "test" not in c and "val" not in c:
@@ -166,6 +171,6 @@ def to_csv(results: dict) -> str:
         s = _csv_scores(c)
         w.writerow({"kind": c["kind"], "dataset": c["dataset"], "model": c["model"],
                     "point": c["point"], "seed": c["seed"], "selected": c.get("selected", ""),
-                    "params": json.dumps(c["params"]), **{k: s.get(k) for k in CSV},
+                    "params": json.dumps(c["params"]), **{k: s.get(k) for k in VIEWS["csv"]},
                     "fit_seconds": round(c["fit_seconds"], 3), "n_epochs": c["n_epochs"]})
     return buf.getvalue()

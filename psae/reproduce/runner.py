@@ -28,6 +28,7 @@ from ..preprocessing import Normalizer
 from .cells import (
     SELECTION,
     cell_arrays,
+    cell_key,
     failed_scores,
     finite,
     load_atoms,
@@ -394,7 +395,7 @@ class _Cells:
             return self._run_matched(name, model, point, seed)
         if kind == "final":
             point = self.selected_point(name, model)
-        key = f"{name}__{model}__{kind}{point}__seed{seed}"
+        key = cell_key(name, model, kind, point, seed)
         path = self.cfg.out / "cells" / f"{key}.json"
         params = grid_for(model, self.cfg.quick)[point]
         if self._resumed(key, path, params, seed):
@@ -407,12 +408,12 @@ class _Cells:
         return key
 
     def _run_matched(self, name: str, model: str, target: int | None, seed: int) -> str:
-        key = f"{name}__{model}__matched{target or 'dense'}__seed{seed}"
+        key = cell_key(name, model, "matched", target, seed)
         path = self.cfg.out / "cells" / f"{key}.json"
         params = {"target_l0": target}
         if self._resumed(key, path, params, seed):
             return key
-        first = self.done.get(f"{name}__{model}__matched{target or 'dense'}__seed{self.seeds[0]}")
+        first = self.done.get(cell_key(name, model, "matched", target, self.seeds[0]))
         start = None if seed == self.seeds[0] or not first else first.get("penalty_weight")
         mp = self.cfg.matched_protocol(name)
         est = make_matched_model(model, target, mp, seed, self.cfg.device, self.cfg.threads,
@@ -441,8 +442,7 @@ class _Cells:
         for s in self.seeds:
             if s >= seed:
                 break
-            other = load_atoms(atoms / f"{name}__{model}__matched{target or 'dense'}"
-                                       f"__seed{s}.npz")
+            other = load_atoms(atoms / f"{cell_key(name, model, 'matched', target, s)}.npz")
             if other is not None:
                 out[f"seed{s}"] = metrics.atom_stability(est.components_, other)
         return out

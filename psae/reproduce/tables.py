@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..measures import MEASURES, VIEWS
 from .claims import dataset_keys, dataset_label, evaluate_claims, metric_stats, model_label
 from .markup import Cell, Text
-from .measures import MEASURES, PAPER_TABLE
 
 __all__ = ["fmt_value", "models_for", "explorer_links", "results_table",
            "zero_code_note", "claims_table", "selected_table", "explorer_table", "run_info",
@@ -82,24 +82,25 @@ def results_table(results: dict, ds: str, links: dict[str, str] | None = None
     """Test measures per model (mean ± std over seeds), best per column in bold; each model
     links to its explorer page where there is one."""
     links = links or {}
+    columns = VIEWS["paper_table"]
     models = [m for m in models_for(results, ds)
-              if any(metric_stats(results, ds, m, c) for c in PAPER_TABLE)]
-    stats = {(m, c): metric_stats(results, ds, m, c) for m in models for c in PAPER_TABLE}
+              if any(metric_stats(results, ds, m, c) for c in columns)]
+    stats = {(m, c): metric_stats(results, ds, m, c) for m in models for c in columns}
     best = {}
-    for c in PAPER_TABLE:
+    for c in columns:
         vals = [st[0] for m in models if (st := stats[m, c]) is not None]
         if vals:
             best[c] = max(vals) if MEASURES[c].higher else min(vals)
     rows: list[list[Cell]] = []
     for m in models:
         row: list[Cell] = [Text(model_label(results, m), href=links.get(m))]
-        for c in PAPER_TABLE:
+        for c in columns:
             st = stats[m, c]
             row.append((_mean_std(st), st is not None and st[0] == best.get(c)))
-        n = max((st[2] for c in PAPER_TABLE if (st := stats[m, c])), default=0)
+        n = max((st[2] for c in columns if (st := stats[m, c])), default=0)
         row.append(str(n))
         rows.append(row)
-    return ["model"] + [MEASURES[c].title for c in PAPER_TABLE] + ["seeds"], rows
+    return ["model"] + [MEASURES[c].title for c in columns] + ["seeds"], rows
 
 
 def zero_code_note(results: dict, ds: str) -> str:
