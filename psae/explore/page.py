@@ -15,10 +15,8 @@ from .._version import __version__
 from ..errors import ParameterError
 from ..fileio import atomic_write
 from ..metrics import DEFAULT_THRESHOLD
+from .assets import asset
 from .payload import build_payload
-from .script import SCRIPT
-from .style import STYLE
-from .template import PAGE
 
 __all__ = ["write_explorer", "render_html"]
 
@@ -79,13 +77,14 @@ def render_html(data: dict, sprite_css: Sequence[tuple[str, str]], title: str, m
         "VERSION": html.escape(__version__),
         "TITLE": html.escape(title or "Sparse autoencoder feature explorer"),
         "META": _meta_html(meta),
-        "STYLE": STYLE,
+        "STYLE": asset("style.css"),
         "SPRITES": sprites,
-        "SCRIPT": SCRIPT,
+        "SCRIPT": asset("script.js"),
         "DATA": payload,
     }
     # one pass over the template: a "{{...}}" inside user text is never taken for a slot
-    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: slots[m.group(1)], PAGE)
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: slots[m.group(1)],
+                  asset("page.html"))
 
 
 def write_explorer(

@@ -1,10 +1,3 @@
-"""The explorer page's script (a Python string, so packaging needs no data files).
-
-It reads the JSON in ``#psae-data`` and draws everything else: overview, unit table, cards.
-Histograms are strings of inline SVG (no plotting library, no SVG namespace URL needed).
-"""
-
-SCRIPT = r"""
 (function () {
 "use strict";
 const D = JSON.parse(document.getElementById("psae-data").textContent);
@@ -428,4 +421,3 @@ function init() {
 }
 init();
 })();
-"""
