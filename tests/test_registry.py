@@ -117,8 +117,8 @@ def test_docs_protocol_embeds_the_registry_table():
 def test_one_model_two_spellings_accepted_everywhere():
     """fit took --penalty sql0 and reproduce --models psae: each now takes both."""
     from psae import sparsity
+    from psae.cli.reproduce import _models
     from psae.errors import ParameterError
-    from psae.reproduce.cli import _models
 
     assert sparsity.get("psae") is sparsity.get("sql0")
     assert sparsity.get("rae") is sparsity.get("none")

@@ -339,7 +339,7 @@ def test_hold_out_test_carves_the_split_reproduce_carves(files, tmp_path, capsys
     import argparse
 
     from psae import datasets
-    from psae.cli_data import add_data_args, load_data
+    from psae.cli.data import add_data_args, load_data
     from psae.errors import ParameterError
 
     p = argparse.ArgumentParser()

@@ -9,7 +9,7 @@ from pathlib import Path
 from sklearn.pipeline import Pipeline
 
 from .. import bundle, persistence
-from ..explore.cli import write_model_page
+from ..explore.model_page import write_model_page
 from ..metrics import DEFAULT_THRESHOLD
 from .claims import dataset_label, model_label
 

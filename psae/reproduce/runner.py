@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -275,10 +276,8 @@ def _check_resume(cfg: RunConfig) -> None:
                 "version): run the command that started it to continue it, or choose another "
                 "--out")
         if has_cells and not cfg.resume:  # the same command again: go on where it stopped
-            from ..cli_data import note
-
-            note(f"{cfg.out} holds this run already: continuing it (its finished cells are "
-                 "kept; the report is written again)")
+            warnings.warn(f"{cfg.out} holds this run already: continuing it (its finished "
+                          "cells are kept; the report is written again)", stacklevel=2)
     atomic_write(run_file, json.dumps({"fingerprint": fp, "command": cfg.command}, indent=1))
 
 

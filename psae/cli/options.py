@@ -13,9 +13,9 @@ import inspect
 import re
 from collections.abc import Callable
 
-from . import sparsity
-from .errors import ParameterError
-from .estimator import SparseAutoencoder
+from .. import sparsity
+from ..errors import ParameterError
+from ..estimator import SparseAutoencoder
 
 __all__ = ["add_model_options", "model_params", "given_params", "check_given",
            "docstring_params", "FLAGS"]

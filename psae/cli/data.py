@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from .errors import InputError, ParameterError
+from ..errors import InputError, ParameterError
 
 __all__ = ["add_data_args", "load_data", "pick_split", "check_features", "note", "threshold",
            "add_force_arg", "input_paths"]
@@ -79,9 +79,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def load_data(args):
     """The :class:`~psae.datasets.Dataset` that ``--data`` and its options describe."""
-    from . import datasets
-    from .datasets.finish import GRAY_NOTE, NO_TEST_NOTE
-    from .datasets.npz import SQUARE_NOTE
+    from .. import datasets
+    from ..datasets.finish import GRAY_NOTE, NO_TEST_NOTE
+    from ..datasets.npz import SQUARE_NOTE
 
     label = datasets.parse_label_column(args.label_column)
     if label != "auto" and not str(args.data).lower().endswith(".csv"):
@@ -100,8 +100,8 @@ def _hold_out_test(ds, data):
     """``ds`` with the test split ``psae reproduce`` carves from a file that has none."""
     import dataclasses
 
-    from .datasets.finish import NO_TEST_NOTE
-    from .reproduce.data import SPLIT_SEED, TEST_FRACTION, carve
+    from ..datasets.finish import NO_TEST_NOTE
+    from ..reproduce.data import SPLIT_SEED, TEST_FRACTION, carve
 
     if ds.X_test is not None:
         raise ParameterError(f"--hold-out-test: {data} has a test split of its own "

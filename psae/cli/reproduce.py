@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from ..errors import ParameterError
-from .protocol import DATA_RULE, DATASETS, models
+from ..reproduce.protocol import DATA_RULE, DATASETS, models
 
 __all__ = ["add_parser"]
 
@@ -94,10 +94,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_reproduce(args) -> int:
-    from ..cli_data import note
     from ..datasets import parse_label_column
     from ..datasets.finish import NO_TEST_NOTE
-    from .runner import RunConfig, run
+    from ..reproduce.runner import RunConfig, run
+    from .data import note
 
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     named = args.datasets if args.datasets is not None else ([] if args.data else ["digits"])

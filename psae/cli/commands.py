@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._version import __version__
-from .cli_data import (
+from .._version import __version__
+from ..errors import PsaeError
+from ..metrics import DEFAULT_THRESHOLD
+from .data import (
     add_data_args,
     add_force_arg,
     check_features,
@@ -26,9 +28,7 @@ from .cli_data import (
     pick_split,
     threshold,
 )
-from .cli_options import add_model_options, model_params
-from .errors import PsaeError
-from .metrics import DEFAULT_THRESHOLD
+from .options import add_model_options, model_params
 
 __all__ = ["main", "build_parser"]
 
@@ -112,18 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "name, label, training cost, knobs and reproduce grid.")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
-    from .reproduce.cli import add_parser as add_reproduce
+    from .reproduce import add_parser as add_reproduce
 
     add_reproduce(sub)
-    from .explore.cli import add_parser as add_explore; add_explore(sub)  # noqa: E702, I001
+    from .explore import add_parser as add_explore; add_explore(sub)  # noqa: E702, I001
     return parser
 
 
 # ------------------------------------------------------------------------------------ fit
 def cmd_fit(args) -> int:
-    from . import bundle, persistence
-    from .estimator import SparseAutoencoder
-    from .preprocessing import Normalizer
+    from .. import bundle, persistence
+    from ..estimator import SparseAutoencoder
+    from ..preprocessing import Normalizer
 
     persistence.check_writable(args.out, args.force, inputs=input_paths(args))  # before training
     ds = load_data(args)
@@ -136,7 +136,7 @@ def cmd_fit(args) -> int:
         X = normalizer.transform(X)
     rank = 0
     if args.distributed or "WORLD_SIZE" in os.environ:
-        from .distributed import process_group
+        from ..distributed import process_group
 
         with process_group(model.device) as comm:
             model.fit(X)
@@ -159,8 +159,8 @@ class _Loaded:
     """A saved model with its preprocessing, applied to raw rows."""
 
     def __init__(self, model_dir, data: str):
-        from . import persistence
-        from .bundle import load_model
+        from .. import persistence
+        from ..bundle import load_model
 
         self.dir, self.data = model_dir, data
         self.model, self.normalizer = load_model(model_dir, with_normalizer=True)
@@ -180,7 +180,7 @@ class _Loaded:
 def _write_npy_codes(out: Path, model, Xn: np.ndarray, force: bool) -> None:
     """Stream codes into a memory-mapped ``.npy`` whose disk space is reserved first: a full
     disk is then an error before the map is touched, never a SIGBUS."""
-    from .fileio import allocate, atomic_path
+    from ..fileio import allocate, atomic_path
 
     shape = (Xn.shape[0], model.n_components)
     header = 128  # numpy's .npy header for a 2-D float32 array fits in 128 bytes
@@ -194,8 +194,8 @@ def _write_npy_codes(out: Path, model, Xn: np.ndarray, force: bool) -> None:
 
 
 def cmd_encode(args) -> int:
-    from .fileio import atomic_write
-    from .ownership import check_output_file
+    from ..fileio import atomic_write
+    from ..ownership import check_output_file
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -250,15 +250,15 @@ def _evaluate_rows(result: dict, t: float) -> list[tuple[str, str]]:
              ("dead units", f"{100 * result['dead_units']:.1f}%"),
              ("CA", f"{100 * result['CA']:.2f}%" if result.get("CA") is not None
               else "not computed: " + result["CA_note"])]
-    from .measures import computed
+    from ..measures import computed
 
     rows += [(m.title, f"{result[m.key]:.4g}") for m in computed()]  # registered measures
     return rows
 
 
 def cmd_evaluate(args) -> int:
-    from . import metrics
-    from .ownership import check_output_file
+    from .. import metrics
+    from ..ownership import check_output_file
 
     if args.json:
         check_output_file(args.json, force=args.force, inputs=input_paths(args), option="--json")
@@ -286,7 +286,7 @@ def cmd_evaluate(args) -> int:
     text = json.dumps(result)
     print(text)
     if args.json:
-        from .fileio import atomic_write
+        from ..fileio import atomic_write
 
         atomic_write(args.json, text + "\n", replace=args.force)
     return 0
@@ -294,7 +294,7 @@ def cmd_evaluate(args) -> int:
 
 # ------------------------------------------------------------------------------------ datasets
 def cmd_datasets(args) -> int:
-    from . import datasets
+    from .. import datasets
 
     if args.download:
         for name in [n.strip() for n in args.download.split(",") if n.strip()]:
@@ -319,7 +319,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from . import sparsity
+    from .. import sparsity
 
     if args.markdown:
         print(sparsity.markdown_table())
