@@ -1,7 +1,9 @@
-"""``psae reproduce``: the paper's Fig. 2, fairly tuned, as results files, figures and a report."""
+"""``psae reproduce``: the paper's Fig. 2, fairly tuned, and every model at equal sparsity, as
+results files, figures and a report; :func:`compare` does the same from Python."""
 
+from .api import Results, compare
 from .protocol import DATASETS, grid_for, label_of, models, penalty_of, protocol_for
 from .runner import RunConfig, run
 
-__all__ = ["RunConfig", "run", "models", "label_of", "penalty_of", "DATASETS", "grid_for",
-           "protocol_for"]
+__all__ = ["compare", "Results", "RunConfig", "run", "models", "label_of", "penalty_of",
+           "DATASETS", "grid_for", "protocol_for"]
