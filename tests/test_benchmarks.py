@@ -109,3 +109,13 @@ def test_model_steps_smoke():
     for key in ("topk/dead0", "batchtopk/dead8", "jumprelu/dead0", "sqjumprelu/dead0"):
         row = out["results"][key]
         assert positive(row["step_ms"]) and positive(row["ratio_to_rae"])
+
+
+def test_ca_anchors_smoke():
+    out = run_smoke("ca_anchors.py")
+    assert out["benchmark"] == "ca_anchors" and 0.5 < out["pixels"]["CA"] <= 1
+    topk, psae = out["results"]
+    assert topk["encode_3k"]["l0_test"] > topk["l0_test"]  # a wider support when encoding
+    assert psae["raw"]["l0_test"] >= psae["l0_test"]  # the threshold only removes
+    assert topk["C_tuned"]["C"] in (0.1, 1.0, 10.0, 100.0)
+    assert out["best"]["CA"] >= max(topk["protocol"], psae["protocol"])
