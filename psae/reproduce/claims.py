@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .cells import finite
+from .stats import below as _below
+from .stats import read
 
 __all__ = ["evaluate_claims", "metric_stats", "model_label", "dataset_label", "dataset_keys",
            "not_computed"]
@@ -61,15 +63,8 @@ def metric_stats(
     L0_mean, L0_std (the per-sample spread of L0, averaged over seeds), dead_units.
     """
     entry = (((results.get("summary") or {}).get(dataset) or {}).get(model) or {}).get(metric)
-    if isinstance(entry, dict):
-        mean = finite(entry.get("mean"))
-        if mean is not None:
-            std = finite(entry.get("std")) or 0.0
-            n = int(entry.get("n") or 0) or sum(
-                1 for r in results.get("final") or []
-                if r.get("dataset") == dataset and r.get("model") == model
-            )
-            return mean, std, n
+    if (st := read(entry)) is not None:
+        return st
     values: list[float] = []
     for run in results.get("final") or []:
         if run.get("dataset") != dataset or run.get("model") != model:
@@ -112,11 +107,6 @@ def _partial(claim_id: int, claim: str, dataset: str, held: bool, detail: str, c
     if missing:
         return _row(claim_id, claim, dataset, None, "partial: " + detail, False)
     return _row(claim_id, claim, dataset, held, detail, clear)
-
-
-def _below(a: tuple[float, float, int], b: tuple[float, float, int]) -> bool:
-    """a's mean+std below b's mean−std (non-overlapping, a lower); needs ≥ 2 seeds each."""
-    return a[2] >= 2 and b[2] >= 2 and a[0] + a[1] < b[0] - b[1]
 
 
 def _best_claim(

@@ -15,6 +15,8 @@ from typing import Any
 
 from ..measures import MEASURES
 from .claims import model_label
+from .stats import apart as _apart
+from .stats import read
 
 __all__ = ["matched_claims", "stat", "on_target", "targets_of", "TOLERANCE"]
 
@@ -25,10 +27,7 @@ def stat(results: dict, ds: str, model: str, target: str, metric: str
          ) -> tuple[float, float, int] | None:
     """(mean, std, n) over seeds of one measure at one target, or None."""
     entry = (((results.get("matched_summary") or {}).get(ds) or {}).get(model) or {})
-    v = (entry.get(str(target)) or {}).get(metric) or {}
-    if v.get("mean") is None or v.get("n", 0) == 0 or v["mean"] != v["mean"]:
-        return None
-    return float(v["mean"]), float(v.get("std") or 0.0), int(v["n"])
+    return read((entry.get(str(target)) or {}).get(metric))
 
 
 def on_target(results: dict, ds: str, model: str, target: str) -> bool:
@@ -40,11 +39,6 @@ def on_target(results: dict, ds: str, model: str, target: str) -> bool:
 def targets_of(results: dict, ds: str) -> list[str]:
     proto = (results.get("matched_protocol") or {}).get(ds) or {}
     return [str(t) for t in proto.get("targets", [])]
-
-
-def _apart(a, b) -> bool:
-    """Mean ± std intervals disjoint (needs 2 seeds each)."""
-    return a[2] >= 2 and b[2] >= 2 and (a[0] + a[1] < b[0] - b[1] or b[0] + b[1] < a[0] - a[1])
 
 
 def _row(cid: str, claim: str, ds: str, t: str, held: bool | None, detail: str,

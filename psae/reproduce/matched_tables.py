@@ -6,6 +6,7 @@ from ..measures import MEASURES, VIEWS
 from .claims import dataset_label, model_label
 from .markup import Cell, Text
 from .matched_claims import on_target, stat, targets_of
+from .stats import mean_std
 
 __all__ = ["matched_table", "matched_answer", "matched_claims_table", "matched_raw_table",
            "matched_sweep_table"]
@@ -15,11 +16,7 @@ RAW_COLUMNS = ("L0_mean", "FVU", "S", "SSD")
 
 
 def _cell(st, bold: bool, metric: str) -> tuple[str, bool]:
-    if st is None:
-        return "—", False
-    if MEASURES[metric].percent:
-        return f"{100 * st[0]:.2f} ± {100 * st[1]:.2f} %", bold
-    return (f"{st[0]:.4g} ± {st[1]:.2g}" if st[2] > 1 else f"{st[0]:.4g}"), bold
+    return mean_std(st, MEASURES[metric].percent), st is not None and bold
 
 
 def _epochs(results: dict, ds: str, m: str, t: str) -> str:

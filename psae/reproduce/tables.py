@@ -11,6 +11,7 @@ from typing import Any
 from ..measures import MEASURES, VIEWS
 from .claims import dataset_keys, dataset_label, evaluate_claims, metric_stats, model_label
 from .markup import Cell, Text
+from .stats import mean_std
 
 __all__ = ["fmt_value", "models_for", "explorer_links", "results_table",
            "zero_code_note", "claims_table", "selected_table", "explorer_table", "run_info",
@@ -42,14 +43,6 @@ def _fmt_params(params: Any) -> str:
     if not params:
         return "(none)"
     return ", ".join(f"{k}={fmt_value(v)}" for k, v in params.items())
-
-
-def _mean_std(st: tuple[float, float, int] | None) -> str:
-    if st is None:
-        return "—"
-    if st[2] == 1:  # one seed: no spread to show
-        return f"{st[0]:.4g}"
-    return f"{st[0]:.4g} ± {st[1]:.2g}"
 
 
 def _held_text(held: bool | None) -> str:
@@ -96,7 +89,7 @@ def results_table(results: dict, ds: str, links: dict[str, str] | None = None
         row: list[Cell] = [Text(model_label(results, m), href=links.get(m))]
         for c in columns:
             st = stats[m, c]
-            row.append((_mean_std(st), st is not None and st[0] == best.get(c)))
+            row.append((mean_std(st), st is not None and st[0] == best.get(c)))
         n = max((st[2] for c in columns if (st := stats[m, c])), default=0)
         row.append(str(n))
         rows.append(row)
