@@ -552,7 +552,9 @@ default=None
 
     def _calibrate(self, X, val: torch.Tensor | None, seed: int) -> float | None:
         """The inference threshold that puts the held-out mean L0 on the target (None without
-        a target, with ``raw_codes``, or where the code is already at or under it); BatchTopK
+        a target or with ``raw_codes``); where the code is already at or under the target it is
+        the L0 threshold itself (0.01), so that the codes are exact-sparse either way: a
+        sigmoid code left raw would be judged on activations its L0 does not count; BatchTopK
         trained with held-out rows gets one too, its target being k. Chosen on the
         early-stopping rows; training rows only where there are none: on a 3,000-row set,
         rows the model was trained on put the test rows' mean L0 up to 8 % under target at
@@ -568,8 +570,7 @@ default=None
         else:
             idx = np.random.default_rng(seed + 4).permutation(X.shape[0])[:CALIBRATION_ROWS]
             rows = np.asarray(X[np.sort(idx)], dtype=np.float32)
-        theta = calibrated_threshold(self.transform(rows, raw=True), target)
-        return None if theta <= DEFAULT_THRESHOLD else theta
+        return calibrated_threshold(self.transform(rows, raw=True), target)
 
     def _check_memory(self, X, settings: dict, device) -> None:
         """Refuse a layer that cannot fit in memory before allocating it."""

@@ -47,6 +47,23 @@ def test_threshold_is_saved_applied_and_can_be_skipped(digits, tmp_path):
     assert plain.inference_threshold_ is None
 
 
+def test_a_code_already_under_its_target_is_still_trimmed_to_exact_zeros(digits):
+    """OPTDIGITS, PSAE at L0 5, one seed of three: the raw codes' L0 was already under the
+    target, no threshold was kept, and the fit was judged on raw sigmoid codes (FVU 0.105
+    against 0.65 and 0.92 for the trimmed codes of the other seeds)."""
+    Xtr, Xte = digits[0], digits[1]
+    m = SparseAutoencoder(n_components=32, penalty="sql0", target_l0=4, epochs=8,
+                          random_state=0, device="cpu").fit(Xtr)
+    m.set_params(target_l0=32)  # a target the codes are under at the L0 threshold
+    theta = m._calibrate(Xtr, None, 0)
+    assert theta == metrics.DEFAULT_THRESHOLD
+    m.inference_threshold_ = theta
+    H, raw = m.transform(Xte), m.transform(Xte, raw=True)
+    assert np.count_nonzero(raw) > np.count_nonzero(H)  # sigmoid: no exact zeros raw
+    assert np.all((H == 0) | (np.abs(H) > theta))
+    assert metrics.l0_stats(H)["mean"] == metrics.l0_stats(raw)["mean"]  # the same L0
+
+
 def test_raw_codes_without_a_target_is_an_option_without_effect(digits):
     with pytest.raises(psae.ParameterError, match="raw_codes"):
         SparseAutoencoder(n_components=16, penalty="topk", raw_codes=True, device="cpu").fit(

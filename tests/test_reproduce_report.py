@@ -125,6 +125,7 @@ def full_run(tmp_path_factory) -> tuple[dict, Path, dict, tuple[Path, Path]]:
     out = tmp_path_factory.mktemp("run")
     res = _results(out)
     res["explorer"] = _explorer(out)
+    res["claims"] = evaluate_claims(res)  # as the runner does: the report only renders them
     json.dumps(res)  # the dict must be JSON-serialisable like results.json
     figs = make_figures(res, out)
     paths = write_report(res, out, figs)
@@ -269,7 +270,7 @@ def test_quick_banner_and_missing_npz(tmp_path):
     res["final"] = [r for r in res["final"] if r["model"] != "kl"]
     del res["summary"]["tiny_rgb"]["kl"]
     res["finished"] = None
-    html_path, md_path = write_report(res, tmp_path)  # draws the figures itself
+    html_path, md_path = write_report(res, tmp_path, make_figures(res, tmp_path))
     page = html_path.read_text(encoding="utf-8")
     assert 'class="banner"' in page and "cut-down" in page and "NOT the paper-scale" in page
     assert "cut-down" in md_path.read_text(encoding="utf-8")

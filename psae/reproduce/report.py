@@ -17,12 +17,11 @@ from pathlib import Path
 from ..fileio import atomic_write
 from ..ownership import make_dirs
 from .answers import claims_answer, data_line, dataset_answer, headline
-from .claims import dataset_keys, dataset_label, evaluate_claims, model_label
+from .claims import dataset_keys, dataset_label, model_label
 from .figures import (
     FIGURE_KINDS,
     figure_caption,
     figure_dataset,
-    make_figures,
     missing_pieces,
 )
 from .markup import Doc, Text, data_uri
@@ -179,7 +178,7 @@ def _paper_protocol(doc: Doc, results: dict, figures: dict, out_dir: Path, links
                  "the edge of their validation grid, where a better point may lie beyond it: "
                  + "; ".join(edges) + ".")
     doc.heading(3, "The paper's claims")
-    claims = results.get("claims") or evaluate_claims(results)
+    claims = results.get("claims") or []
     doc.para(claims_answer(claims), css="answer")
     doc.para("Held: the means over seeds are ordered as the paper claims (n/a: a model or a "
              "measure is missing). Clear: in addition, the mean ± std intervals of the decisive "
@@ -302,18 +301,15 @@ def has_paper_protocol(results: dict) -> bool:
 
 # ---------------------------------------------------------------------------------- report
 
-def write_report(
-    results: dict, out_dir: Path, figures: dict[str, list[str]] | None = None
-) -> tuple[Path, Path]:
+def write_report(results: dict, out_dir: Path, figures: dict[str, list[str]]
+                 ) -> tuple[Path, Path]:
     """Write ``out_dir/report.html`` and ``out_dir/report.md``; return their paths.
 
-    When ``figures`` (as returned by :func:`~psae.reproduce.figures.make_figures`) is None the
-    figures are drawn first.
+    The report only renders: the claims are those in ``results`` and ``figures`` the files
+    :func:`~psae.reproduce.figures.make_figures` drew (nothing is computed or drawn here).
     """
     out_dir = Path(out_dir)
     make_dirs(out_dir)
-    if figures is None:
-        figures = make_figures(results, out_dir)
     links = explorer_links(results, out_dir)
     missing: list[str] = []
     doc = Doc()

@@ -538,11 +538,11 @@ def _write_outputs(out: Path, results: dict) -> None:
     results["claims"] = evaluate_claims(results) if results.get("final") else []
     if results.get("matched"):
         results["matched_claims"] = matched_claims(results)
-    atomic_write(out / "results.json", json.dumps(results, indent=1))
-    atomic_write(out / "results.csv", to_csv(results))
     figures = make_figures(results, out) if results.get("final") else {}
     if results.get("matched"):
         figures.update(matched_figures(results, out))
     results["figures"] = figures
-    write_report(results, out, figures)
+    # every result is in place: written once, then rendered
     atomic_write(out / "results.json", json.dumps(results, indent=1))
+    atomic_write(out / "results.csv", to_csv(results))
+    write_report(results, out, figures)
