@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..datasets.registry import SOURCES
 from ..errors import PsaeError
 from ..metrics import DEFAULT_THRESHOLD
 from .data import (
@@ -103,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help="the data directory (default: $PSAE_DATA or a per-user dir)")
     p.add_argument("--download", default=None, metavar="NAMES",
-                   help="comma-separated data sets to download into --data-dir "
-                        "(mnist, cifar10, optdigits)")
+                   help="comma-separated data sets to download into --data-dir ("
+                        + ", ".join(n for n, s in SOURCES.items() if s.bundled is None) + ")")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("models", help="list the sparsity mechanisms (--penalty values)",

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from ..datasets.registry import NAMES
 from ..errors import InputError, ParameterError
 
 __all__ = ["add_data_args", "load_data", "pick_split", "check_features", "note", "threshold",
@@ -56,7 +57,7 @@ def input_paths(args) -> list[str]:
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
-                   help="a data-set name (mnist, cifar10, optdigits, digits) or a path: .npz "
+                   help=f"a data-set name ({', '.join(NAMES)}) or a path: .npz "
                         "(X, y or X_train, y_train, X_test, y_test), .csv, an image folder "
                         "(train/<class>/*.png) or its .tar/.tar.gz/.zip")
     p.add_argument("--data-dir", default=None,
