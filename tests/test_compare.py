@@ -1,13 +1,14 @@
 """psae.reproduce.compare: the comparison from Python gives what the command gives."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from psae import datasets
 from psae.cli import main
-from psae.errors import InputError
+from psae.errors import InputError, ParameterError
 from psae.reproduce import Results, compare
 
 MODELS = ["rae", "topk", "psae"]
@@ -34,19 +35,25 @@ def test_compare_gives_the_numbers_of_the_command(tmp_path):
         res.data["matched"] = []  # read-only
 
 
-def test_compare_runs_on_arrays_and_resumes_them(tmp_path):
+def test_compare_runs_on_arrays_and_resumes_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSAE_CACHE", str(tmp_path / "cache"))
     ds = datasets.load("digits")
     X, y = ds.X_train[:600], ds.y_train[:600]
     out = tmp_path / "arrays"
-    res = compare((X, y), protocol="matched", models=["topk"], quick=True, out=out)
-    assert {r["dataset"] for r in res.rows()} == {"data"}
+    res = compare((X, y.astype(object)), protocol="matched", models=["topk"], quick=True,
+                  out=out, name="digits600")  # labels of object dtype are saved as text
+    assert {r["dataset"] for r in res.rows()} == {"digits600"}
+    source = res.data["datasets"]["digits600"]["source"]
+    assert Path(source).is_file() and Path(source).is_relative_to(tmp_path / "cache")
     assert all(r["CA"] is not None for r in res.rows())
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
-    compare((X.copy(), y.copy()), protocol="matched", models=["topk"], quick=True, out=out,
-            resume=True)  # the same arrays: every cell is taken from disk
+    compare((X.copy(), y.astype(object)), protocol="matched", models=["topk"], quick=True,
+            out=out, name="digits600", resume=True)  # the same arrays: taken from disk
     assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")} == stamps
     run = json.loads((out / "run.json").read_text())
     assert "data" in run["fingerprint"]
+    with pytest.raises(ParameterError, match="tuple of 3"):
+        compare((X, y, y), out=tmp_path / "bad")
     with pytest.raises(InputError, match="no results.json"):
         Results.from_folder(tmp_path / "nothing")
     assert np.isfinite([r["FVU"] for r in res.rows()]).all()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from psae.cli import main
-from psae.reproduce.matched_claims import matched_claims
+from psae.reproduce.matched_claims import matched_claims, shown_measures
 from psae.stopping import Plateau
 
 MODELS = "rae,psae,l0,topk,jumprelu,sqjumprelu"
@@ -65,6 +65,7 @@ def test_a_resumed_run_may_add_seeds_and_runs_only_theirs(run, tmp_path):
     for name in new:
         stab = json.loads((out / "cells" / name).read_text())["stability"]
         assert set(stab) == {"seed0"} and 0.0 < stab["seed0"] < 0.999, (name, stab)
+    assert "| atom stability |" in (out / "report.md").read_text()  # two seeds: a column
 
 
 def test_thresholded_fits_keep_their_raw_view_and_a_threshold_sweep(run):
@@ -87,7 +88,9 @@ def test_thresholded_fits_keep_their_raw_view_and_a_threshold_sweep(run):
     assert swept
     md = (out / "report.md").read_text()  # both views, and the sweep, in the report
     assert "| FVU, exact | FVU, raw |" in md and "θ: L0 · FVU · CA" in md
-    assert "matched_sweep_digits.png" in md and "atom stability" in md
+    assert "matched_sweep_digits.png" in md
+    # one seed (the fixture's results): no pair of seeds to compare, no stability shown
+    assert shown_measures(res, "digits", ["CA", "stability"]) == ["CA"]
 
 
 class _Stub:

@@ -15,7 +15,7 @@ from .._version import __version__
 from ..errors import ParameterError
 from ..fileio import atomic_write
 from ..metrics import DEFAULT_THRESHOLD
-from .assets import asset
+from ._assets import asset
 from .payload import build_payload
 
 __all__ = ["write_explorer", "render_html"]

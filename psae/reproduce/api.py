@@ -5,17 +5,19 @@
 ...               out="runs/compare")                                  # doctest: +SKIP
 >>> res.to_frame().groupby(["model", "target"])[["L0_mean", "FVU", "CA"]].mean()  # +SKIP
 
-``data`` is a named data set, a file psae reads, or arrays ``(X, y)`` / ``X`` (saved as an
-``.npz`` for the run's lifetime; the run's fingerprint holds their checksum, not a path, so
-the same arrays resume the same run). The run folder is written as by the command (cells,
+``data`` is a named data set, a file psae reads, or arrays ``(X, y)`` / ``X`` (anything
+``np.asarray`` takes: a DataFrame, a Series of labels), saved once as an ``.npz`` in psae's
+cache directory under their checksum, so the report names a file that stays and the same
+arrays resume the same run. The run folder is written as by the command (cells,
 results, figures, report), and :class:`Results` reads it back.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ParameterError
+from ..fileio import atomic_write
 from ..measures import VIEWS
 
 __all__ = ["compare", "Results"]
@@ -80,15 +83,31 @@ class Results:
         return pd.DataFrame(self.rows())
 
 
-def _arrays_file(data, folder: Path) -> str:
-    """``(X, y)`` or ``X`` saved as ``folder/data.npz`` (deterministic bytes)."""
-    X, y = (data if isinstance(data, tuple) else (data, None))
-    if isinstance(data, tuple) and len(data) != 2:
-        raise ParameterError(f"data as arrays is X or (X, y), got a tuple of {len(data)}")
-    X = np.asarray(X)
-    arrays = {"X": X} if y is None else {"X": X, "y": np.asarray(y)}
-    path = folder / "data.npz"
-    np.savez(path, **arrays)
+def _arrays_file(data, name: str) -> str:
+    """``(X, y)`` or ``X`` saved as ``<cache>/arrays/<sha256>/<name>.npz``: a path that stays
+    valid (the report names it) and the same for the same arrays (a run on them resumes).
+    Labels of any kind (strings, a pandas Series) are saved as text, never pickled."""
+    from ..datasets.cache import _user_cache_dir
+
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ParameterError(f"data as arrays is X or (X, y), got a tuple of {len(data)}")
+        X, y = data
+    else:
+        X, y = data, None
+    arrays = {"X": np.asarray(X)}
+    if y is not None:
+        y = np.asarray(y)
+        arrays["y"] = y.astype(str) if y.dtype == object else y
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    raw = buf.getvalue()
+    env = os.environ.get("PSAE_CACHE")
+    base = Path(env).expanduser() if env else _user_cache_dir()
+    path = base / "arrays" / hashlib.sha256(raw).hexdigest()[:16] / f"{name}.npz"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, raw)
     return str(path)
 
 
@@ -98,27 +117,27 @@ def compare(data: str | os.PathLike[str] | np.ndarray | tuple = "digits", *,
             data_dir: str | None = None, epochs: int | None = None,
             n_components: int | None = None, device: str = "auto",
             threads: int | str = "auto", resume: bool = False, force: bool = False,
-            progress: bool = False) -> Results:
+            progress: bool = False, name: str = "data") -> Results:
     """Run a protocol (``"matched"``, ``"paper"`` or ``"both"``) on ``data`` for ``models``
     (default: all) with ``seeds`` seeds, write the run folder ``out`` as ``psae reproduce``
-    does, and return its :class:`Results`. The parameters are the command's options."""
+    does, and return its :class:`Results`. The parameters are the command's options; ``name``
+    is the data set's name in the results when ``data`` is arrays."""
     from . import models as all_models
     from .protocol import DATASETS
     from .runner import RunConfig, run
 
-    with tempfile.TemporaryDirectory(prefix="psae-compare-") as tmp:
-        if isinstance(data, np.ndarray | tuple):
-            named, files = [], [_arrays_file(data, Path(tmp))]
-            what = "arrays"
-        elif str(data) in DATASETS:
-            named, files, what = [str(data)], [], repr(str(data))
-        else:
-            named, files, what = [], [str(data)], repr(str(data))
-        cfg = RunConfig(datasets=named, models=list(models or all_models()), out=Path(out),
-                        seeds=seeds, data_dir=data_dir, quick=quick, device=device,
-                        resume=resume, progress=progress, command=f"psae.reproduce.compare({what}, "
-                        f"protocol={protocol!r})",
-                        overrides={"epochs": epochs, "n_components": n_components},
-                        threads=threads, data=files, protocol_name=protocol, force=force)
-        run(cfg)
+    if isinstance(data, tuple) or (hasattr(data, "__array__")
+                                   and not isinstance(data, str | os.PathLike)):
+        named, files, what = [], [_arrays_file(data, name)], "arrays"
+    elif str(data) in DATASETS:
+        named, files, what = [str(data)], [], repr(str(data))
+    else:
+        named, files, what = [], [str(data)], repr(str(data))
+    cfg = RunConfig(datasets=named, models=list(models or all_models()), out=Path(out),
+                    seeds=seeds, data_dir=data_dir, quick=quick, device=device,
+                    resume=resume, progress=progress, command=f"psae.reproduce.compare({what}, "
+                    f"protocol={protocol!r})",
+                    overrides={"epochs": epochs, "n_components": n_components},
+                    threads=threads, data=files, protocol_name=protocol, force=force)
+    run(cfg)
     return Results.from_folder(out)

@@ -18,7 +18,7 @@ from .claims import model_label
 from .stats import apart as _apart
 from .stats import read
 
-__all__ = ["matched_claims", "stat", "on_target", "targets_of", "TOLERANCE"]
+__all__ = ["matched_claims", "stat", "on_target", "targets_of", "shown_measures", "TOLERANCE"]
 
 TOLERANCE = 0.10
 
@@ -28,6 +28,15 @@ def stat(results: dict, ds: str, model: str, target: str, metric: str
     """(mean, std, n) over seeds of one measure at one target, or None."""
     entry = (((results.get("matched_summary") or {}).get(ds) or {}).get(model) or {})
     return read((entry.get(str(target)) or {}).get(metric))
+
+
+def shown_measures(results: dict, ds: str, keys: list[str]) -> list[str]:
+    """``keys`` without the measures no model has at any target of ``ds`` (atom stability
+    of a one-seed run: there is no pair of seeds to compare)."""
+    by_model = (results.get("matched_summary") or {}).get(ds) or {}
+    return [k for k in keys if k in ("L0_mean", "L0_std") or any(
+        read(entry.get(k)) is not None for targets in by_model.values()
+        for entry in targets.values())]
 
 
 def on_target(results: dict, ds: str, model: str, target: str) -> bool:

@@ -17,16 +17,16 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 from ..measures import MEASURES, VIEWS
 from .claims import dataset_label, model_label
 from .figures import model_colors, save_figure
-from .matched_claims import stat, targets_of
+from .matched_claims import shown_measures, stat, targets_of
 
 __all__ = ["matched_figures", "MATCHED_CAPTIONS"]
 
 MATCHED_CAPTIONS = {
-    "matched": "{ds}: CA, RE, the spread of per-sample L0 and the stability of the atoms "
-               "across seeds (mean cosine of two seeds' decoder atoms after one-to-one "
-               "matching) against the mean test L0, every model trained to each target (mean "
-               "± std over seeds, or over pairs of seeds, in both directions); RAE (dense) is "
-               "the dashed line.",
+    "matched": "{ds}: CA, RE, the spread of per-sample L0 and, with two seeds or more, the "
+               "stability of the atoms across seeds (mean cosine of two seeds' decoder atoms "
+               "after one-to-one matching) against the mean test L0, every model trained to "
+               "each target (mean ± std over seeds, or over pairs of seeds, in both "
+               "directions); RAE (dense) is the dashed line.",
     "matched_sweep": "{ds}: FVU and CA of each thresholded fit's codes (target L0 {t}, seed 0) "
                      "trimmed at 0 (raw codes), θ/2, θ (the calibrated inference threshold: the "
                      "comparison's codes, filled marker) and 2θ, against their mean L0.",
@@ -68,7 +68,7 @@ def _matched(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
     if not targets_of(results, ds):
         return None
     fig = Figure(figsize=(12, 8), layout="constrained")
-    panels = VIEWS["matched_panels"]
+    panels = shown_measures(results, ds, VIEWS["matched_panels"])
     axes = fig.subplots((len(panels) + 1) // 2, 2).ravel()
     for ax in axes[len(panels):]:
         ax.set_visible(False)

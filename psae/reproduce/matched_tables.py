@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..measures import MEASURES, VIEWS
 from .claims import dataset_label, model_label
 from .markup import Cell, Text
-from .matched_claims import on_target, stat, targets_of
+from .matched_claims import on_target, shown_measures, stat, targets_of
 from .stats import mean_std
 
 __all__ = ["matched_table", "matched_answer", "matched_claims_table", "matched_raw_table",
@@ -33,18 +33,20 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
     bold among the models that landed within 10 % of it (a miss is marked ✗ in mean L0)."""
     links = links or {}
     models = list((results.get("matched_summary") or {}).get(ds, {}))
+    columns = shown_measures(results, ds, VIEWS["matched_table"])
     rows: list[list[Cell]] = []
     for t in [*targets_of(results, ds), "dense"]:
         here = [m for m in models if stat(results, ds, m, t, "L0_mean") is not None]
         fair = [m for m in here if t == "dense" or on_target(results, ds, m, t)]
         best = {}
-        for metric in VIEWS["matched_table"]:
+        for metric in columns:
             vals = [st[0] for m in fair if (st := stat(results, ds, m, t, metric))]
-            if vals and metric != "L0_mean":  # at one target, no mean L0 is best
+            # at one target no mean L0 is best; a measure without a direction has none
+            if vals and metric != "L0_mean" and MEASURES[metric].higher is not None:
                 best[metric] = max(vals) if MEASURES[metric].higher else min(vals)
         for m in here:
             row: list[Cell] = [t, Text(model_label(results, m), href=links.get(m))]
-            for metric in VIEWS["matched_table"]:
+            for metric in columns:
                 st = stat(results, ds, m, t, metric)
                 text, bold = _cell(st, st is not None and m in fair
                                    and st[0] == best.get(metric), metric)
@@ -53,7 +55,7 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
                 row.append((text, bold))
             row.append(_epochs(results, ds, m, t))
             rows.append(row)
-    return (["target L0", "model"] + [MEASURES[c].title for c in VIEWS["matched_table"]]
+    return (["target L0", "model"] + [MEASURES[c].title for c in columns]
             + ["epochs per seed (* hit the cap)"], rows)
 
 

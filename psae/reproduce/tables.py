@@ -82,7 +82,7 @@ def results_table(results: dict, ds: str, links: dict[str, str] | None = None
     best = {}
     for c in columns:
         vals = [st[0] for m in models if (st := stats[m, c]) is not None]
-        if vals:
+        if vals and MEASURES[c].higher is not None:  # a measure without a direction: no best
             best[c] = max(vals) if MEASURES[c].higher else min(vals)
     rows: list[list[Cell]] = []
     for m in models:
