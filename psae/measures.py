@@ -88,10 +88,18 @@ FIG2 = ("RE", "S", "SSD", "CA")
 """The paper's Fig. 2, panels a–d: fixed."""
 
 
+# keys psae.metrics.evaluate writes besides the measures: a measure may not take them
+RESERVED = frozenset({"L0", "n_samples", "S_note", "CA_note", "split", "threshold"})
+
+
 def register(m: Measure, views: Iterable[str] = ()) -> Measure:
     """Add ``m`` (computed by ``m.compute`` wherever codes are scored) to the named views."""
-    if m.key in MEASURES:
-        raise ValueError(f"a measure called {m.key!r} is already registered")
+    if m.key in MEASURES or m.key in RESERVED:
+        raise ValueError(f"a measure called {m.key!r} is already registered (or psae's own "
+                         "key)")
+    if m.compute is None:
+        raise ValueError(f"measure {m.key!r} needs a compute(X, H, X_hat) function")
+    views = list(dict.fromkeys(views))
     unknown = sorted(set(views) - set(VIEWS))
     if unknown:
         raise ValueError(f"unknown views {unknown}; choose from {sorted(VIEWS)}")
@@ -102,7 +110,10 @@ def register(m: Measure, views: Iterable[str] = ()) -> Measure:
 
 
 def unregister(key: str) -> None:
-    """Remove a registered measure from the registry and every view."""
+    """Remove a registered measure from the registry and every view (the built-in ones stay:
+    every renderer relies on them)."""
+    if key in MEASURES and MEASURES[key].compute is None:
+        raise ValueError(f"{key!r} is one of psae's own measures: it cannot be removed")
     MEASURES.pop(key, None)
     for keys in VIEWS.values():
         while key in keys:

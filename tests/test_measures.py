@@ -33,7 +33,13 @@ def test_register_checks_names_and_unregister_removes_it_everywhere(toy):
     with pytest.raises(ValueError, match="already registered"):
         measures.register(TOY)
     with pytest.raises(ValueError, match="unknown views"):
-        measures.register(Measure("other", "o", None, "o"), views=("nowhere",))
+        measures.register(Measure("other", "o", None, "o", compute=_largest), views=("nowhere",))
+    with pytest.raises(ValueError, match="compute"):
+        measures.register(Measure("other", "o", None, "o"))
+    with pytest.raises(ValueError, match="psae's own key"):
+        measures.register(Measure("L0", "L0", None, "L0", compute=_largest))
+    with pytest.raises(ValueError, match="cannot be removed"):
+        measures.unregister("CA")
     assert "max_code" in measures.VIEWS["csv"] and measures.computed() == [TOY]
     measures.unregister("max_code")
     assert "max_code" not in measures.MEASURES

@@ -84,11 +84,12 @@ def raw_scores(est, Xev) -> dict | None:
     return {k: scores.get(k) for k in score_keys() if k != "CA"}
 
 
-def threshold_sweep(est, Xtr, ytr, Xev, yev) -> list[dict]:
+def threshold_sweep(est, Xtr, ytr, Xev, yev, at_theta: dict | None = None) -> list[dict]:
     """RE, FVU, mean L0 and CA of the codes trimmed at each of :data:`SWEEP_FACTORS` times the
     fit's inference threshold θ (|h| ≤ t set to zero; factor 0 keeps the raw codes): how much
     of a model's reconstruction and accuracy lives in the activations the threshold removes.
-    Empty for a fit without a threshold (its codes have exact zeros already)."""
+    ``at_theta``: the cell's own scores, which are those at θ (not computed again). Empty for
+    a fit without a threshold (its codes have exact zeros already)."""
     theta = getattr(est, "inference_threshold_", None)
     if theta is None:
         return []
@@ -98,6 +99,10 @@ def threshold_sweep(est, Xtr, ytr, Xev, yev) -> list[dict]:
     rows = []
     for f in SWEEP_FACTORS:
         t = f * theta
+        if f == 1.0 and at_theta is not None:
+            rows.append({"factor": f, "threshold": t, "L0_mean": at_theta["L0"]["mean"],
+                         **{k: at_theta.get(k) for k in ("RE", "FVU", "CA")}})
+            continue
         H = np.where(np.abs(H_ev) > t, H_ev, 0).astype(H_ev.dtype)
         Y = est.inverse_transform(H)
         rows.append({

@@ -17,7 +17,7 @@ from pathlib import Path
 __all__ = ["training_code_key"]
 
 _ROOT = Path(__file__).resolve().parent.parent
-_NOT_TRAINING = ("__main__", "fileio", "ownership",
+_NOT_TRAINING = ("__main__", "fileio", "ownership", "measures",
                  "persistence", "bundle", "errors", "_version")
 _PARTS = ("sparsity", "reproduce/cells.py", "reproduce/matched.py", "reproduce/protocol.py",
           "reproduce/data.py", "reproduce/runner.py")
