@@ -233,12 +233,20 @@ def test_an_unwritable_output_is_refused_before_any_work(model, npz, tmp_path):
 
 # 6. Ctrl-C is one line, exit 130 --------------------------------------------------------------
 def test_ctrl_c_during_fit_is_one_line_and_writes_nothing(npz, tmp_path):
-    out = tmp_path / "m"
-    proc = subprocess.Popen([sys.executable, "-m", "psae", "--threads", "1", "fit", "--data",
-                             str(npz), "--out", str(out), "--n-components", "64", "--epochs",
-                             "100000", "--quiet"], stdout=subprocess.PIPE,
+    out, started = tmp_path / "m", tmp_path / "imported"
+    args = ["--threads", "1", "fit", "--data", str(npz), "--out", str(out), "--n-components",
+            "64", "--epochs", "100000", "--quiet"]
+    # the command, with a flag file once psae (and torch) are imported: on a loaded machine
+    # importing torch took more than a fixed wait, and the signal landed before psae was up
+    code = (f"import pathlib, sys; from psae.cli import main; pathlib.Path({str(started)!r})"
+            f".touch(); sys.exit(main({args!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert started.exists(), "psae did not start"
+    time.sleep(3)  # into the fit
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
