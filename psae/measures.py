@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Measure", "MEASURES", "VIEWS", "register", "unregister", "measure", "computed"]
+__all__ = ["Measure", "MEASURES", "VIEWS", "register", "unregister", "computed"]
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,6 @@ MEASURES = {m.key: m for m in (
     Measure("stability", "atom stability", True,
             "atom stability across seeds (1 = the same atoms)"),
 )}
-
-
-def measure(key: str) -> Measure:
-    """The measure called ``key`` (a ``raw_`` prefix, the raw-code view, names the same one)."""
-    return MEASURES[key.removeprefix("raw_")]
 
 
 VIEWS: dict[str, list[str]] = {

@@ -83,11 +83,13 @@ class Results:
         return pd.DataFrame(self.rows())
 
 
-def _arrays_file(data, name: str) -> str:
-    """``(X, y)`` or ``X`` saved as ``<cache>/arrays/<sha256>/<name>.npz``: a path that stays
-    valid (the report names it) and the same for the same arrays (a run on them resumes).
-    Labels of any kind (strings, a pandas Series) are saved as text, never pickled."""
-    from ..datasets.cache import _user_cache_dir
+def _arrays_file(data, name: str, data_dir: str | None) -> str:
+    """``(X, y)`` or ``X`` saved as ``<cache>/arrays/<sha256>/<name>.npz``, ``<cache>`` being
+    the data sets' decoded-array cache (``$PSAE_CACHE``, else beside the data): a path that
+    stays valid (the report names it) and the same for the same arrays (a run on them
+    resumes). Labels of any kind (strings, a pandas Series) are saved as text, never pickled."""
+    from ..datasets import data_root
+    from ..datasets.cache import resolve_cache_dir
 
     if isinstance(data, tuple):
         if len(data) != 2:
@@ -102,9 +104,8 @@ def _arrays_file(data, name: str) -> str:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     raw = buf.getvalue()
-    env = os.environ.get("PSAE_CACHE")
-    base = Path(env).expanduser() if env else _user_cache_dir()
-    path = base / "arrays" / hashlib.sha256(raw).hexdigest()[:16] / f"{name}.npz"
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    path = resolve_cache_dir(True, data_root(data_dir)) / "arrays" / digest / f"{name}.npz"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, raw)
@@ -128,7 +129,7 @@ def compare(data: str | os.PathLike[str] | np.ndarray | tuple = "digits", *,
 
     if isinstance(data, tuple) or (hasattr(data, "__array__")
                                    and not isinstance(data, str | os.PathLike)):
-        named, files, what = [], [_arrays_file(data, name)], "arrays"
+        named, files, what = [], [_arrays_file(data, name, data_dir)], "arrays"
     elif str(data) in DATASETS:
         named, files, what = [str(data)], [], repr(str(data))
     else:

@@ -59,10 +59,6 @@ def matched_table(results: dict, ds: str, links: dict[str, str] | None = None
             + ["epochs per seed (* hit the cap)"], rows)
 
 
-def _plain(st, metric: str) -> str:
-    return _cell(st, False, metric)[0]
-
-
 def matched_raw_table(results: dict, ds: str) -> tuple[list[str], list[list[Cell]]]:
     """For each fit with an inference threshold: its measures on the exact-sparse codes the
     comparison uses, beside those of its raw codes (the code layer's own output; L0 counts
@@ -74,8 +70,9 @@ def matched_raw_table(results: dict, ds: str) -> tuple[list[str], list[list[Cell
                 continue
             row: list[Cell] = [t, model_label(results, m)]
             for metric in RAW_COLUMNS:
-                row += [_plain(stat(results, ds, m, t, metric), metric),
-                        _plain(stat(results, ds, m, t, f"raw_{metric}"), metric)]
+                pct = MEASURES[metric].percent
+                row += [mean_std(stat(results, ds, m, t, metric), pct),
+                        mean_std(stat(results, ds, m, t, f"raw_{metric}"), pct)]
             rows.append(row)
     head = [x for c in RAW_COLUMNS for x in (f"{MEASURES[c].title}, exact",
                                              f"{MEASURES[c].title}, raw")]

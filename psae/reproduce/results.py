@@ -28,8 +28,6 @@ def csv_fields() -> list[str]:
             *VIEWS["csv"], "fit_seconds", "n_epochs"]
 
 
-
-
 def _stat(values: list) -> dict:
     """Mean and population std over seeds; a measure never computed (CA without labels) has
     mean None and n 0, while a failed fit's NaN stays in and shows."""

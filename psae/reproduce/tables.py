@@ -18,7 +18,6 @@ __all__ = ["fmt_value", "models_for", "explorer_links", "results_table",
            "dataset_tables"]
 
 
-
 def _fmt_num(v: Any) -> str:
     if v is None:
         return "—"
