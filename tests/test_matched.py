@@ -196,6 +196,72 @@ def test_cells_of_other_training_code_are_reported_not_resumed(run, tmp_path):
     assert json.loads(run_file.read_text())["fingerprint"]["training_code"] == "0" * 16
 
 
+def _other_code_copy(run, tmp_path):
+    """A copy of the quick run whose run.json says other training code fitted its cells."""
+    import shutil
+
+    from psae.ownership import record_file
+
+    out, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    meta = json.loads((copy / "run.json").read_text())
+    meta["fingerprint"]["training_code"] = "0" * 16
+    (copy / "run.json").write_text(json.dumps(meta))
+    record_file(copy / "run.json")  # as if psae had written it
+    return copy, ["reproduce", "--quick", "--protocol", "matched", "--models", MODELS,
+                  "--quiet", "--out", str(copy), "--resume"]
+
+
+def test_recheck_lets_a_run_go_on_under_code_that_refits_its_cells_identically(run, tmp_path):
+    from psae.reproduce.code_key import training_code_key
+
+    copy, args = _other_code_copy(run, tmp_path)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (copy / "cells").glob("[!.]*.json")}
+    assert main(args) == 2  # refused without --recheck
+    assert main([*args, "--recheck"]) == 0
+    meta = json.loads((copy / "run.json").read_text())
+    assert meta["fingerprint"]["training_code"] == "0" * 16  # the run keeps its key
+    (record,) = meta["rechecked"]
+    assert record["code"] == training_code_key()
+    assert {json.loads((copy / "cells" / f"{k}.json").read_text())["model"]
+            for k in record["cells"]} == set(MODELS.split(","))  # one cell per model
+    assert {p.name: p.stat().st_mtime_ns
+            for p in (copy / "cells").glob("[!.]*.json")} == stamps  # the run's cells kept
+    assert main(args) == 0  # checked once: later resumes need no --recheck
+    assert json.loads((copy / "run.json").read_text())["rechecked"] == [record]
+
+
+def test_recheck_refuses_code_that_fits_differently(run, tmp_path, monkeypatch):
+    import psae.reproduce.runner as runner
+
+    copy, args = _other_code_copy(run, tmp_path)
+    before = (copy / "run.json").read_bytes()
+    make = runner.make_matched_model
+    monkeypatch.setattr(runner, "make_matched_model",
+                        lambda model, target, mp, seed, *a: make(model, target, mp, seed + 7, *a))
+    assert main([*args, "--recheck"]) == 2
+    assert (copy / "run.json").read_bytes() == before
+    assert not list(tmp_path.glob("psae-recheck-*"))
+
+
+def test_recheck_compares_every_number_but_timings():
+    from psae.reproduce.recheck import differences, pick
+
+    cell = {"model": "topk", "dataset": "d", "kind": "matched", "seed": 0, "seconds": 3.0,
+            "test": {"RE": 0.5, "CA": float("nan")}, "history": [{"loss": 1.0, "seconds": 2}]}
+    same = json.loads(json.dumps(cell)) | {"seconds": 9.0}
+    same["history"] = [{"loss": 1.0, "seconds": 5}]
+    assert differences(cell, same) == []
+    other = same | {"test": {"RE": 0.5000001, "CA": float("nan")}}
+    assert differences(cell, other) == ["test.RE: 0.5, now 0.5000001"]
+    assert differences(cell, same | {"history": []}) == ["history: 1 entries, now 0"]
+    cells = {"a": cell, "b": cell | {"seconds": 1.0}, "c": cell | {"seed": 1, "seconds": 0.1},
+             "e": cell | {"dataset": "e", "seconds": 5.0},
+             "f": cell | {"model": "rae", "seconds": 7.0, "error": "diverged"}}
+    assert pick(cells) == ["b", "e"]  # cheapest first seed per model, then per data set
+
+
 def test_training_code_key_ignores_words_not_code():
     from psae.reproduce.code_key import _code_only, training_code_key
 

@@ -74,6 +74,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out, skipping every finished cell (the same "
                         "command run again does so too)")
+    p.add_argument("--recheck", action="store_true",
+                   help="with --resume, when psae's training code changed since the run's "
+                        "cells were fitted: fit the cheapest finished cell of each model and "
+                        "data set again and go on only if they come out identical (timings "
+                        "aside); run.json records the check")
     p.add_argument("--force", action="store_true",
                    help="write into an --out that holds other files too (psae never replaces "
                         "or removes them)")
@@ -109,6 +114,7 @@ def cmd_reproduce(args) -> int:
         threads=getattr(args, "threads", None) or "auto",
         data=args.data, label_column=parse_label_column(args.label_column),
         protocol_name=args.protocol, report_only=args.report_only, force=args.force,
+        recheck=args.recheck,
     )
     for u in cfg.user.values():
         for text in u.dataset.notes:

@@ -9,8 +9,10 @@ finished cell. Data sets are the named ones (``--datasets``) and user files (``-
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ from .data import Splits, UserData, load_splits, load_user_data, split_dataset
 from .matched import MatchedProtocol, make_matched_model, matched_for, matched_models
 from .pages import save_final_model, write_pages
 from .protocol import DataProtocol, grid_for, models, protocol_for, protocol_for_data
+from .recheck import finished_cells, pick, recheck
 from .results import gather, to_csv
 
 __all__ = ["RunConfig", "run", "ResumeMismatchError"]
@@ -81,6 +84,7 @@ class RunConfig:
     protocol_name: str = "paper"  # "paper", "matched" or "both"
     report_only: bool = False  # write results and report from the finished cells; train nothing
     force: bool = False  # write into a --out holding other files (never replacing them)
+    recheck: bool = False  # resume under changed training code if it refits cells identically
     user: dict[str, UserData] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -245,7 +249,7 @@ def _settings(fingerprint: dict | None, code: bool = True) -> dict | None:
         k: v for k, v in fingerprint.items() if k not in drop}
 
 
-def _check_resume(cfg: RunConfig) -> None:
+def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
     run_file = cfg.out / "run.json"
     fp = json.loads(json.dumps(cfg.fingerprint()))  # as run.json gives it back: no tuples
     has_cells = any(not p.name.startswith(".") for p in (cfg.out / "cells").glob("*.json"))
@@ -253,32 +257,77 @@ def _check_resume(cfg: RunConfig) -> None:
         raise ResumeMismatchError(
             f"{cfg.out} holds finished cells but no run.json saying how they were made; "
             "choose another --out")
+    rechecked: list[dict] = []
     if run_file.exists():
         old = json.loads(run_file.read_text())
+        rechecked = old.get("rechecked", [])
         if changed := _changed_files(cfg, old):
             raise ResumeMismatchError(
                 f"{cfg.out} was started on other data: {'; '.join(changed)} changed since; "
                 "choose another --out")
-        if (_settings(old.get("fingerprint"), code=False) == _settings(fp, code=False)
-                and _settings(old.get("fingerprint")) != _settings(fp)):
-            if cfg.report_only:  # the report of what is there, under its own key (if any)
-                fp.pop("training_code")
-                if "training_code" in old["fingerprint"]:
-                    fp["training_code"] = old["fingerprint"]["training_code"]
-            else:
-                raise ResumeMismatchError(
-                    f"{cfg.out} was made by other training code (psae's code changed since its "
-                    "cells were fitted, so new cells would not be comparable with them): report "
-                    "it with --report-only, or choose another --out for a new run")
         if _settings(old.get("fingerprint"), code=False) != _settings(fp, code=False):
             raise ResumeMismatchError(
                 f"{cfg.out} was started with different settings (protocol, grids, data or "
                 "version): run the command that started it to continue it, or choose another "
                 "--out")
+        if _settings(old.get("fingerprint")) != _settings(fp):
+            rechecked = _other_code(cfg, splits, old, fp)
         if has_cells and not cfg.resume:  # the same command again: go on where it stopped
             warnings.warn(f"{cfg.out} holds this run already: continuing it (its finished "
                           "cells are kept; the report is written again)", stacklevel=2)
-    atomic_write(run_file, json.dumps({"fingerprint": fp, "command": cfg.command}, indent=1))
+    meta = {"fingerprint": fp, "command": cfg.command}
+    atomic_write(run_file, json.dumps(meta | ({"rechecked": rechecked} if rechecked else {}),
+                                      indent=1))
+
+
+def _other_code(cfg: RunConfig, splits: dict[str, Splits], old: dict, fp: dict) -> list[dict]:
+    """The run's cells were fitted by other training code. Report them under their own key;
+    go on adding cells only under code that ``--recheck`` found to make the same cells (now,
+    or in an earlier resume). Keeps ``fp`` under the run's original key; returns the run's
+    recheck records."""
+    rechecked, key = old.get("rechecked", []), fp["training_code"]
+    fp["training_code"] = old["fingerprint"].get("training_code")
+    if cfg.report_only or key in {r["code"] for r in rechecked}:
+        return rechecked
+    if not cfg.recheck:
+        raise ResumeMismatchError(
+            f"{cfg.out} was made by other training code (psae's code changed since its "
+            "cells were fitted, so new cells might not be comparable with them): add --recheck "
+            "to fit a few of its finished cells again and go on if they come out identical, "
+            "report it with --report-only, or choose another --out for a new run")
+    return [*rechecked, _recheck(cfg, splits, key)]
+
+
+def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str) -> dict:
+    """Fit the cheapest finished cell of each model and data set again, in a scratch folder;
+    the record of the check if every one is identical, else ResumeMismatchError."""
+    done = finished_cells(cfg.out)
+    keys = pick(done)
+    log.info("--recheck: fitting %s again with training code %s", ", ".join(keys), key)
+    with tempfile.TemporaryDirectory(prefix="psae-recheck-") as tmp:
+        again = copy.copy(cfg)  # not replace(): that would read and hash the --data again
+        again.out, again.resume, again.report_only = Path(tmp), False, False
+        scratch = _Cells(again, splits, list(range(cfg.seeds)))
+        make_dirs(scratch.cfg.out / "cells")
+        make_dirs(scratch.cfg.out / "atoms")
+        scratch.done = dict(done)
+
+        def refit(cell: dict) -> dict:
+            k = scratch.run(cell["dataset"], cell["model"], cell["kind"], cell["point"],
+                            cell["seed"])
+            return scratch.done[k]
+
+        found = recheck(done, keys, refit)
+    if bad := {k: d for k, d in found.items() if d}:
+        detail = "; ".join(f"{k}: {', '.join(d[:3])}" for k, d in bad.items())
+        raise ResumeMismatchError(
+            f"--recheck: this training code makes other cells than the code that started "
+            f"{cfg.out} ({len(bad)} of {len(found)} differ: {detail}); report it with "
+            "--report-only, or choose another --out for a new run")
+    log.info("--recheck: all %d cells identical; the run goes on under code %s",
+             len(found), key)
+    return {"code": key, "psae_version": __version__, "cells": keys,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def run(cfg: RunConfig) -> dict:
@@ -295,7 +344,7 @@ def run(cfg: RunConfig) -> dict:
         make_dirs(cfg.out / "atoms")
     handler = _setup_logging(cfg.out)
     try:
-        _check_resume(cfg)
+        _check_resume(cfg, splits)
         return _run(cfg, splits)
     finally:
         log.removeHandler(handler)

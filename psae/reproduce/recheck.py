@@ -1,0 +1,81 @@
+"""Whether new training code makes the same cells as the code that started a run.
+
+A resumed run refuses cells from other training code (its key, ``code_key``, changed), since
+they would not be comparable with the finished ones. But many changes to that code move it
+without changing a single number (a refactor, a faster path that computes the same floats),
+and a run that takes days should survive them. ``--recheck`` settles it by experiment: it
+fits again, in a scratch folder, the cheapest finished first-seed cell of every model and of
+every data set, and the run goes on under the new code only if each one comes out identical
+(every measure and every epoch of the history, float for float; timings aside).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+__all__ = ["TIMINGS", "finished_cells", "pick", "differences", "recheck"]
+
+# what a refit may change: wall-clock figures, the threads it was given, and atom stability
+# (it compares with earlier seeds' atoms, which a scratch folder does not hold)
+TIMINGS = frozenset({"seconds", "fit_seconds", "sweep_seconds", "threads", "stability"})
+
+
+def finished_cells(out: Path) -> dict[str, dict]:
+    """Every readable cell JSON in ``out/cells`` by its key (damaged files are left out)."""
+    cells = {}
+    for path in sorted((out / "cells").glob("[!.]*.json")):
+        try:
+            cells[path.stem] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return cells
+
+
+def pick(cells: dict[str, dict]) -> list[str]:
+    """The cheapest finished cell of each model, then the cheapest of each data set not covered
+    yet: first-seed cells only (later seeds start from the first's weight and are compared
+    with its atoms), failed fits and grid points left out."""
+    ok = {k: c for k, c in cells.items()
+          if "error" not in c and c.get("kind") != "grid" and c.get("seed") == 0}
+    by_cost = sorted(ok, key=lambda k: (ok[k].get("seconds", math.inf), k))
+    chosen: list[str] = []
+    for field in ("model", "dataset"):
+        covered = {ok[k][field] for k in chosen}
+        for k in by_cost:
+            if ok[k][field] not in covered:
+                covered.add(ok[k][field])
+                chosen.append(k)
+    return chosen
+
+
+def differences(old, new, where: str = "") -> list[str]:
+    """Where two cells disagree, ignoring ``TIMINGS`` at any depth; floats must be equal
+    (NaN equals NaN: a failed measure is as failed as before)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            if k in TIMINGS:
+                continue
+            if k not in old or k not in new:
+                out.append(f"{where}{k}: {'new' if k in new else 'gone'}")
+            else:
+                out += differences(old[k], new[k], f"{where}{k}.")
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return [f"{where.rstrip('.')}: {len(old)} entries, now {len(new)}"]
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True))
+                for d in differences(a, b, f"{where}{i}.")]
+    same = old == new or (isinstance(old, float) and isinstance(new, float)
+                          and math.isnan(old) and math.isnan(new))
+    return [] if same else [f"{where.rstrip('.')}: {old!r}, now {new!r}"]
+
+
+def recheck(cells: dict[str, dict], keys: Iterable[str],
+            refit: Callable[[dict], dict]) -> dict[str, list[str]]:
+    """Refit each of ``keys`` with ``refit`` (cell in, new cell out) and return the
+    differences per cell key (an empty list: identical)."""
+    return {k: differences(cells[k], refit(cells[k])) for k in keys}
