@@ -256,6 +256,9 @@ def test_recheck_compares_every_number_but_timings():
     other = same | {"test": {"RE": 0.5000001, "CA": float("nan")}}
     assert differences(cell, other) == ["test.RE: 0.5, now 0.5000001"]
     assert differences(cell, same | {"history": []}) == ["history: 1 entries, now 0"]
+    assert differences(cell, same | {"history": [{"loss": 1.000001}]}) == []  # a logged sum
+    assert differences(cell, same | {"history": [{"loss": 1.001}]}) == [
+        "history.0.loss: 1.0, now 1.001"]
     cells = {"a": cell, "b": cell | {"seconds": 1.0}, "c": cell | {"seed": 1, "seconds": 0.1},
              "e": cell | {"dataset": "e", "seconds": 5.0},
              "f": cell | {"model": "rae", "seconds": 7.0, "error": "diverged"}}
