@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from pathlib import Path
 
-__all__ = ["hash_file", "sha256_file"]
+__all__ = ["hash_file", "sha256_file", "sha256_tree", "Tee"]
 
 
 def hash_file(h, path: str | os.PathLike[str], limit: int | None = None):
@@ -21,6 +22,29 @@ def hash_file(h, path: str | os.PathLike[str], limit: int | None = None):
             h.update(block)
             left -= len(block)
     return h
+
+
+class Tee:
+    """Several hash objects fed as one (a file read once for SHA-256 and MD5)."""
+
+    def __init__(self, *hashes):
+        self.hashes = hashes
+
+    def update(self, block: bytes) -> None:
+        for h in self.hashes:
+            h.update(block)
+
+
+def sha256_tree(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file; of a folder, of its files' relative paths and contents in order."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if f is not path:
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        hash_file(h, f)
+    return h.hexdigest()
 
 
 def sha256_file(path: str | os.PathLike[str], limit: int | None = None) -> str:

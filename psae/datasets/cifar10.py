@@ -82,4 +82,26 @@ SOURCE = Source(
     claim=_claim,
     label_of=_label_of,
     notes_of=_notes_of,
+    checksums={
+        # the official python release (md5 from the CIFAR page) and the JPEG image-folder copy
+        PYTHON_ARCHIVE: (("md5", "c58f30108f718f92721af3b95e74349a"),),
+        JPEG_ARCHIVE: (
+            ("sha256", "0bfcb68717a0ecb0d51ed61034906a773d48d424d94b766a46d7d1c55702a4d9"),),
+    },
+    settings={
+        "paper": {
+            "full": {"n_components": 400, "epochs": 6, "n_val": 10000, "grid_train": 10000,
+                     "note": "colour, 3,072 inputs; grid points fitted on 10,000 of the 40,000 "
+                             "non-validation images; final fits use all 50,000"},
+            "quick": {"n_components": 200, "epochs": 6, "n_val": 1000, "train_limit": 4000,
+                      "test_limit": 1000},
+        },
+        "matched": {
+            "full": {"n_components": 400, "targets": (10, 25, 50), "epochs": 10,
+                     "max_epochs": 50, "explore_target": 25,
+                     "note": "colour, 3,072 inputs, 400 units (the paper protocol's size)"},
+            "quick": {"n_components": 200, "targets": (10, 25), "epochs": 4, "max_epochs": 4,
+                      "explore_target": 25},
+        },
+    },
 )

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ._base import RawData
+from .optdigits import SETTINGS
 from .source import Source
 
 __all__ = ["DIGITS_TEST_SIZE", "SOURCE", "sk_digits"]
@@ -32,4 +33,5 @@ def sk_digits(paths: list[Path] | None = None) -> RawData:
     return RawData(Xtr, ytr, Xte, yte, (8, 8), [str(i) for i in range(10)])
 
 
-SOURCE = Source(name="digits", label="digits (scikit-learn)", read=sk_digits, bundled="sklearn")
+SOURCE = Source(name="digits", label="digits (scikit-learn)", read=sk_digits, bundled="sklearn",
+                settings=SETTINGS)

@@ -10,7 +10,7 @@ import numpy as np
 from ._base import DatasetError, RawData
 from .source import Source
 
-__all__ = ["OPTDIGITS_FILES", "SOURCE", "read_optdigits", "read_optdigits_file"]
+__all__ = ["OPTDIGITS_FILES", "SETTINGS", "SOURCE", "read_optdigits", "read_optdigits_file"]
 
 OPTDIGITS_FILES = ("optdigits.tra", "optdigits.tes")
 _FILES = {f: (f,) for f in OPTDIGITS_FILES}
@@ -52,4 +52,23 @@ def read_optdigits(files: list[Path]) -> RawData:
     return RawData(Xtr, ytr, Xte, yte, (8, 8), [str(i) for i in range(10)])
 
 
-SOURCE = Source(name="optdigits", label="OPTDIGITS", read=read_optdigits, files=_FILES, urls=_URLS)
+_CHECKSUMS = {
+    "optdigits.tra": (
+        ("sha256", "e1b683cc211604fe8fd8c4417e6a69f31380e0c61d4af22e93cc21e9257ffedd"),),
+    "optdigits.tes": (
+        ("sha256", "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8"),),
+}
+#: the reproduction protocols' settings, shared with the bundled digits (the same images)
+SETTINGS = {
+    "paper": {"full": {"n_components": 100, "epochs": 100},
+              "quick": {"n_components": 80, "epochs": 40}},
+    "matched": {
+        "full": {"n_components": 100, "targets": (5, 10, 20), "epochs": 200,
+                 "max_epochs": 1000, "explore_target": 10},
+        "quick": {"n_components": 80, "targets": (5, 10), "epochs": 60, "max_epochs": 60,
+                  "explore_target": 10},
+    },
+}
+
+SOURCE = Source(name="optdigits", label="OPTDIGITS", read=read_optdigits, files=_FILES, urls=_URLS,
+                checksums=_CHECKSUMS, settings=SETTINGS)

@@ -1,6 +1,7 @@
 """The record each named data set declares: its files, how to find and read them, where to get them.
 
-A data set is one module that builds a :class:`Source` plus one entry in :mod:`.registry`;
+A data set is one module that builds a :class:`Source` (its files, checksums, label and the
+reproduction protocols' settings) plus one entry in :mod:`.registry`;
 :func:`psae.datasets.load` and :func:`psae.datasets.describe` only ever go through these records.
 """
 
@@ -47,6 +48,11 @@ class Source:
     whether a path given to ``load`` is this data set's (default: ``find([path])`` for a
     directory). ``bundled`` names where a set that needs no files comes from (``"sklearn"``).
     ``label_of`` and ``notes_of`` refine the display label and add notes from the paths read.
+    ``checksums`` maps a file name to its published ``(algorithm, hex digest)`` pairs (any one
+    must match). ``settings`` holds the reproduction protocols' settings for this data set:
+    protocol (``"paper"``, ``"matched"``) -> ``"full"``/``"quick"`` -> the keyword arguments of
+    that protocol's record (:mod:`psae.reproduce` reads them; without them a data set is run
+    by the protocols' rule for a user's file).
     """
 
     name: str
@@ -61,6 +67,8 @@ class Source:
     bundled: str | None = None
     label_of: Callable[[list[Path]], str] | None = None
     notes_of: Callable[[list[Path]], tuple[str, ...]] | None = None
+    checksums: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    settings: Mapping[str, Mapping[str, Mapping[str, object]]] = field(default_factory=dict)
 
     def find(self, dirs: list[Path]) -> list[Path] | None:
         """The files to read, from ``root/<name>/`` or ``root/`` (``dirs``), or ``None``."""

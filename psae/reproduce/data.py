@@ -9,7 +9,6 @@ so a resumed run sees the same rows.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,27 +19,16 @@ from sklearn.model_selection import train_test_split
 
 from ..datasets import Dataset, LabelColumn
 from ..datasets.finish import NO_TEST_NOTE
-from ..digest import hash_file
+from ..digest import sha256_tree
 from ..errors import InputError, ParameterError
 from .protocol import DATASETS, DataProtocol
 
 __all__ = ["TEST_FRACTION", "SPLIT_SEED", "MIN_ROWS", "UserData", "Splits", "load_user_data",
-           "load_splits", "split_dataset", "file_sha256"]
+           "load_splits", "split_dataset"]
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 MIN_ROWS = 20  # fewer cannot give a training, a validation and a test split worth the name
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file; of a folder, of its files' relative paths and contents in order."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if f is not path:
-            h.update(f.relative_to(path).as_posix().encode() + b"\0")
-        hash_file(h, f)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -136,7 +124,7 @@ def load_user_data(paths: list[str], label_column: LabelColumn = "auto",
     for path in paths:
         ds = _read(str(path), label_column, data_dir)
         key = _key(ds.name, {u.key for u in out})
-        out.append(UserData(key, str(path), file_sha256(Path(path).expanduser()),
+        out.append(UserData(key, str(path), sha256_tree(Path(path).expanduser()),
                             label_column, ds))
     return out
 

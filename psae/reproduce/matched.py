@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from .. import sparsity
+from ..datasets.registry import SOURCES
 from ..errors import ParameterError
 from ..estimator import SparseAutoencoder
 
@@ -37,21 +38,15 @@ class MatchedProtocol:
         return asdict(self)
 
 
-# caps at 5x the schedule: fits on the schedule alone ran into it with RE still falling (about
-# 1 % an epoch on OPTDIGITS at 200); a quick run keeps its cap at its schedule
-FULL = {
-    "mnist": MatchedProtocol(1000, (10, 25, 50, 100), 20, 100, 25),
-    "optdigits": MatchedProtocol(100, (5, 10, 20), 200, 1000, 10),
-    "cifar10": MatchedProtocol(400, (10, 25, 50), 10, 50, 25,
-                               "colour, 3,072 inputs, 400 units (the paper protocol's size)"),
-    "digits": MatchedProtocol(100, (5, 10, 20), 200, 1000, 10),
-}
-QUICK = {
-    "mnist": MatchedProtocol(200, (10, 25), 6, 6, 25),
-    "optdigits": MatchedProtocol(80, (5, 10), 60, 60, 10),
-    "cifar10": MatchedProtocol(200, (10, 25), 4, 4, 25),
-    "digits": MatchedProtocol(80, (5, 10), 60, 60, 10),
-}
+def _table(kind: str) -> dict[str, MatchedProtocol]:
+    """Each named data set's matched protocol, as its record in :mod:`psae.datasets` sets it:
+    caps at 5x the schedule (fits on the schedule alone ran into it with RE still falling,
+    about 1 % an epoch on OPTDIGITS at 200); a quick run keeps its cap at its schedule."""
+    return {name: MatchedProtocol(**src.settings["matched"][kind])
+            for name, src in SOURCES.items() if "matched" in src.settings}
+
+
+FULL, QUICK = _table("full"), _table("quick")
 
 FIXED = {"kl": {"beta": 0.1}}
 """Knobs the matched protocol fixes: KL steers ρ, and needs a β strong enough to hold each

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from .. import sparsity
+from ..datasets.registry import SOURCES
 from ..errors import ParameterError
 
 __all__ = ["models", "penalty_of", "label_of", "DATASETS", "DataProtocol", "protocol_for",
@@ -29,9 +30,6 @@ def penalty_of(model: str) -> str:
 def label_of(model: str) -> str:
     """Display name of a reproduction model (``"psae"`` → PSAE)."""
     return sparsity.by_key(model).label
-
-
-DATASETS = ("mnist", "cifar10", "optdigits", "digits")
 
 
 @dataclass(frozen=True)
@@ -58,25 +56,15 @@ class DataProtocol:
         return asdict(self)
 
 
-FULL = {
-    "digits": DataProtocol(n_components=100, epochs=100),
-    "optdigits": DataProtocol(n_components=100, epochs=100),
-    "mnist": DataProtocol(n_components=500, epochs=10, n_val=10000, grid_train=10000,
-                          note="grid points fitted on 10,000 of the 50,000 non-validation "
-                               "images to bound the cost; final fits use all 60,000"),
-    "cifar10": DataProtocol(n_components=400, epochs=6, n_val=10000, grid_train=10000,
-                            note="colour, 3,072 inputs; grid points fitted on 10,000 of the "
-                                 "40,000 non-validation images; final fits use all 50,000"),
-}
+def _table(kind: str) -> dict[str, DataProtocol]:
+    """Each named data set's paper protocol, as its record in :mod:`psae.datasets` sets it."""
+    return {name: DataProtocol(**src.settings["paper"][kind])
+            for name, src in SOURCES.items() if "paper" in src.settings}
 
-QUICK = {
-    "digits": DataProtocol(n_components=80, epochs=40),
-    "optdigits": DataProtocol(n_components=80, epochs=40),
-    "mnist": DataProtocol(n_components=200, epochs=8, n_val=1000, train_limit=4000,
-                          test_limit=1000),
-    "cifar10": DataProtocol(n_components=200, epochs=6, n_val=1000, train_limit=4000,
-                            test_limit=1000),
-}
+
+FULL, QUICK = _table("full"), _table("quick")
+DATASETS = tuple(FULL)
+
 
 def _given(overrides: dict) -> dict:
     return {k: v for k, v in overrides.items() if v is not None}
