@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from psae import Normalizer, datasets, metrics
-from psae.reproduce.matched import FULL, QUICK, make_matched_model
+from psae.reproduce.matched.settings import FULL, QUICK, make_matched_model
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # MNIST TopK chose 0.1, the edge of 0.1 … 100
 GOALS = {"mnist": 0.985, "optdigits": 0.975, "cifar10": 0.50, "digits": None}

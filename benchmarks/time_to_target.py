@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from psae import Normalizer, datasets, metrics
-from psae.reproduce.matched import MatchedProtocol, make_matched_model
+from psae.reproduce.matched.settings import MatchedProtocol, make_matched_model
 
 MODELS = ("rae", "l1", "kl", "l0", "psae", "jumprelu", "sqjumprelu", "topk", "batchtopk")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from psae.cli import main
-from psae.reproduce.matched_claims import matched_claims, shown_measures
+from psae.reproduce.matched.claims import matched_claims, shown_measures
 from psae.stopping import Plateau
 
 MODELS = "rae,psae,l0,topk,jumprelu,sqjumprelu"

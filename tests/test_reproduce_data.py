@@ -19,7 +19,7 @@ import psae
 from psae.cli import main
 from psae.datasets import Dataset
 from psae.reproduce.data import split_dataset
-from psae.reproduce.protocol import DataProtocol, protocol_for, protocol_for_data
+from psae.reproduce.paper.settings import DataProtocol, protocol_for, protocol_for_data
 
 MODELS = ["rae", "psae"]
 KEYS = ["digits8x8", "rows", "waves"]
@@ -319,7 +319,7 @@ def test_a_flat_square_image_npz_is_drawn_as_images(tmp_path):
     16 x 16 images, and the note says how to give another shape; a width that is no square
     (the waves' 24) stays a row of values."""
     from psae import datasets
-    from psae.reproduce.figures import has_images
+    from psae.reproduce.paper.figures import has_images
 
     X, y = load_digits(return_X_y=True)
     flat = np.kron(X.reshape(-1, 8, 8), np.ones((2, 2))).reshape(len(X), 256)  # 16 x 16

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from psae.reproduce.claims import evaluate_claims
-from psae.reproduce.figures import make_figures
+from psae.reproduce.paper.claims import evaluate_claims
+from psae.reproduce.paper.figures import make_figures
 from psae.reproduce.report import write_report
 
 MODELS = ["rae", "l1", "kl", "psae", "l0"]
@@ -394,7 +394,7 @@ def test_results_csv_has_fvu_and_l0_std(tmp_path):
 
 
 def test_metric_stats_reads_fvu_and_l0_std_from_summary_and_final():
-    from psae.reproduce.claims import metric_stats
+    from psae.reproduce.paper.claims import metric_stats
 
     res = _results_no_files()
     assert metric_stats(res, "digits", "psae", "L0_std")[0] == 2.0
@@ -404,7 +404,7 @@ def test_metric_stats_reads_fvu_and_l0_std_from_summary_and_final():
 
 
 def test_data_without_labels_has_no_ca_and_says_why(tmp_path):
-    from psae.reproduce.claims import metric_stats
+    from psae.reproduce.paper.claims import metric_stats
 
     res = _results(tmp_path)
     res["datasets"]["series"]["labels"] = False
@@ -417,7 +417,7 @@ def test_data_without_labels_has_no_ca_and_says_why(tmp_path):
     rows = {r["id"]: r for r in evaluate_claims(res) if r["dataset"] == "series"}
     assert rows[4]["held"] is None and rows[4]["detail"] == "CA not computed: no labels"
     assert rows[5]["held"] is None and rows[2]["held"] is True  # the other measures stand
-    from psae.reproduce.answers import dataset_answer
+    from psae.reproduce.paper.answers import dataset_answer
 
     assert dataset_answer(res, "series").startswith("CA not computed on SERIES: no labels · ")
     assert dataset_answer(res, "digits").startswith("Best CA on DIGITS: PSAE")
@@ -426,7 +426,7 @@ def test_data_without_labels_has_no_ca_and_says_why(tmp_path):
 def test_most_even_sparsity_is_never_the_dense_model():
     """A dense code (RAE) with the lowest SSD was named 'most even sparsity': it is ranked
     among the sparse models only."""
-    from psae.reproduce.answers import dataset_answer, headline
+    from psae.reproduce.paper.answers import dataset_answer, headline
 
     res = _results_no_files({**GOOD, "rae": {**GOOD["rae"], "SSD": 0.001}})
     for text in (dataset_answer(res, "digits"), headline(res)):
@@ -451,7 +451,7 @@ def test_a_paper_claim_says_which_other_models_beat_psae():
 
 
 def test_the_headline_says_how_psae_placed():
-    from psae.reproduce.answers import headline
+    from psae.reproduce.paper.answers import headline
 
     res = _results_no_files({**GOOD, "l1": {**GOOD["l1"], "CA": 0.99}})
     line = headline(res)
@@ -459,7 +459,7 @@ def test_the_headline_says_how_psae_placed():
 
 
 def test_a_choice_at_the_grid_edge_is_said():
-    from psae.reproduce.tables import grid_edges
+    from psae.reproduce.paper.tables import grid_edges
 
     grid = [{"lam": 1.0}, {"lam": 3.0}, {"lam": 10.0}]
     assert grid_edges(grid, {"lam": 10.0}) == ["lam = 10, the grid's largest"]

@@ -8,7 +8,8 @@ import shlex
 import sys
 
 from ..errors import ParameterError
-from ..reproduce.protocol import DATA_RULE, DATASETS, models
+from ..reproduce.labels import models
+from ..reproduce.paper.settings import DATA_RULE, DATASETS
 
 __all__ = ["add_parser"]
 

@@ -2,7 +2,8 @@
 results files, figures and a report; :func:`compare` does the same from Python."""
 
 from .api import Results, compare
-from .protocol import DATASETS, grid_for, label_of, models, penalty_of, protocol_for
+from .labels import label_of, models, penalty_of
+from .paper.settings import DATASETS, grid_for, protocol_for
 from .runner import RunConfig, run
 
 __all__ = ["compare", "Results", "RunConfig", "run", "models", "label_of", "penalty_of",

@@ -124,7 +124,7 @@ def compare(data: str | os.PathLike[str] | np.ndarray | tuple = "digits", *,
     does, and return its :class:`Results`. The parameters are the command's options; ``name``
     is the data set's name in the results when ``data`` is arrays."""
     from . import models as all_models
-    from .protocol import DATASETS
+    from .paper.settings import DATASETS
     from .runner import RunConfig, run
 
     if isinstance(data, tuple) or (hasattr(data, "__array__")

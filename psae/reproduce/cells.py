@@ -11,7 +11,8 @@ import numpy as np
 from .. import measures, metrics
 from ..estimator import SparseAutoencoder
 from ..fileio import atomic_write
-from .protocol import DataProtocol, penalty_of
+from .labels import penalty_of
+from .paper.settings import DataProtocol
 
 __all__ = ["cell_key", "score_keys", "SELECTION", "SWEEP_FACTORS", "make_model", "score",
            "raw_scores", "threshold_sweep", "failed_scores", "cell_arrays", "save_npz",

@@ -19,8 +19,9 @@ __all__ = ["training_code_key"]
 _ROOT = Path(__file__).resolve().parent.parent
 _NOT_TRAINING = ("__main__", "fileio", "ownership", "measures",
                  "persistence", "bundle", "errors", "_version")
-_PARTS = ("sparsity", "reproduce/cells.py", "reproduce/matched.py", "reproduce/protocol.py",
-          "reproduce/data.py", "reproduce/runner.py")
+_PARTS = ("sparsity", "reproduce/cells.py", "reproduce/matched/settings.py",
+          "reproduce/paper/settings.py", "reproduce/labels.py", "reproduce/data.py",
+          "reproduce/runner.py")
 
 
 def _files() -> list[Path]:

@@ -21,7 +21,7 @@ from ..datasets import Dataset, LabelColumn
 from ..datasets.finish import NO_TEST_NOTE
 from ..digest import sha256_tree
 from ..errors import InputError, ParameterError
-from .protocol import DATASETS, DataProtocol
+from .paper.settings import DATASETS, DataProtocol
 
 __all__ = ["TEST_FRACTION", "SPLIT_SEED", "MIN_ROWS", "UserData", "Splits", "load_user_data",
            "load_splits", "split_dataset"]

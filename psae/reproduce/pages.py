@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 from .. import bundle, persistence
 from ..explore.model_page import write_model_page
 from ..metrics import DEFAULT_THRESHOLD
-from .claims import dataset_label, model_label
+from .labels import dataset_label, model_label
 
 __all__ = ["EXPLORE_SAMPLES", "EXPLORE_VALUES", "explore_rows", "model_dir", "page_dir",
            "save_final_model", "write_pages"]

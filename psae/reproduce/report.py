@@ -5,8 +5,8 @@ tables and the claim verdicts, each under a one-line answer; then the other figu
 explorer pages, and, collapsed, the run metadata, protocol, data and grids. ``report.html``
 embeds every figure as a base64 PNG and carries its CSS inline (no scripts, no external
 assets; links go to the explorer pages beside it); ``report.md`` holds the same content and
-links figures and pages by relative path. A later protocol adds a section beside
-:func:`_paper_protocol`.
+links figures and pages by relative path. Each protocol renders its own section
+(:mod:`.protocols`); this module writes the lead, the explorer pages and the details.
 """
 
 from __future__ import annotations
@@ -16,39 +16,18 @@ from pathlib import Path
 
 from ..fileio import atomic_write
 from ..ownership import make_dirs
-from .answers import claims_answer, data_line, dataset_answer, headline
-from .claims import dataset_keys, dataset_label, model_label
-from .figures import (
-    FIGURE_KINDS,
-    figure_caption,
-    figure_dataset,
-    missing_pieces,
-)
-from .markup import Doc, Text, data_uri
-from .matched_figures import MATCHED_CAPTIONS
-from .matched_tables import (
-    matched_answer,
-    matched_claims_table,
-    matched_raw_table,
-    matched_sweep_table,
-    matched_table,
-)
-from .protocol import DATA_RULE
-from .tables import (
-    claims_table,
-    dataset_tables,
-    explorer_links,
-    explorer_table,
-    results_table,
-    run_info,
-    selected_table,
-    zero_code_note,
-)
+from .labels import dataset_keys, dataset_label
+from .markup import Doc
+from .paper.figures import missing_pieces
+from .paper.settings import DATA_RULE
+from .paper.tables import selected_table
+from .protocols import registered
+from .render import Page
+from .tables import dataset_tables, explorer_links, explorer_table, run_info
 
 __all__ = ["write_report"]
 
 TITLE = "psae reproduction: sparse autoencoders with a squared smoothed-L0 penalty"
-HEADLINE_FIGURE = "figures/fig2.png"
 
 PROTOCOL_TEXT = (
     "Preprocessing: a per-dimension z-score fitted on the training data only (a constant "
@@ -70,16 +49,6 @@ PROTOCOL_TEXT = (
 QUICK_BANNER = ("QUICK RUN: this is a cut-down reproduction (smaller data, fewer epochs, "
                 "smaller grids). Its numbers are NOT the paper-scale result; use them only to "
                 "check that the pipeline works.")
-
-SECTION_TITLES = {
-    "fig2": "Fig. 2a–d, one measure each",
-    "sparseness": "Per-sample sparseness distributions",
-    "l0": "Per-sample L0 distributions",
-    "filters": "Learned decoder filters",
-    "recons": "Reconstructions",
-    "curves": "Training curves",
-    "sweep": "Validation sweeps (trade-off fronts)",
-}
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -107,35 +76,6 @@ code { background: #f4f4f4; padding: 0 .25em; border-radius: 3px; }
 """
 
 
-def _explore_links(results: dict, links: dict, ds: str | None) -> list:
-    """"Explore the units: RAE · PSAE" for one data set's figure; for a figure of every data
-    set (ds None), the same per data set."""
-    parts: list = []
-    for d in [ds] if ds is not None else dataset_keys(results):
-        pages = list((links.get(d) or {}).items())
-        if not pages:
-            continue
-        parts.append("; " if parts else "Explore the units: ")
-        if ds is None:
-            parts.append(f"{dataset_label(results, d)}: ")
-        for i, (m, href) in enumerate(pages):
-            parts += [" · "] * (i > 0) + [Text(model_label(results, m), href=href)]
-    return parts
-
-
-def _figure(doc: Doc, results: dict, out_dir: Path, rel: str, links: dict, missing: list,
-            css: str | None = None) -> None:
-    uri = data_uri(out_dir / rel)
-    if uri is None:
-        missing.append(rel)
-        return
-    # the units' pages belong under the picture of the units (the learned filters), not
-    # under every figure: nine links repeated ten times were noise
-    units = Path(rel).name.startswith("filters")
-    doc.figure(uri, rel, figure_caption(results, rel),
-               _explore_links(results, links, figure_dataset(rel)) if units else [], css=css)
-
-
 # ---------------------------------------------------------------------------------- sections
 
 def _lead(doc: Doc, results: dict) -> None:
@@ -145,119 +85,6 @@ def _lead(doc: Doc, results: dict) -> None:
                      f"> **⚠ {QUICK_BANNER}**\n")
     if not results.get("finished"):
         doc.para("Note: the run has not finished; the report shows partial results.")
-
-
-def _results_tables(doc: Doc, results: dict, links: dict) -> None:
-    doc.heading(3, "Results (test set, mean ± std over seeds)")
-    doc.para("Bold marks the best value per column: lowest RE, FVU, SSD, mean L0, L0 std and "
-             "dead units; highest S and CA. Each model's name opens its feature explorer "
-             "(seed 0).")
-    for ds in dataset_keys(results):
-        doc.heading(4, dataset_label(results, ds), anchor=f"results-{ds}")
-        doc.para(dataset_answer(results, ds), css="answer")
-        if line := data_line(results, ds):
-            doc.para(line, css="data")
-        headers, rows = results_table(results, ds, links.get(ds))
-        doc.table(headers, rows, numeric_from=1, empty="No results for this data set.",
-                  css="results")
-        if note := zero_code_note(results, ds):
-            doc.para(note)
-
-
-def _paper_protocol(doc: Doc, results: dict, figures: dict, out_dir: Path, links: dict,
-                    missing: list) -> None:
-    """Headline figure, results and claims of the paper's protocol (tuned by validation CA)."""
-    doc.heading(2, "Paper protocol: each model tuned on validation, scored once on test")
-    doc.para(headline(results), css="answer")
-    if HEADLINE_FIGURE in (figures.get("fig2") or []):
-        _figure(doc, results, out_dir, HEADLINE_FIGURE, links, missing, css="headline")
-    _results_tables(doc, results, links)
-    selected = selected_table(results)[1]
-    if edges := [f"{r[1]} on {r[0]} ({r[-1]})" for r in selected if r[-1] != "—"]:
-        doc.para(f"⚠ {len(edges)} of {len(selected)} models were chosen at "
-                 "the edge of their validation grid, where a better point may lie beyond it: "
-                 + "; ".join(edges) + ".")
-    doc.heading(3, "The paper's claims")
-    claims = results.get("claims") or []
-    doc.para(claims_answer(claims), css="answer")
-    doc.para("Held: the means over seeds are ordered as the paper claims (n/a: a model or a "
-             "measure is missing). Clear: in addition, the mean ± std intervals of the decisive "
-             "pair (the claimed winner and its closest rival) do not overlap (never with a "
-             "single seed).")
-    headers, rows = claims_table(results)
-    doc.table(headers, rows, empty="No claims could be evaluated.")
-
-
-MATCHED_TEXT = (
-    "Every model is trained to each target mean L0 (|h| > 0.01 on the test set): TopK and "
-    "BatchTopK take the target as k; the penalised models steer their penalty weight toward it "
-    "during training (target_l0); RAE, dense, is the reference. Every fit stops when its "
-    "validation RE has converged (a plateau lowers the step size, the next ends training). A "
-    "model that missed a target by more than 10 % is marked ✗ and left out of that target's "
-    "comparisons. Mean ± std over seeds.")
-
-
-def _exact_and_raw(doc: Doc, results: dict, ds: str) -> None:
-    """The second view: the fits with an inference threshold on their raw codes, and what
-    the threshold does to RE and CA (seed 0's sweep at the explorer's target)."""
-    head, rows = matched_raw_table(results, ds)
-    if rows:
-        doc.para("Exact-sparse codes (the comparison above) against the raw codes of the same "
-                 "fits, before the inference threshold θ zeroes the activations at or under it:",
-                 css="note")
-        doc.table(head, rows, numeric_from=2)
-    target = ((results.get("matched_protocol") or {}).get(ds) or {}).get("explore_target")
-    head, rows = matched_sweep_table(results, ds, str(target))
-    if rows:
-        doc.para(f"The threshold swept at target L0 {target} (seed 0): mean L0 · FVU · CA of "
-                 "the codes trimmed at 0 (raw), θ/2, θ and 2θ.", css="note")
-        doc.table(head, rows, numeric_from=1)
-
-
-def _matched_protocol(doc: Doc, results: dict, figures: dict, out_dir: Path, links: dict,
-                      missing: list) -> None:
-    """The matched view first: every model at the same sparsity."""
-    doc.heading(2, "Matched sparsity: every model at the same mean L0")
-    doc.para(MATCHED_TEXT)
-    for ds in (results.get("matched_summary") or {}):
-        label = dataset_label(results, ds)
-        doc.heading(3, label, anchor=f"matched-{ds}")
-        doc.para(matched_answer(results, ds), css="answer")
-        for kind in ("matched", "matched_sweep", "matched_curves"):
-            rel = f"figures/{kind}_{ds}.png"
-            if rel in (figures.get(kind) or []):
-                uri = data_uri(out_dir / rel)
-                if uri is None:
-                    missing.append(rel)
-                    continue
-                target = ((results.get("matched_protocol") or {}).get(ds) or {}) \
-                    .get("explore_target")
-                doc.figure(uri, rel, MATCHED_CAPTIONS[kind].format(ds=label, t=target),
-                           _explore_links(results, links, ds))
-        doc.table(*matched_table(results, ds, links.get(ds)), numeric_from=2,
-                  empty="No matched results for this data set.")
-        _exact_and_raw(doc, results, ds)
-    doc.heading(3, "The claims at equal sparsity")
-    doc.para("(a) does the square lower the spread of per-sample L0 at equal mean L0; (b) is "
-             "PSAE best in CA and RE among the models at the target; (c) does PSAE's freedom to "
-             "vary each sample's L0 buy CA or RE over TopK, whose L0 is fixed; (d) does the "
-             "square cost JumpReLU anything in CA or RE (held: no worse); (e) do exact zeros "
-             "(squared JumpReLU) beat PSAE's smoothed L0 in CA, RE and L0 spread. Clear: the "
-             "mean ± std intervals over seeds do not overlap.")
-    doc.table(*matched_claims_table(results), empty="No claims could be evaluated.")
-
-
-def _figures(doc: Doc, results: dict, figures: dict, out_dir: Path, links: dict,
-             missing: list) -> None:
-    doc.heading(2, "Figures")
-    kinds = [k for k in FIGURE_KINDS if k in figures]
-    for kind in kinds:
-        paths = [p for p in figures.get(kind) or [] if p != HEADLINE_FIGURE]
-        if not paths:
-            continue
-        doc.heading(3, SECTION_TITLES.get(kind, kind))
-        for rel in paths:
-            _figure(doc, results, out_dir, rel, links, missing)
 
 
 def _explorer(doc: Doc, results: dict, links: dict) -> None:
@@ -305,28 +132,25 @@ def write_report(results: dict, out_dir: Path, figures: dict[str, list[str]]
                  ) -> tuple[Path, Path]:
     """Write ``out_dir/report.html`` and ``out_dir/report.md``; return their paths.
 
-    The report only renders: the claims are those in ``results`` and ``figures`` the files
-    :func:`~psae.reproduce.figures.make_figures` drew (nothing is computed or drawn here).
+    The report only renders: the claims are those in ``results`` and ``figures`` the files the
+    protocols drew (nothing is computed or drawn here). Each registered protocol the run holds
+    adds its section (:mod:`.protocols`).
     """
     out_dir = Path(out_dir)
     make_dirs(out_dir)
-    links = explorer_links(results, out_dir)
-    missing: list[str] = []
-    doc = Doc()
-    _lead(doc, results)
-    if results.get("matched"):
-        _matched_protocol(doc, results, figures, out_dir, links, missing)
-    if results.get("final"):
-        _paper_protocol(doc, results, figures, out_dir, links, missing)
-        _figures(doc, results, figures, out_dir, links, missing)
-    _explorer(doc, results, links)
-    _details(doc, results)
+    page = Page(Doc(), results, figures, out_dir, explorer_links(results, out_dir))
+    _lead(page.doc, results)
+    for protocol in registered():
+        if protocol.holds(results):
+            protocol.section(page)
+    _explorer(page.doc, results, page.links)
+    _details(page.doc, results)
     notes = (missing_pieces(results, out_dir) if has_paper_protocol(results) else []) \
-        + [f"figure file {p} not found" for p in missing]
+        + [f"figure file {p} not found" for p in page.missing]
     if notes:
-        doc.heading(2, "Missing pieces")
-        doc.bullets(notes)
+        page.doc.heading(2, "Missing pieces")
+        page.doc.bullets(notes)
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    atomic_write(html_path, doc.page(TITLE, CSS))
-    atomic_write(md_path, doc.markdown())
+    atomic_write(html_path, page.doc.page(TITLE, CSS))
+    atomic_write(md_path, page.doc.markdown())
     return html_path, md_path

@@ -17,7 +17,8 @@ import torch
 
 from .._version import __version__
 from ..measures import VIEWS
-from .protocol import grid_for, label_of
+from .labels import label_of
+from .paper.settings import grid_for
 
 __all__ = ["gather", "to_csv", "matched_summary", "csv_fields"]
 

@@ -44,9 +44,10 @@ from .cells import (
 )
 from .code_key import training_code_key
 from .data import Splits, UserData, load_splits, load_user_data, split_dataset
-from .matched import MatchedProtocol, make_matched_model, matched_for, matched_models
+from .labels import models
+from .matched.settings import MatchedProtocol, make_matched_model, matched_for, matched_models
 from .pages import save_final_model, write_pages
-from .protocol import DataProtocol, grid_for, models, protocol_for, protocol_for_data
+from .paper.settings import DataProtocol, grid_for, protocol_for, protocol_for_data
 from .recheck import finished_cells, pick, recheck
 from .results import gather, to_csv
 
@@ -89,7 +90,7 @@ class RunConfig:
 
     def __post_init__(self):
         self.out = Path(self.out)
-        from .protocol import DATASETS
+        from .paper.settings import DATASETS
 
         bad = [d for d in self.datasets if d not in DATASETS]
         if bad or not (self.datasets or self.data):
@@ -583,22 +584,23 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
 
 
 def _write_outputs(out: Path, results: dict) -> None:
-    from .claims import evaluate_claims
-    from .figures import make_figures
-    from .matched_claims import matched_claims
-    from .matched_figures import matched_figures
+    from .protocols import registered
     from .report import write_report
 
-    results["claims"] = evaluate_claims(results) if results.get("final") else []
-    if results.get("matched"):
-        results["matched_claims"] = matched_claims(results)
-    # the numbers land before any drawing (a figure that fails must not take them along);
-    # results.json is written again with the figures' records, then the report renders it
-    atomic_write(out / "results.json", json.dumps(results, indent=1))
-    atomic_write(out / "results.csv", to_csv(results))
-    figures = make_figures(results, out) if results.get("final") else {}
-    if results.get("matched"):
-        figures.update(matched_figures(results, out))
+    for protocol in registered():
+        if (claims := protocol.claims(results)) is not None:
+            results[protocol.claims_key] = claims
+    # results.json is written once, with the figures' records; a figure that fails must not
+    # take the numbers along, so a protocol whose drawing fails is logged and goes without
+    figures: dict[str, list[str]] = {}
+    for protocol in registered():
+        try:
+            figures.update(protocol.figures(results, out))
+        except Exception as e:  # noqa: BLE001  (matplotlib fails in many ways)
+            log.warning("the %s protocol's figures failed (%s: %s); the results are kept",
+                        protocol.name, type(e).__name__, e)
+            results.setdefault("figure_errors", {})[protocol.name] = f"{type(e).__name__}: {e}"
     results["figures"] = figures
     atomic_write(out / "results.json", json.dumps(results, indent=1))
+    atomic_write(out / "results.csv", to_csv(results))
     write_report(results, out, figures)

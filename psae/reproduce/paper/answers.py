@@ -3,9 +3,10 @@ set's table says, how the claims fared, and which data a table is about."""
 
 from __future__ import annotations
 
-from ..measures import MEASURES
-from .claims import dataset_keys, dataset_label, metric_stats, model_label, not_computed
-from .tables import models_for
+from ...measures import MEASURES
+from ..labels import dataset_keys, dataset_label, model_label, not_computed
+from ..tables import models_for
+from .claims import metric_stats
 
 __all__ = ["headline", "dataset_answer", "claims_answer", "data_line"]
 

@@ -14,10 +14,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
-from ..measures import MEASURES, VIEWS
-from .claims import dataset_label, model_label
-from .figures import model_colors, save_figure
-from .matched_claims import shown_measures, stat, targets_of
+from ...measures import MEASURES, VIEWS
+from ..drawing import model_colors, save_figure
+from ..labels import dataset_label, model_label
+from .claims import shown_measures, stat, targets_of
 
 __all__ = ["matched_figures", "MATCHED_CAPTIONS"]
 

@@ -15,42 +15,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .cells import finite
-from .stats import below as _below
-from .stats import read
+from ..cells import finite
+from ..labels import dataset_keys, model_label, not_computed
+from ..stats import below as _below
+from ..stats import read
 
-__all__ = ["evaluate_claims", "metric_stats", "model_label", "dataset_label", "dataset_keys",
-           "not_computed"]
+__all__ = ["evaluate_claims", "metric_stats"]
 
 # the paper's four models; the unsquared-L0 ablation ("l0") only enters claim 6
 PAPER_MODELS = ("rae", "l1", "kl", "psae")
 SPARSE_MODELS = ("l1", "kl", "psae")
 
 _FINAL_KEYS = {"L0_mean": ("L0", "mean"), "L0_std": ("L0", "std")}
-
-
-def model_label(results: dict, model: str) -> str:
-    """Display name of a model (``model_labels`` entry, else the key)."""
-    return str((results.get("model_labels") or {}).get(model, model))
-
-
-def dataset_label(results: dict, dataset: str) -> str:
-    """Display name of a data set (its ``label``, else the key)."""
-    info = (results.get("datasets") or {}).get(dataset) or {}
-    return str(info.get("label") or dataset)
-
-
-def dataset_keys(results: dict) -> list[str]:
-    """Data sets in plot order: ``datasets`` keys, then any others seen in summary/final."""
-    keys = list((results.get("datasets") or {}).keys())
-    for ds in (results.get("summary") or {}).keys():
-        if ds not in keys:
-            keys.append(ds)
-    for run in results.get("final") or []:
-        ds = run.get("dataset")
-        if ds is not None and ds not in keys:
-            keys.append(ds)
-    return keys
 
 
 def metric_stats(
@@ -83,12 +59,6 @@ def metric_stats(
     arr = np.asarray(values, dtype=np.float64)
     std = float(arr.std())  # population std over seeds, as the runner's summary
     return float(arr.mean()), std, int(arr.size)
-
-
-def not_computed(results: dict, dataset: str, metric: str) -> str | None:
-    """Why ``metric`` was not computed on ``dataset`` (CA of data without labels), or None."""
-    info = (results.get("datasets") or {}).get(dataset) or {}
-    return "not computed: no labels" if metric == "CA" and info.get("labels") is False else None
 
 
 def _fmt(v: float) -> str:

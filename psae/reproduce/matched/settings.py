@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from .. import sparsity
-from ..datasets.registry import SOURCES
-from ..errors import ParameterError
-from ..estimator import SparseAutoencoder
+from ... import sparsity
+from ...datasets.registry import SOURCES
+from ...errors import ParameterError
+from ...estimator import SparseAutoencoder
 
 __all__ = ["MatchedProtocol", "matched_for", "matched_models", "make_matched_model", "FIXED"]
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..measures import MEASURES
-from .claims import model_label
-from .stats import apart as _apart
-from .stats import read
+from ...measures import MEASURES
+from ..labels import model_label
+from ..stats import apart as _apart
+from ..stats import read
 
 __all__ = ["matched_claims", "stat", "on_target", "targets_of", "shown_measures", "TOLERANCE"]
 

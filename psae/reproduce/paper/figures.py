@@ -17,14 +17,14 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..fileio import atomic_write
-from ..measures import FIG2, MEASURES
-from .claims import dataset_keys, dataset_label, metric_stats, model_label
+from ...measures import FIG2, MEASURES
+from ..drawing import model_colors, run_models, save_figure
+from ..labels import dataset_keys, dataset_label, model_label
+from .claims import metric_stats
 
 __all__ = ["make_figures", "model_colors", "save_figure", "missing_pieces", "figure_caption",
            "figure_dataset", "has_images", "FIGURE_KINDS"]
 
-DPI = 110
 FIGURE_KINDS = ("fig2", "sparseness", "l0", "filters", "recons", "curves", "sweep")
 FIG2_METRICS = tuple((letter, m, MEASURES[m].axis) for letter, m in zip("abcd", FIG2,
                                                                          strict=True))
@@ -95,27 +95,6 @@ def figure_caption(results: dict, relpath: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-def _models(results: dict) -> list[str]:
-    models = list(results.get("models") or [])
-    for run in results.get("final") or []:
-        m = run.get("model")
-        if m is not None and m not in models:
-            models.append(m)
-    return models
-
-
-def model_colors(results: dict) -> dict[str, tuple]:
-    """One tab10 colour per model, the same in every figure of a run."""
-    cmap = colormaps["tab10"]
-    return {m: cmap(i % 10) for i, m in enumerate(_models(results))}
-
-
-def save_figure(fig: Figure, out_dir: Path, name: str) -> str:
-    """Save ``fig`` atomically as figures/<name>.png; return its path relative to out_dir."""
-    atomic_write(out_dir / "figures" / f"{name}.png",
-                 lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-    return f"figures/{name}.png"
 
 
 def _final_runs(results: dict, ds: str, model: str) -> list[dict]:
@@ -226,7 +205,7 @@ def _note(ax: Axes, text: str) -> None:
 
 def _bars(ax: Axes, results: dict, metric: str, title: str, legend: bool = True) -> bool:
     datasets = dataset_keys(results)
-    models = _models(results)
+    models = run_models(results)
     colors = model_colors(results)
     width = 0.8 / max(len(models), 1)
     x = np.arange(len(datasets), dtype=np.float64)
@@ -296,7 +275,7 @@ def _fig2(results: dict, out_dir: Path) -> list[str]:
 def _pooled(results: dict, out_dir: Path, ds: str, key: str) -> dict[str, np.ndarray]:
     """Per model, the per-sample array ``key`` pooled over seeds (NaNs of all-zero codes out)."""
     data = {}
-    for m in _models(results):
+    for m in run_models(results):
         arrs = _arrays(out_dir, results, ds, m, key, all_seeds=True)
         if arrs:
             v = np.concatenate([np.ravel(a) for a in arrs]).astype(np.float64)
@@ -307,7 +286,7 @@ def _pooled(results: dict, out_dir: Path, ds: str, key: str) -> dict[str, np.nda
 
 
 def _sparseness(results: dict, out_dir: Path, ds: str) -> str | None:
-    models, colors = _models(results), model_colors(results)
+    models, colors = run_models(results), model_colors(results)
     data = _pooled(results, out_dir, ds, "S")
     if not data:
         return None
@@ -344,7 +323,7 @@ def _sparseness(results: dict, out_dir: Path, ds: str) -> str | None:
 
 
 def _l0(results: dict, out_dir: Path, ds: str) -> str | None:
-    models, colors = _models(results), model_colors(results)
+    models, colors = run_models(results), model_colors(results)
     data = _pooled(results, out_dir, ds, "L0")
     if not data:
         return None
@@ -392,7 +371,7 @@ def _atom_lines(ax: Axes, W: np.ndarray) -> None:
 
 
 def _filters(results: dict, out_dir: Path, ds: str) -> str | None:
-    models = _models(results)
+    models = run_models(results)
     found = {m: a[0] for m in models
              if (a := _arrays(out_dir, results, ds, m, "filters", all_seeds=False))}
     if not found:
@@ -421,7 +400,7 @@ def _filters(results: dict, out_dir: Path, ds: str) -> str | None:
 def _recon_inputs(results: dict, out_dir: Path, ds: str):
     """The stored test inputs and each model's reconstructions of them (seed 0)."""
     inputs, recs = None, {}
-    for m in _models(results):
+    for m in run_models(results):
         for run in _final_runs(results, ds, m):
             z = _load_npz(out_dir, run)
             if z is None or "recons" not in z:
@@ -501,7 +480,7 @@ def _stage_marks(ax: Axes, history: list[dict]) -> None:
 
 
 def _curves(results: dict, out_dir: Path, ds: str) -> str | None:
-    models = _models(results)
+    models = run_models(results)
     hist = {}
     for m in models:
         for run in _final_runs(results, ds, m):
@@ -559,7 +538,7 @@ def _sweep(results: dict, out_dir: Path, ds: str) -> str | None:
               and isinstance(g.get("val"), dict)]
     if not points:
         return None
-    models = _models(results)
+    models = run_models(results)
     colors = model_colors(results)
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     ax_ca, ax_re = fig.subplots(1, 2)
@@ -617,7 +596,7 @@ def missing_pieces(results: dict, out_dir: Path) -> list[str]:
     """Human-readable list of what the figures had to skip (absent models, missing npz files)."""
     out_dir = Path(out_dir)
     notes = []
-    models = _models(results)
+    models = run_models(results)
     for ds in dataset_keys(results):
         dl = dataset_label(results, ds)
         for m in models:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..measures import MEASURES, VIEWS
-from .claims import dataset_label, model_label
-from .markup import Cell, Text
-from .matched_claims import on_target, shown_measures, stat, targets_of
-from .stats import mean_std
+from ...measures import MEASURES, VIEWS
+from ..labels import dataset_label, model_label
+from ..markup import Cell, Text
+from ..stats import mean_std
+from .claims import on_target, shown_measures, stat, targets_of
 
 __all__ = ["matched_table", "matched_answer", "matched_claims_table", "matched_raw_table",
            "matched_sweep_table"]
