@@ -41,7 +41,7 @@ def data(args) -> np.ndarray:
 
 
 def one_fit(penalty: str, params: dict, X: np.ndarray, args) -> dict:
-    from psae import trainer as trainer_module
+    from psae.training import trainer as trainer_module
 
     seen = {}
     original = trainer_module.Trainer.__init__

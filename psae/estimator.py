@@ -16,19 +16,19 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import persistence, sparsity
-from .batches import make_batches
 from .distributed import Comm
 from .errors import InputError, ModelFormatError, ParameterError, TrainingCollapsedError
 from .metrics import DEFAULT_THRESHOLD, calibrated_threshold
-from .monitor import FiringTracker, L0Controller
-from .network import Activation, Autoencoder
-from .objective import Objective
 from .params import check_memory, resolve_device, stage_epochs, validate
-from .precision import resolve_precision
-from .stopping import Plateau
 from .streaming import check_streamed, is_streamed
-from .threads import ThreadTuner, plan_threads
-from .trainer import Trainer, TrainingDivergedError
+from .training.batches import make_batches
+from .training.monitor import FiringTracker, L0Controller
+from .training.network import Activation, Autoencoder
+from .training.objective import Objective
+from .training.precision import resolve_precision
+from .training.stopping import Plateau
+from .training.threads import ThreadTuner, plan_threads
+from .training.trainer import Trainer, TrainingDivergedError
 from .validation import check_finite, validated
 
 __all__ = ["SparseAutoencoder", "resolve_device"]

@@ -9,9 +9,9 @@ import torch
 
 from psae import SparseAutoencoder, sparsity
 from psae.cli import build_parser, main
-from psae.objective import Objective
 from psae.penalties import kl_penalty, smoothed_l0
 from psae.reproduce.protocol import grid_for, label_of, models, penalty_of
+from psae.training.objective import Objective
 
 
 def _squared_code(h, sigma, settings, **extra):

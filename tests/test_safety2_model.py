@@ -252,7 +252,7 @@ def test_out_of_memory_during_fit_is_a_psae_error(digits, monkeypatch, error):
     def boom(self, *args, **kwargs):
         raise error
 
-    monkeypatch.setattr(psae.trainer.Trainer, "fit", boom)
+    monkeypatch.setattr(psae.training.trainer.Trainer, "fit", boom)
     with pytest.raises(ParameterError, match=r"ran out of memory training n_components=6 on 64 "
                                              r"features.*Lower n_components or batch_size"):
         SparseAutoencoder(**SMALL).fit(digits[0])
@@ -262,7 +262,7 @@ def test_other_runtime_errors_keep_their_traceback(digits, monkeypatch):
     def boom(self, *args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(psae.trainer.Trainer, "fit", boom)
+    monkeypatch.setattr(psae.training.trainer.Trainer, "fit", boom)
     with pytest.raises(RuntimeError, match="a bug") as info:
         SparseAutoencoder(**SMALL).fit(digits[0])
     assert not isinstance(info.value, psae.PsaeError)

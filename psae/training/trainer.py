@@ -3,7 +3,7 @@
 Graduated non-convexity (section IV-B): stage k trains at σ_k starting from the parameters
 stage k−1 ended with. Mechanisms without σ train as a single stage. :class:`Trainer` owns the
 forward pass, weight decay, the optimiser and the stages; the cost itself is the pure
-:class:`~psae.objective.Objective` it is handed.
+:class:`~psae.training.objective.Objective` it is handed.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..distributed import SINGLE, Comm
+from ..errors import ParameterError, TrainingDivergedError
 from .batches import StreamedBatches, TensorBatches
-from .distributed import SINGLE, Comm
-from .errors import ParameterError, TrainingDivergedError
 from .fused import fusable, fused_gradients
 from .fused_sparse import sparse_fusable, sparse_gradients
 from .monitor import FiringTracker, L0Controller, resample_dead
@@ -46,14 +46,14 @@ def adam(params, lr: float) -> torch.optim.Adam:
 
 
 class Trainer:
-    """Trains one :class:`~psae.network.Autoencoder` in place on an :class:`Objective`.
+    """Trains one :class:`~psae.training.network.Autoencoder` in place on an :class:`Objective`.
 
     ``step(x, sigma)`` is one optimiser step on a batch (one L-BFGS iteration on the full
     batch); ``fit`` runs the σ stages over epochs of batches and returns the per-epoch history.
     ``comm`` carries data parallelism (:class:`~psae.distributed.Comm`); only its main rank
-    shows progress. ``tuner`` (a :class:`~psae.threads.ThreadTuner`) keeps the faster CPU
+    shows progress. ``tuner`` (a :class:`~psae.training.threads.ThreadTuner`) keeps the faster CPU
     thread count. ``precision`` ("fp32" or "bf16") is where the matrix products run; ``fused``
-    takes the hand-derived step of :mod:`psae.fused` (default: wherever it applies).
+    takes the hand-derived step of :mod:`psae.training.fused` (default: wherever it applies).
     ``tracker`` watches which units fire (its dead mask feeds AuxK), ``controller`` adapts the
     penalty weight toward a target L0, ``revive="resample"`` re-initialises dead units at each
     epoch's end, and ``unit_norm_decoder`` keeps decoder columns on the unit sphere.
@@ -89,7 +89,7 @@ class Trainer:
         self.precision = precision
         module.precision = precision
         # the hand-derived step where it applies (None: decide), else autograd: the sigmoid
-        # models' (psae.fused) or the sparse codes' (psae.fused_sparse)
+        # models' (psae.training.fused) or the sparse codes' (psae.training.fused_sparse)
         self.fused = fusable(module, objective, solver) if fused is None else fused
         self.sparse_fused = fused is not False and not self.fused and sparse_fusable(
             module, objective, solver)

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .precision import Linear
 
 __all__ = ["ACTIVATIONS", "Activation", "Autoencoder", "Forward", "activation",
@@ -75,7 +75,7 @@ class Autoencoder(nn.Module):
 
     ``code`` is the code layer (an :class:`Activation`, or a sparse layer such as TopK);
     ``precision="bf16"`` runs both products in bf16 with float32 results
-    (:class:`psae.precision.Linear`).
+    (:class:`psae.training.precision.Linear`).
     Weights start uniform in ``±sqrt(6 / (D + M + 1))`` (the usual choice for sigmoid
     autoencoders), biases at zero.
     """
