@@ -48,7 +48,7 @@ def one_fit(penalty: str, params: dict, X: np.ndarray, args) -> dict:
 
     def spy(self, *a, **k):  # which step the fit took, read off its trainer
         original(self, *a, **k)
-        seen["step"] = ("hand-derived" if self.fused or self.sparse_fused else "autograd")
+        seen["step"] = "hand-derived" if self.rule.hand_derived else "autograd"
 
     trainer_module.Trainer.__init__ = spy
     try:

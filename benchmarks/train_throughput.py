@@ -124,8 +124,9 @@ def fresh(D: int, M: int, device: torch.device, **adam_kw) -> tuple[Autoencoder,
 
 
 def _trainer(D: int, M: int, device: torch.device, precision: str, fused: bool = True) -> Trainer:
-    model, _ = fresh(D, M, device)
-    return Trainer(model, objective(), lr=1e-3, precision=precision, fused=fused)
+    model = Autoencoder(D, M, generator=torch.Generator().manual_seed(0),
+                        precision=precision).to(device)  # the trainer runs in its precision
+    return Trainer(model, objective(), lr=1e-3, fused=fused)
 
 
 def _breakdown(D: int, M: int, B: int, device: torch.device, X: torch.Tensor,

@@ -27,6 +27,7 @@ from ..params import check_memory as check_layer_memory
 from ..params import resolve_device
 from ..streaming import is_streamed
 from .batches import make_batches
+from .hooks import fit_hooks
 from .monitor import FiringTracker, L0Controller
 from .network import Autoencoder
 from .objective import Objective
@@ -152,7 +153,10 @@ def train(est, X, batches, settings: dict, seed: int, device, comm: Comm, val,
           lr: float, attempt: int) -> None:
     """One training run from a fresh start (``attempt`` > 0: a restart after a collapse,
     from a re-initialisation centred on the data); the fitted attributes are its result."""
-    module = build(est, X.shape[1], settings, seed, batches, device, recentre=attempt > 0)
+    est.precision_ = resolve_precision(est.precision, device, warn=attempt == 0,
+                                       size=X.shape[1] * est.n_components)
+    module = build(est, X.shape[1], settings, seed, batches, device, est.precision_,
+                   recentre=attempt > 0)
     sigmas, epochs = est._schedule()
     tracker, controller = watchers(est, settings, device, len(batches))
     stopper = None if val is None else Plateau(val, tol=float(est.tol),
@@ -162,23 +166,18 @@ def train(est, X, batches, settings: dict, seed: int, device, comm: Comm, val,
     n_threads, tune = plan_threads(
         est.threads, 10.0 * batches.batch_size * X.shape[1] * est.n_components, device)
     torch.set_num_threads(n_threads)
-    est.precision_ = resolve_precision(est.precision, device, warn=attempt == 0,
-                                       size=X.shape[1] * est.n_components)
-    trainer = Trainer(module, Objective(est.mechanism, settings),
-                      lr=lr, solver=est.solver,
-                      weight_decay=float(est.weight_decay), comm=comm,
-                      progress=bool(est.verbose), precision=est.precision_,
-                      tuner=ThreadTuner(n_threads) if tune else None, tracker=tracker,
-                      controller=controller, revive=est._revive(),
-                      unit_norm_decoder=est.mechanism.unit_norm_decoder,
-                      stopper=stopper)
+    hooks = fit_hooks(tracker, controller, stopper, ThreadTuner(n_threads) if tune else None,
+                      revive=est._revive())
+    trainer = Trainer(module, Objective(est.mechanism, settings), lr=lr, solver=est.solver,
+                      weight_decay=float(est.weight_decay), hooks=hooks, comm=comm,
+                      progress=bool(est.verbose))
     est.device_ = str(device)
     t0 = time.perf_counter()
     try:
         history = trainer.fit(batches, sigmas, epochs, torch.Generator().manual_seed(seed + 1),
                               max_epochs=est.max_epochs if stopper is not None else None)
     except TrainingDivergedError as e:
-        store(est, module, restarted(e.history, attempt), [], trainer)
+        store(est, module, restarted(e.history, attempt), [], trainer, tracker)
         raise
     finally:
         torch.set_num_threads(restore)
@@ -187,17 +186,18 @@ def train(est, X, batches, settings: dict, seed: int, device, comm: Comm, val,
     stages = [{"sigma": s, "epochs": sum(1 for h in history if h["stage"] == k),
                "loss": [h["loss"] for h in history if h["stage"] == k][-1]}
               for k, s in enumerate(sigmas) if any(h["stage"] == k for h in history)]
-    store(est, module, history, stages, trainer)
+    store(est, module, history, stages, trainer, tracker)
 
 
 def build(est, n_features: int, settings: dict, seed: int, batches, device,
-          recentre: bool = False) -> Autoencoder:
-    """The network at its starting point (tied and centred where the mechanism asks;
-    ``recentre``: every unit's pre-activation centred on the data, for a restart)."""
+          precision: str = "fp32", recentre: bool = False) -> Autoencoder:
+    """The network at its starting point, training in ``precision`` (tied and centred where
+    the mechanism asks; ``recentre``: every unit's pre-activation centred on the data, for a
+    restart)."""
     mech = est.mechanism
     module = Autoencoder(n_features, est.n_components, est._code_layer(settings),
                          est._decoder, generator=torch.Generator().manual_seed(seed),
-                         pre_bias=mech.pre_bias).to(device)
+                         precision=precision, pre_bias=mech.pre_bias).to(device)
     g = torch.Generator().manual_seed(seed + 2)
     if mech.tied_init:
         module.tie(batches.sample(65536, g).mean(dim=0) if mech.pre_bias else None)
@@ -205,8 +205,8 @@ def build(est, n_features: int, settings: dict, seed: int, batches, device,
         recentre_on(module, batches.sample(4096, torch.Generator().manual_seed(seed + 3)))
     if hasattr(module.code, "start_firing"):
         target = est.target_l0 or max(1.0, est.n_components / 20)
-        with torch.no_grad():
-            a = module.pre_activation(batches.sample(4096, g))
+        with torch.no_grad():  # in float32 whatever the precision, as the start always was
+            a = module.pre_activation(batches.sample(4096, g), precision="fp32")
         module.code.start_firing(a, min(1.0, target / est.n_components))
     return module
 
@@ -248,7 +248,7 @@ def restarted(history: list[dict], attempt: int) -> list[dict]:
 
 
 def store(est, module: Autoencoder, history: list[dict], stages: list[dict],
-          trainer: Trainer) -> None:
+          trainer: Trainer, tracker: FiringTracker | None) -> None:
     """The fitted attributes: weights (the pre-encoder bias folded into the encoder bias,
     so encoding stays one matrix multiply), code-layer state, what the watchers saw."""
     def np_(t):
@@ -262,7 +262,7 @@ def store(est, module: Autoencoder, history: list[dict], stages: list[dict],
     est.history_ = history
     est.n_iter_ = len(history)
     est.stages_ = stages
-    est.dead_fraction_ = trainer.tracker.dead_fraction() if trainer.tracker else None
+    est.dead_fraction_ = tracker.dead_fraction() if tracker else None
     est.stopped_early_ = trainer.stopped_early
     knob = est.mechanism.knob
     est.penalty_weight_ = (float(trainer.objective.settings[knob[0]])
