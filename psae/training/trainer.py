@@ -97,7 +97,9 @@ class Trainer:
         the units AuxK trains on (handed to the code layer)."""
         return self.loss_and_codes(x, sigma, net, dead)[:3]
 
-    def loss_and_codes(self, x, sigma, net=None, dead=None):
+    def loss_and_codes(self, x: torch.Tensor, sigma: float | None, net=None,
+                       dead: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`loss` and the batch's codes."""
         fwd = (net or self.net)(x) if dead is None else (net or self.net)(x, dead=dead)
         total, recon, sparsity = self.objective(x, fwd.h, fwd.y, sigma, **fwd.extra)
