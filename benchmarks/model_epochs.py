@@ -41,14 +41,14 @@ def data(args) -> np.ndarray:
 
 
 def one_fit(penalty: str, params: dict, X: np.ndarray, args) -> dict:
-    from psae import trainer as trainer_module
+    from psae.training import trainer as trainer_module
 
     seen = {}
     original = trainer_module.Trainer.__init__
 
     def spy(self, *a, **k):  # which step the fit took, read off its trainer
         original(self, *a, **k)
-        seen["step"] = ("hand-derived" if self.fused or self.sparse_fused else "autograd")
+        seen["step"] = "hand-derived" if self.rule.hand_derived else "autograd"
 
     trainer_module.Trainer.__init__ = spy
     try:

@@ -1,11 +1,11 @@
 """One training step of each sparse-code model against RAE's, with and without dead units.
 
-The hand-derived steps (`psae.fused` for RAE, `psae.fused_sparse` for TopK, BatchTopK and the
-JumpReLUs) with fused Adam and the unit-norm decoder where the model has one, as the trainer
-runs them, at MNIST's shapes (D = 784, M = 1000, batch 256), bf16 where the hardware has it, a
-fixed thread count; models interleaved round by round. With ``--dead N`` the first N units are
-dead, so the top-k models run AuxK on them. Reports each model's median step in milliseconds
-and its ratio to RAE's in the same round.
+The hand-derived steps (`psae.training.fused` for RAE, `psae.training.fused_sparse` for TopK,
+BatchTopK and the JumpReLUs) with fused Adam and the unit-norm decoder where the model has one,
+as the trainer runs them, at MNIST's shapes (D = 784, M = 1000, batch 256), bf16 where the
+hardware has it, a fixed thread count; models interleaved round by round. With ``--dead N`` the
+first N units are dead, so the top-k models run AuxK on them. Reports each model's median step
+in milliseconds and its ratio to RAE's in the same round.
 
 Prints one JSON object on stdout. ``--smoke`` runs a tiny version.
 """
@@ -21,12 +21,12 @@ import time
 import torch
 
 from psae import sparsity
-from psae.fused import fused_gradients
-from psae.fused_sparse import sparse_gradients
-from psae.network import Autoencoder
-from psae.objective import Objective
-from psae.precision import resolve_precision
-from psae.trainer import adam
+from psae.training.fused import fused_gradients
+from psae.training.fused_sparse import sparse_gradients
+from psae.training.network import Autoencoder
+from psae.training.objective import Objective
+from psae.training.precision import resolve_precision
+from psae.training.trainer import adam
 
 MODELS = {"rae": ("none", {}), "topk": ("topk", {"k": 25}), "batchtopk": ("batchtopk", {"k": 25}),
           "jumprelu": ("jumprelu", {}), "sqjumprelu": ("sqjumprelu", {})}

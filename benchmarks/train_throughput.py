@@ -5,8 +5,8 @@ A PSAE training step (forward, smoothed-L0 penalty, backward, Adam update) does 
 products of B·D·M multiply-adds each, so its useful work is ``10·B·D·M`` FLOPs. This script times,
 for each shape, in float32 and in bf16 (``precision="bf16"``), interleaved in one run:
 
-* the library's own training step, ``psae.trainer.Trainer.step`` (the hand-derived step of
-  ``psae.fused`` and fused Adam), on batches sliced from a tensor,
+* the library's own training step, ``psae.training.trainer.Trainer.step`` (the hand-derived step of
+  ``psae.training.fused`` and fused Adam), on batches sliced from a tensor,
 * ``SparseAutoencoder.fit`` end to end on a synthetic array (the real loop: shuffling,
   ``index_select`` batching, loss bookkeeping, per-epoch snapshots), per step,
 * a plain ``torch.mm`` of (B×D)·(D×M) in the same precision, interleaved round by round with
@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from psae import SparseAutoencoder
-from psae.fused import fused_gradients
-from psae.network import Autoencoder
-from psae.objective import Objective
-from psae.trainer import Trainer
+from psae.training.fused import fused_gradients
+from psae.training.network import Autoencoder
+from psae.training.objective import Objective
+from psae.training.trainer import Trainer
 
 SHAPES: tuple[tuple[int, int, int], ...] = ((784, 1000, 256), (3072, 1000, 256), (64, 100, 256))
 SMOKE_SHAPES: tuple[tuple[int, int, int], ...] = ((32, 16, 8),)
@@ -103,7 +103,7 @@ def objective() -> Objective:
 
 def fused_grad_error(D: int, M: int, B: int, device: torch.device) -> float:
     """Largest relative difference between the library's hand-derived gradients
-    (psae.fused) and autograd's, in float32 on one batch."""
+    (psae.training.fused) and autograd's, in float32 on one batch."""
     X = torch.rand(B, D, generator=torch.Generator().manual_seed(3)).to(device) * 0.8 + 0.1
     m_a, _ = fresh(D, M, device)
     total, _, _ = Trainer(m_a, objective()).loss(X, SIGMA)
@@ -124,8 +124,9 @@ def fresh(D: int, M: int, device: torch.device, **adam_kw) -> tuple[Autoencoder,
 
 
 def _trainer(D: int, M: int, device: torch.device, precision: str, fused: bool = True) -> Trainer:
-    model, _ = fresh(D, M, device)
-    return Trainer(model, objective(), lr=1e-3, precision=precision, fused=fused)
+    model = Autoencoder(D, M, generator=torch.Generator().manual_seed(0),
+                        precision=precision).to(device)  # the trainer runs in its precision
+    return Trainer(model, objective(), lr=1e-3, fused=fused)
 
 
 def _breakdown(D: int, M: int, B: int, device: torch.device, X: torch.Tensor,

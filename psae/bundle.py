@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sklearn.pipeline import Pipeline
 
-from . import persistence
+from . import model_files, persistence
 from .estimator import SparseAutoencoder
 from .preprocessing import Normalizer
 
@@ -43,7 +43,7 @@ def save(obj, path: str | os.PathLike[str], *, force: bool = False, extra: dict 
     A directory holding files psae did not write is refused unless ``force``.
     """
     normalizer, model = split(obj)
-    config, arrays = model._state()
+    config, arrays = model_files.state(model)
     if extra:
         config["extra"] = extra
     return persistence.write_model(path, config, arrays, force=force,
@@ -74,8 +74,8 @@ def load_model(path, with_normalizer: bool = False, device: str | None = None):
     if not with_normalizer:
         return SparseAutoencoder.load(path, device)
     config, arrays, part = persistence.read_bundle(path)
-    model = SparseAutoencoder._from_state(config, arrays, str(Path(path) / persistence.CONFIG),
-                                          device)
+    model = model_files.from_state(SparseAutoencoder, config, arrays,
+                                   str(Path(path) / persistence.CONFIG), device)
     normalizer = None if part is None else Normalizer._from_state(
         *part, where=str(Path(path) / persistence.NORMALIZER))
     return model, normalizer

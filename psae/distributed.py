@@ -60,7 +60,7 @@ class Comm:
 
     def average_gradients(self, module: torch.nn.Module) -> None:
         """Average ``.grad`` over the ranks (what DDP does for an autograd backward pass; the
-        hand-derived step of :mod:`psae.fused` calls it itself)."""
+        hand-derived step of :mod:`psae.training.fused` calls it itself)."""
         if self.world == 1:
             return
         for p in module.parameters():

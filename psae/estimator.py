@@ -1,160 +1,31 @@
-"""``SparseAutoencoder``: the paper's model and its baselines as a scikit-learn transformer."""
+"""``SparseAutoencoder``: the paper's model and its baselines as a scikit-learn transformer.
+
+The estimator holds the parameters and their checks; fitting lives in :mod:`psae.training.fit`,
+encoding in :mod:`psae.encode`, saving and loading in :mod:`psae.model_files`.
+"""
 
 from __future__ import annotations
 
 import numbers
-import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from . import persistence, sparsity
-from .batches import make_batches
+from . import encode, model_files, sparsity
 from .distributed import Comm
-from .errors import InputError, ModelFormatError, ParameterError, TrainingCollapsedError
-from .metrics import DEFAULT_THRESHOLD, calibrated_threshold
-from .monitor import FiringTracker, L0Controller
-from .network import Activation, Autoencoder
-from .objective import Objective
-from .params import check_memory, resolve_device, stage_epochs, validate
-from .precision import resolve_precision
-from .stopping import Plateau
+from .errors import InputError
+from .params import resolve_device, stage_epochs, validate
 from .streaming import check_streamed, is_streamed
-from .threads import ThreadTuner, plan_threads
-from .trainer import Trainer, TrainingDivergedError
+from .training import fit as fitting
+from .training.network import Activation
 from .validation import check_finite, validated
 
 __all__ = ["SparseAutoencoder", "resolve_device"]
-
-_CODE_PREFIX = "code."
-
-TRANSFORM_BATCH = 8192
-COLLAPSE_SPREAD = 1e-6
-"""A fit whose every unit varies by at most this much across training inputs has collapsed."""
-COLLAPSE_CHECK_FLOATS = 2**24
-"""Codes encoded at once by the collapse check (64 MB): all 2,048 rows up to 8,192 units."""
-MAX_RESTARTS = 2
-"""Restarts of a collapsed fit before it is an error, each with a RESTART_LR_FACTOR lower step
-size from a re-initialisation centred on the data (scikit-learn's own small check data, at
-100 ± 1, saturates every sigmoid unit of the default start)."""
-RESTART_LR_FACTOR = 0.1
-_WEIGHTS = ("encoder_weight_", "encoder_bias_", "decoder_weight_", "decoder_bias_")
-_TENSORS = ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")
-
-
-AIM = 0.15  # with an inference threshold, training aims this far above target_l0
-CALIBRATION_ROWS = 4096  # training rows the threshold is chosen on without early stopping
-
-
-class _Trimmed(torch.nn.Module):
-    """A fitted code layer followed by the inference threshold: |h| ≤ θ becomes 0."""
-
-    def __init__(self, code: torch.nn.Module, theta: float):
-        super().__init__()
-        self.code, self.theta = code, float(theta)
-
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
-        h = self.code(a)
-        return h.masked_fill_(h.abs() <= self.theta, 0.0)
-
-
-def _restarted(history: list[dict], attempt: int) -> list[dict]:
-    """``history`` with each record marked by its restart (unmarked on the first run)."""
-    if attempt:
-        for rec in history:
-            rec["restart"] = attempt
-    return history
-
-
-def _recentre(module: Autoencoder, x: torch.Tensor) -> None:
-    """Encoder weights shrunk to the spread of the rows ``x`` (where it exceeds 1) and encoder
-    biases that put each unit's mean pre-activation on them at 0: a start with no unit
-    saturated or silent, whatever the scale of the input."""
-    with torch.no_grad():
-        x = x.float() - module.b2 if module.pre_bias else x.float()
-        spread = float(x.std(dim=0).mean()) if x.shape[0] > 1 else 0.0
-        if spread > 1.0:
-            module.W1.div_(spread)
-        module.b1.copy_(-(module.W1 @ x.mean(dim=0)))
-
-
-def _out_of_memory(e: BaseException) -> bool:
-    """Whether ``e`` is an allocator's out-of-memory error (torch's CPU or CUDA one, numpy's)."""
-    if isinstance(e, MemoryError | getattr(torch, "OutOfMemoryError", MemoryError)):
-        return True
-    text = str(e).lower()
-    return isinstance(e, RuntimeError) and ("out of memory" in text
-                                            or "can't allocate memory" in text)
-
-
-def _model_files(where: str) -> tuple[str, str]:
-    """``(config file, weights file)`` to name in load errors (``where``: the model directory
-    or its config file)."""
-    path = Path(where)
-    if path.name == persistence.CONFIG:
-        return str(path), str(path.with_name(persistence.WEIGHTS))
-    if path.is_dir():
-        return str(path / persistence.CONFIG), str(path / persistence.WEIGHTS)
-    return where, where
-
-
-_TYPE_NAMES = {numbers.Integral: "an integer", numbers.Real: "a number", str: "a string",
-               list: "a list", dict: "an object"}
-
-
-def _field(config: dict, name: str, kind: type, file: str, required: bool = False):
-    """``config[name]`` when it is of ``kind`` (None where absent or null, unless
-    ``required``); else a :class:`ModelFormatError` naming the field."""
-    value = config.get(name)
-    if value is None and not required:
-        return None
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if kind is numbers.Real and ok:
-        ok = bool(np.isfinite(value))
-    if not ok:
-        got = "missing" if name not in config else f"{value!r}"
-        raise ModelFormatError(f"{file}: field {name!r} must be {_TYPE_NAMES[kind]}, got {got}; "
-                               "the config is damaged or was altered")
-    return value
-
-
-def _config_params(config: dict, file: str) -> dict:
-    """The estimator parameters of a saved config (JSON lists back to tuples), names checked."""
-    params = _field(config, "params", dict, file, required=True)
-    params = dict(params)
-    known = set(SparseAutoencoder._get_param_names())
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ModelFormatError(f"{file}: field 'params' holds parameters this psae does not "
-                               f"know: {', '.join(unknown)}")
-    for k in ("sigmas", "epochs"):
-        if isinstance(params.get(k), list):
-            params[k] = tuple(params[k])
-    return params
-
-
-def _check_tensor(a: np.ndarray, name: str, kind: str, file: str) -> None:
-    """A tensor of the right kind with finite values: floating point for ``"f"``, any real
-    number for ``"i"`` (a counter, which :meth:`SparseAutoencoder._store` keeps as float32)."""
-    if a.dtype.kind not in ("f" if kind == "f" else "iuf"):
-        want = "a floating-point" if kind == "f" else "a numeric"
-        raise ModelFormatError(f"{file}: tensor {name!r} has dtype {a.dtype}, expected "
-                               f"{want} dtype")
-    if a.dtype.kind == "f":
-        bad = ~np.isfinite(a)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ModelFormatError(
-                f"{file}: tensor {name!r} holds {int(bad.sum())} NaN or infinite value(s) "
-                f"(the first at index {first}); the weights are damaged: restore or refit the "
-                "model")
 
 
 def _penalty_table() -> str:
@@ -442,26 +313,8 @@ default=None
             warnings.warn(f"batch_size={self.batch_size} is not divisible by the world size "
                           f"{comm.world}: ranks get unequal shares and steps differ slightly "
                           "from a single process", stacklevel=2)
-        try:
-            self._fit(X, comm)
-        except (RuntimeError, MemoryError) as e:
-            if not _out_of_memory(e):
-                raise
-            raise self._memory_error(e) from e
+        fitting.fit(self, X, comm)
         return self
-
-    def _memory_error(self, e: BaseException) -> ParameterError:
-        """Running out of memory mid-fit, in psae's words (what was being trained, what to
-        change); the torch allocator's cache is emptied so that the process can go on."""
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return ParameterError(
-            f"ran out of memory training n_components={self.n_components} on "
-            f"{getattr(self, 'n_features_in_', '?')} features with batch_size="
-            f"{getattr(self, 'batch_size_', self.batch_size)} on "
-            f"{getattr(self, 'device_', self.device)} ({detail[:300]}). Lower n_components or "
-            "batch_size, or free memory")
 
     def _check_fit_input(self, X):
         if is_streamed(X):
@@ -469,222 +322,6 @@ default=None
             self.n_features_in_ = X.shape[1]
             return X
         return validated(self, X, dtype=[np.float32, np.float64], ensure_min_samples=2)
-
-    def _seed(self, comm: Comm) -> int:
-        if self.random_state is None and comm.world > 1:
-            return comm.shared_seed(None)  # every rank must draw the same init and shuffles
-        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-
-    def _fit(self, X, comm: Comm) -> None:
-        self.inference_threshold_ = None  # a refit's codes are judged raw until calibrated
-        device = resolve_device(self.device)
-        seed = self._seed(comm)
-        settings = self._settings()
-        X, val = self._hold_out(X, seed, device)
-        self.batch_size_ = self.batch_size if self.batch_size != "auto" else \
-            (256 if X.shape[0] >= 20000 else 128)
-        self._check_memory(X, settings, device)
-        batches = make_batches(X, self.batch_size_, device, comm)
-        lr = self._learning_rate(X.shape[1])
-        for attempt in range(MAX_RESTARTS + 1):
-            self._train(X, batches, settings, seed, device, comm, val, lr, attempt)
-            collapse = self._collapse(X)
-            if collapse is None:
-                self.inference_threshold_ = self._calibrate(X, val, seed)
-                return
-            if attempt == MAX_RESTARTS:
-                raise self._collapsed_error(collapse, lr, attempt)
-            lr *= RESTART_LR_FACTOR
-            warnings.warn(f"the fit collapsed ({collapse[0]}): restarting from a "
-                          f"re-initialisation centred on the data, with learning rate {lr:.3g} "
-                          f"(restart {attempt + 1} of at most {MAX_RESTARTS}; history_ records "
-                          "it as 'restart')", ConvergenceWarning, stacklevel=3)
-
-    def _train(self, X, batches, settings: dict, seed: int, device, comm: Comm, val,
-               lr: float, attempt: int) -> None:
-        """One training run from a fresh start (``attempt`` > 0: a restart after a collapse,
-        from a re-initialisation centred on the data); the fitted attributes are its result."""
-        module = self._build(X.shape[1], settings, seed, batches, device, recentre=attempt > 0)
-        sigmas, epochs = self._schedule()
-        tracker, controller = self._watchers(settings, device, len(batches))
-        stopper = None if val is None else Plateau(val, tol=float(self.tol),
-                                                   patience=self.n_iter_no_change,
-                                                   target_l0=self._judged_l0())
-        restore = torch.get_num_threads()
-        n_threads, tune = plan_threads(
-            self.threads, 10.0 * batches.batch_size * X.shape[1] * self.n_components, device)
-        torch.set_num_threads(n_threads)
-        self.precision_ = resolve_precision(self.precision, device, warn=attempt == 0,
-                                            size=X.shape[1] * self.n_components)
-        trainer = Trainer(module, Objective(self.mechanism, settings),
-                          lr=lr, solver=self.solver,
-                          weight_decay=float(self.weight_decay), comm=comm,
-                          progress=bool(self.verbose), precision=self.precision_,
-                          tuner=ThreadTuner(n_threads) if tune else None, tracker=tracker,
-                          controller=controller, revive=self._revive(),
-                          unit_norm_decoder=self.mechanism.unit_norm_decoder,
-                          stopper=stopper)
-        self.device_ = str(device)
-        t0 = time.perf_counter()
-        try:
-            history = trainer.fit(batches, sigmas, epochs, torch.Generator().manual_seed(seed + 1),
-                                  max_epochs=self.max_epochs if stopper is not None else None)
-        except TrainingDivergedError as e:
-            self._store(module, _restarted(e.history, attempt), [], trainer)
-            raise
-        finally:
-            torch.set_num_threads(restore)
-        self.fit_time_ = time.perf_counter() - t0
-        history = _restarted(history, attempt)
-        stages = [{"sigma": s, "epochs": sum(1 for h in history if h["stage"] == k),
-                   "loss": [h["loss"] for h in history if h["stage"] == k][-1]}
-                  for k, s in enumerate(sigmas) if any(h["stage"] == k for h in history)]
-        self._store(module, history, stages, trainer)
-
-    def _judged_l0(self) -> float | None:
-        """The mean L0 at which the codes will be judged (trimmed by the inference threshold):
-        the target, or BatchTopK's k; None where the raw codes are judged."""
-        if self.raw_codes:
-            return None
-        if self.target_l0 is None and self.penalty == "batchtopk":
-            return float(self._settings()["k"])
-        return None if self.target_l0 is None else float(self.target_l0)
-
-    def _calibrate(self, X, val: torch.Tensor | None, seed: int) -> float | None:
-        """The inference threshold that puts the held-out mean L0 on the target (None without
-        a target or with ``raw_codes``); where the code is already at or under the target it is
-        the L0 threshold itself (0.01), so that the codes are exact-sparse either way: a
-        sigmoid code left raw would be judged on activations its L0 does not count; BatchTopK
-        trained with held-out rows gets one too, its target being k. Chosen on the
-        early-stopping rows; training rows only where there are none: on a 3,000-row set,
-        rows the model was trained on put the test rows' mean L0 up to 8 % under target at
-        L0 5, held-out rows within 1 % for the sigmoid models."""
-        target = self._judged_l0()
-        # BatchTopK's k counts only with held-out rows: its running threshold let 3-13 % more
-        # through than k on them (digits, OPTDIGITS, 3 seeds); chosen there it lands within
-        # 5 % in all 18 cells
-        if target is None or (self.target_l0 is None and val is None):
-            return None
-        if val is not None:
-            rows = val.cpu().numpy()
-        else:
-            idx = np.random.default_rng(seed + 4).permutation(X.shape[0])[:CALIBRATION_ROWS]
-            rows = np.asarray(X[np.sort(idx)], dtype=np.float32)
-        return calibrated_threshold(self.transform(rows, raw=True), target)
-
-    def _check_memory(self, X, settings: dict, device) -> None:
-        """Refuse a layer that cannot fit in memory before allocating it."""
-        code = self.mechanism.code
-        starts = code is not None and hasattr(code(1, settings), "start_firing")
-        copied = device.type == "cuda" or not (
-            is_streamed(X) or (X.dtype == np.float32 and X.flags.c_contiguous))
-        check_memory(X.shape[1], self.n_components, self.batch_size_, device,
-                     sample_rows=min(X.shape[0], 4096) if starts else 0,
-                     data_bytes=4 * X.shape[0] * X.shape[1] if copied else 0)
-
-    def _hold_out(self, X, seed: int, device) -> tuple[np.ndarray, torch.Tensor | None]:
-        """The rows to train on, and with ``early_stopping`` the held-out rows (on the device)
-        whose reconstruction error the plateau watch follows."""
-        if not self.early_stopping:
-            return X, None
-        if is_streamed(X):
-            raise ParameterError("early_stopping holds out rows of an in-memory X; stream "
-                                 "without it, or load the data")
-        n = X.shape[0]
-        n_val = min(n - 1, max(1, int(round(self.validation_fraction * n))))
-        perm = np.random.default_rng(seed).permutation(n)
-        val = torch.as_tensor(np.ascontiguousarray(X[perm[:n_val]], dtype=np.float32))
-        return np.ascontiguousarray(X[perm[n_val:]]), val.to(device)
-
-    def _build(self, n_features: int, settings: dict, seed: int, batches, device,
-               recentre: bool = False) -> Autoencoder:
-        """The network at its starting point (tied and centred where the mechanism asks;
-        ``recentre``: every unit's pre-activation centred on the data, for a restart)."""
-        mech = self.mechanism
-        module = Autoencoder(n_features, self.n_components, self._code_layer(settings),
-                             self._decoder, generator=torch.Generator().manual_seed(seed),
-                             pre_bias=mech.pre_bias).to(device)
-        g = torch.Generator().manual_seed(seed + 2)
-        if mech.tied_init:
-            module.tie(batches.sample(65536, g).mean(dim=0) if mech.pre_bias else None)
-        if recentre:
-            _recentre(module, batches.sample(4096, torch.Generator().manual_seed(seed + 3)))
-        if hasattr(module.code, "start_firing"):
-            target = self.target_l0 or max(1.0, self.n_components / 20)
-            with torch.no_grad():
-                a = module.pre_activation(batches.sample(4096, g))
-            module.code.start_firing(a, min(1.0, target / self.n_components))
-        return module
-
-    def _watchers(self, settings: dict, device, steps_per_epoch: int
-                  ) -> tuple[FiringTracker, L0Controller | None]:
-        """The firing tracker of every fit, and the target-L0 controller where asked."""
-        tracker = FiringTracker(self.n_components, self.dead_window, DEFAULT_THRESHOLD, device)
-        controller = None
-        if self.target_l0 is not None:
-            aim = self.target_l0 * (1.0 if self.raw_codes else 1.0 + AIM)
-            # raw codes must land on the target itself; with an inference threshold any L0
-            # from the target up can be trimmed to it, so the fit is on target there
-            band = (0.95, 1.05) if self.raw_codes else (1.0 / (1.0 + AIM), 1.1)
-            controller = L0Controller(settings, self.mechanism.knob, aim,
-                                      period=max(50, steps_per_epoch // 2),
-                                      bounds=self.mechanism.knob_bounds, band=band)
-        return tracker, controller
-
-    def _collapse(self, X, rows: int = 2048) -> tuple[str, float, int] | None:
-        """None, or ``(state, spread, rows)`` of a fit whose codes do not depend on the input
-        (all zero, or every unit saturated): it failed, whatever its loss says. Encoded in
-        chunks, so that a wide layer's check stays small."""
-        n = min(rows, X.shape[0])
-        chunk = max(1, min(n, COLLAPSE_CHECK_FLOATS // self.n_components))
-        low = high = None
-        total = 0.0
-        for s in range(0, n, chunk):
-            H = self.transform(np.asarray(X[s:min(n, s + chunk)]))
-            lo, hi = H.min(axis=0), H.max(axis=0)
-            low = lo if low is None else np.minimum(low, lo)
-            high = hi if high is None else np.maximum(high, hi)
-            total += float(np.abs(H).sum(dtype=np.float64))
-        spread = float((high - low).max())
-        if spread > COLLAPSE_SPREAD:
-            return None
-        level = total / (n * self.n_components)
-        return ("all zero" if level <= COLLAPSE_SPREAD else f"stuck at {level:.3g}"), spread, n
-
-    def _collapsed_error(self, collapse: tuple[str, float, int], lr: float, restarts: int
-                         ) -> TrainingCollapsedError:
-        state, spread, n = collapse
-        tried = (f" It collapsed again after {restarts} restart(s) from a re-initialisation "
-                 "centred on the data, each with a 10x lower learning rate." if restarts else "")
-        err = TrainingCollapsedError(
-            f"the fit collapsed: every training input gets the same code ({state}; no unit "
-            f"varies by more than {spread:.1e} across {n} inputs), so the codes carry "
-            f"no information.{tried} Lower the learning rate (it was {lr:.3g} last; None gives "
-            "min(1e-2, 1/n_features)·sqrt(batch_size/128)) or the penalty weight, or check "
-            "that the inputs differ and are scaled (psae.Normalizer).")
-        err.history = self.history_
-        return err
-
-    def _store(self, module: Autoencoder, history: list[dict], stages: list[dict],
-               trainer: Trainer) -> None:
-        """The fitted attributes: weights (the pre-encoder bias folded into the encoder bias,
-        so encoding stays one matrix multiply), code-layer state, what the watchers saw."""
-        def np_(t):
-            return t.detach().to("cpu", torch.float32).numpy().copy()
-
-        with torch.no_grad():
-            weights = (module.W1, module.folded_encoder_bias(), module.W2, module.b2)
-        for name, p in zip(_WEIGHTS, weights, strict=True):
-            setattr(self, name, np_(p))
-        self.code_state_ = {k: np_(v) for k, v in module.code.state_dict().items()}
-        self.history_ = history
-        self.n_iter_ = len(history)
-        self.stages_ = stages
-        self.dead_fraction_ = trainer.tracker.dead_fraction() if trainer.tracker else None
-        self.stopped_early_ = trainer.stopped_early
-        knob = self.mechanism.knob
-        self.penalty_weight_ = (float(trainer.objective.settings[knob[0]])
-                                if knob is not None else None)
 
     @property
     def components_(self) -> np.ndarray:
@@ -703,33 +340,6 @@ default=None
             return X
         return validated(self, X, dtype=[np.float64, np.float32], reset=False)
 
-    def _apply(self, X, weight, bias, post, out=None, batch=TRANSFORM_BATCH):
-        """``post(X Wᵀ + b)`` batch by batch, into ``out`` (allocated when None); float32 input
-        multiplies in this model's precision, float64 input in float64."""
-        device = resolve_device(self.device)
-        dtype = torch.float64 if np.dtype(getattr(X, "dtype", np.float32)) == np.float64 \
-            else torch.float32
-        bf16 = dtype == torch.float32 and resolve_precision(
-            self.precision, device, warn=False, size=weight.size) == "bf16"
-        W = torch.as_tensor(weight).to(device=device, dtype=torch.bfloat16 if bf16 else dtype)
-        b = torch.as_tensor(bias).to(device=device, dtype=dtype)
-        post = post.to(device=device, dtype=dtype)  # a code layer's thresholds, in X's dtype
-        n = X.shape[0]
-        if out is None:
-            out = np.empty((n, W.shape[0]), dtype=np.float64 if dtype == torch.float64
-                           else np.float32)
-        elif out.shape != (n, W.shape[0]):
-            raise ParameterError(f"out has shape {out.shape}, expected {(n, W.shape[0])}")
-        with torch.inference_mode():
-            for s in range(0, n, batch):
-                rows = np.ascontiguousarray(X[s:s + batch])  # views may run backwards
-                if not rows.flags.writeable:
-                    rows = rows.copy()
-                xb = torch.from_numpy(rows).to(device=device, dtype=W.dtype)
-                a = torch.mm(xb, W.t()).float().add_(b) if bf16 else torch.addmm(b, xb, W.t())
-                out[s:s + batch] = post(a).cpu().numpy()
-        return out
-
     def transform(self, X, out=None, *, raw: bool = False):
         """Codes ``H = f(X W1ᵀ + b1)`` (eq. 2), computed in batches; where the fit chose an
         inference threshold (``target_l0``), activations at or under it are exact zeros
@@ -739,26 +349,13 @@ default=None
         codes without holding them all in memory at once. float32 input gives float32 codes.
         """
         X = self._check_input(X)
-        code = self._encoder_code()
-        theta = getattr(self, "inference_threshold_", None)
-        if theta is not None and not raw:
-            code = _Trimmed(code, theta)
-        return self._apply(X, self.encoder_weight_, self.encoder_bias_, code, out)
-
-    def _encoder_code(self) -> torch.nn.Module:
-        """The fitted code layer, in inference mode (BatchTopK's threshold, TopK's encode_k)."""
-        code = self._code_layer(self._settings())
-        state = getattr(self, "code_state_", None) or {}
-        if state:
-            code.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
-        return code.eval()
+        return encode.transform(self, X, out, raw=raw)
 
     def inverse_transform(self, H):
         """Reconstructions ``Y = g(H W2ᵀ + b2)`` from codes of shape (n_samples, n_components)."""
         check_is_fitted(self, "decoder_weight_")
         H = self._check_codes(H)
-        return self._apply(H, self.decoder_weight_, self.decoder_bias_,
-                           Activation(self._decoder))
+        return encode.inverse_transform(self, H)
 
     def _check_codes(self, H):
         check_finite(H, "H")
@@ -776,135 +373,12 @@ default=None
 
         Computed batch by batch, so streamed input is never loaded whole."""
         X = self._check_input(X)
-        total = 0.0
-        for s in range(0, X.shape[0], TRANSFORM_BATCH):
-            xb = np.asarray(X[s:s + TRANSFORM_BATCH], dtype=np.float64)
-            x_hat = self.inverse_transform(self.transform(xb))
-            total += float(np.sum((xb - x_hat) ** 2))
-        return -total / (X.shape[0] * X.shape[1])
+        return encode.score(self, X)
 
     # ------------------------------------------------------------------ persistence
-    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """This fitted model as ``(config, arrays)``: what :mod:`psae.persistence` writes."""
-        check_is_fitted(self, "encoder_weight_")
-        arrays = {t: np.ascontiguousarray(getattr(self, a))
-                  for t, a in zip(_TENSORS, _WEIGHTS, strict=True)}
-        for k, v in (getattr(self, "code_state_", None) or {}).items():
-            arrays[_CODE_PREFIX + k] = np.ascontiguousarray(v)
-        params = {k: v.tolist() if isinstance(v, np.ndarray) else v  # sigmas as an array
-                  for k, v in self.get_params().items()}
-        config = {"params": persistence.jsonable(params),
-                  "n_features_in": int(self.n_features_in_),
-                  "history": getattr(self, "history_", []),
-                  "stages": getattr(self, "stages_", []),
-                  "fit_time": getattr(self, "fit_time_", None),
-                  "precision": getattr(self, "precision_", None),
-                  "dead_fraction": getattr(self, "dead_fraction_", None),
-                  "penalty_weight": getattr(self, "penalty_weight_", None),
-                  "inference_threshold": getattr(self, "inference_threshold_", None)}
-        if hasattr(self, "feature_names_in_"):
-            config["feature_names_in"] = [str(n) for n in self.feature_names_in_]
-        return config, arrays
-
-    @classmethod
-    def _from_state(cls, config: dict, arrays: dict[str, np.ndarray], where: str = "model",
-                    device: str | None = None) -> SparseAutoencoder:
-        """Rebuild a fitted model from what :meth:`_state` returned. Everything is checked
-        first, as the estimator checks its own parameters: each config field's type, the
-        parameters, that the tensors are exactly those the penalty's model has (names, shapes,
-        dtypes) and that they are finite."""
-        config_file, weights_file = _model_files(where)
-        if not isinstance(config, dict):
-            raise ModelFormatError(f"{config_file}: the config is not a JSON object")
-        params = _config_params(config, config_file)
-        if device is not None:
-            params["device"] = device
-        elif str(params.get("device", "auto")).startswith("cuda") \
-                and not torch.cuda.is_available():
-            params["device"] = "auto"
-        model = cls(**params)
-        try:
-            validate(model, loading=True)
-        except ParameterError as e:
-            raise ModelFormatError(f"{config_file}: field 'params' holds a value psae cannot "
-                                   f"use: {e}") from e
-        D = _field(config, "n_features_in", numbers.Integral, config_file, required=True)
-        if D < 1:
-            raise ModelFormatError(f"{config_file}: field 'n_features_in' must be >= 1, got {D}")
-        model._check_arrays(arrays, int(D), weights_file)
-        model._load_fields(config, int(D), config_file)
-        for t, a in zip(_TENSORS, _WEIGHTS, strict=True):
-            setattr(model, a, arrays[t])
-        model.code_state_ = {k[len(_CODE_PREFIX):]: v for k, v in arrays.items()
-                             if k.startswith(_CODE_PREFIX)}
-        model._encoder_code()  # a code state that does not fit the model fails here, not later
-        return model
-
-    def _check_arrays(self, arrays: dict[str, np.ndarray], D: int, file: str) -> None:
-        """The tensors of this model's penalty, no more and no fewer, each of its shape and
-        kind (floating or integer) and finite: a tampered or damaged file is refused here
-        instead of encoding to NaN or silently to zeros."""
-        M = self.n_components
-        expected = {"encoder.weight": ((M, D), "f"), "encoder.bias": ((M,), "f"),
-                    "decoder.weight": ((D, M), "f"), "decoder.bias": ((D,), "f")}
-        code = self._code_layer(self._settings())
-        for k, v in code.state_dict().items():
-            shape, got = tuple(v.shape), arrays.get(_CODE_PREFIX + k)
-            if shape == () and got is not None and got.shape == (1,):
-                shape = (1,)  # how _state writes a scalar (np.ascontiguousarray is >= 1-d)
-            expected[_CODE_PREFIX + k] = (shape, "f" if v.is_floating_point() else "i")
-        what = f"penalty={self.penalty!r} with n_components={M} on {D} features"
-        missing = sorted(set(expected) - set(arrays))
-        extra = sorted(set(arrays) - set(expected))
-        if missing or extra:
-            parts = ([f"lacks {', '.join(map(repr, missing))}"] if missing else []) + \
-                ([f"holds {', '.join(map(repr, extra))} it does not use"] if extra else [])
-            raise ModelFormatError(
-                f"{file}: the tensors do not match the model the config names ({what}): it "
-                f"{' and '.join(parts)}. The config or the weights were altered; save the model "
-                "again")
-        persistence.check_shapes(arrays, {k: shape for k, (shape, _) in expected.items()},
-                                 file)
-        for name, (_, kind) in expected.items():
-            _check_tensor(arrays[name], name, kind, file)
-
-    def _load_fields(self, config: dict, D: int, file: str) -> None:
-        """The fitted attributes kept in the config, each checked for its type."""
-        self.n_features_in_ = D
-        names = _field(config, "feature_names_in", list, file)
-        if names is not None:
-            if len(names) != D or not all(isinstance(n, str) for n in names):
-                raise ModelFormatError(f"{file}: field 'feature_names_in' must be {D} strings "
-                                       "(one per feature)")
-            self.feature_names_in_ = np.asarray(names, dtype=object)
-        history = _field(config, "history", list, file) or []
-        if not all(isinstance(h, dict) for h in history):
-            raise ModelFormatError(f"{file}: field 'history' must be a list of objects (one "
-                                   "per epoch)")
-        self.history_ = history
-        self.stages_ = _field(config, "stages", list, file) or []
-        self.n_iter_ = len(self.history_)
-        fit_time = _field(config, "fit_time", numbers.Real, file)
-        if fit_time is not None:
-            self.fit_time_ = fit_time
-        precision = _field(config, "precision", str, file)
-        if precision is not None:
-            if precision not in ("fp32", "bf16"):
-                raise ModelFormatError(f"{file}: field 'precision' must be 'fp32' or 'bf16', "
-                                       f"got {precision!r}")
-            self.precision_ = precision
-        self.dead_fraction_ = _field(config, "dead_fraction", numbers.Real, file)
-        self.penalty_weight_ = _field(config, "penalty_weight", numbers.Real, file)
-        theta = _field(config, "inference_threshold", numbers.Real, file)
-        if theta is not None and not 0 <= theta < float("inf"):
-            raise ModelFormatError(f"{file}: field 'inference_threshold' must be a finite "
-                                   f"number >= 0, got {theta!r}")
-        self.inference_threshold_ = theta
-
     def save(self, path) -> None:
         """Write ``path/`` (safetensors weights + JSON config), atomically."""
-        config, arrays = self._state()
-        persistence.write_model(path, config, arrays)
+        model_files.save(self, path)
 
     @classmethod
     def load(cls, path, device: str | None = None, *, drop_preprocessing: bool = False
@@ -915,13 +389,7 @@ default=None
         pipeline write) loads whole with :func:`psae.load`; here it is an error unless
         ``drop_preprocessing=True`` says that only the autoencoder is wanted.
         """
-        config, arrays = persistence.read_model(path)
-        if config.get("normalizer") is not None and not drop_preprocessing:
-            raise ModelFormatError(
-                f"{path} holds a Normalizer and a SparseAutoencoder (the preprocessing it was "
-                "trained with): load both with psae.load(path), or only the autoencoder with "
-                "SparseAutoencoder.load(path, drop_preprocessing=True)")
-        return cls._from_state(config, arrays, str(path), device)
+        return model_files.load(cls, path, device, drop_preprocessing)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

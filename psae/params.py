@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from .errors import ParameterError
-from .network import ACTIVATIONS
-from .precision import resolve_precision
+from .training.network import ACTIVATIONS
+from .training.precision import resolve_precision
 
 __all__ = ["resolve_device", "stage_epochs", "check_number", "check_sigmas", "check_seed",
            "validate", "available_memory", "check_memory", "format_bytes"]

@@ -1,7 +1,7 @@
 """Data larger than memory: ``np.memmap`` arrays and directories of ``.npy`` shards.
 
 Such inputs are never loaded whole: ``fit`` streams them chunk by chunk (see
-:class:`psae.batches.StreamedBatches`) and ``transform`` reads and writes them in batches.
+:class:`psae.training.batches.StreamedBatches`) and ``transform`` reads and writes them in batches.
 """
 
 from __future__ import annotations

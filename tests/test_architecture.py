@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from psae.distributed import SINGLE, Comm
-from psae.network import Autoencoder
-from psae.objective import Objective
-from psae.trainer import Trainer
+from psae.training.network import Autoencoder
+from psae.training.objective import Objective
+from psae.training.trainer import Trainer
 
 PKG = Path(__file__).resolve().parents[1] / "psae"
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from psae import SparseAutoencoder, sparsity
-from psae.fused import fusable, fused_gradients
-from psae.network import Autoencoder
-from psae.objective import Objective
-from psae.precision import native_bf16, resolve_precision
-from psae.trainer import Trainer
+from psae.training.fused import fusable, fused_gradients
+from psae.training.network import Autoencoder
+from psae.training.objective import Objective
+from psae.training.precision import native_bf16, resolve_precision
+from psae.training.trainer import Trainer
 
 SETTINGS = {"lam": 7.0, "beta": 0.02, "rho": 0.1}
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from psae import sparsity
-from psae.fused_sparse import sparse_fusable, sparse_gradients
-from psae.network import Autoencoder
-from psae.objective import Objective
-from psae.trainer import Trainer
+from psae.training.fused_sparse import sparse_fusable, sparse_gradients
+from psae.training.network import Autoencoder
+from psae.training.objective import Objective
+from psae.training.trainer import Trainer
 
 D, M, N = 14, 24, 37
 SETTINGS = {"topk": {"k": 4}, "batchtopk": {"k": 4}, "jumprelu": {"beta": 0.02},

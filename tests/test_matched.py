@@ -8,7 +8,7 @@ import torch
 
 from psae.cli import main
 from psae.reproduce.matched.claims import matched_claims, shown_measures
-from psae.stopping import Plateau
+from psae.training.stopping import Plateau
 
 MODELS = "rae,psae,l0,topk,jumprelu,sqjumprelu"
 

@@ -9,10 +9,10 @@ import torch
 
 from psae import SparseAutoencoder, sparsity
 from psae.cli import build_parser, main
-from psae.objective import Objective
 from psae.penalties import kl_penalty, smoothed_l0
 from psae.reproduce.labels import label_of, models, penalty_of
 from psae.reproduce.paper.settings import grid_for
+from psae.training.objective import Objective
 
 
 def _squared_code(h, sigma, settings, **extra):

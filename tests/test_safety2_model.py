@@ -21,9 +21,9 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import psae
 from psae import ModelFormatError, Normalizer, ParameterError, SparseAutoencoder
-from psae import estimator as estimator_module
 from psae import params as params_module
 from psae.cli import main
+from psae.training import fit as fit_module
 
 SMALL = {"n_components": 6, "epochs": 4, "random_state": 0, "device": "cpu"}
 FIT = ["--n-components", "6", "--epochs", "4", "--quiet", "--device", "cpu"]
@@ -201,7 +201,7 @@ def test_available_memory_is_known_here():
 def test_a_layer_too_large_is_refused_before_it_is_allocated(digits, monkeypatch):
     monkeypatch.setattr(params_module, "available_memory", lambda device: 20 * 10**9)
     built = []
-    monkeypatch.setattr(estimator_module.SparseAutoencoder, "_build",
+    monkeypatch.setattr(fit_module, "build",
                         lambda *a, **k: built.append(1))
     with pytest.raises(ParameterError, match=r"n_components=100000000 on 64 features needs "
                                              r"about [\d.]+ GB of cpu memory.*optimiser state.*"
@@ -252,7 +252,7 @@ def test_out_of_memory_during_fit_is_a_psae_error(digits, monkeypatch, error):
     def boom(self, *args, **kwargs):
         raise error
 
-    monkeypatch.setattr(psae.trainer.Trainer, "fit", boom)
+    monkeypatch.setattr(psae.training.trainer.Trainer, "fit", boom)
     with pytest.raises(ParameterError, match=r"ran out of memory training n_components=6 on 64 "
                                              r"features.*Lower n_components or batch_size"):
         SparseAutoencoder(**SMALL).fit(digits[0])
@@ -262,7 +262,7 @@ def test_other_runtime_errors_keep_their_traceback(digits, monkeypatch):
     def boom(self, *args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(psae.trainer.Trainer, "fit", boom)
+    monkeypatch.setattr(psae.training.trainer.Trainer, "fit", boom)
     with pytest.raises(RuntimeError, match="a bug") as info:
         SparseAutoencoder(**SMALL).fit(digits[0])
     assert not isinstance(info.value, psae.PsaeError)

@@ -9,8 +9,8 @@ import torch
 
 from psae import SparseAutoencoder
 from psae.errors import ParameterError
-from psae.network import Activation, Autoencoder
-from psae.stopping import Plateau
+from psae.training.network import Activation, Autoencoder
+from psae.training.stopping import Plateau
 
 
 def test_an_earlier_stage_settles_on_a_loose_tolerance_once_it_has_learned():

@@ -2,7 +2,7 @@
 
 import torch
 
-from psae.threads import SMALL_STEP_FLOPS, ThreadTuner, plan_threads
+from psae.training.threads import SMALL_STEP_FLOPS, ThreadTuner, plan_threads
 
 
 class FakeMachine:

@@ -19,7 +19,7 @@ __all__ = ["training_code_key"]
 _ROOT = Path(__file__).resolve().parent.parent
 _NOT_TRAINING = ("__main__", "fileio", "ownership", "measures",
                  "persistence", "bundle", "errors", "_version")
-_PARTS = ("sparsity", "reproduce/cells.py", "reproduce/matched/settings.py",
+_PARTS = ("sparsity", "training", "reproduce/cells.py", "reproduce/matched/settings.py",
           "reproduce/paper/settings.py", "reproduce/labels.py", "reproduce/data.py",
           "reproduce/runner.py")
 

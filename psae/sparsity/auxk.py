@@ -16,10 +16,12 @@ __all__ = ["AUXK_COEF", "aux_reconstruction", "auxk_penalty"]
 AUXK_COEF = 1.0 / 32
 
 
-def aux_reconstruction(code, a: torch.Tensor, net) -> dict:
+def aux_reconstruction(code, a: torch.Tensor, net, dead: torch.Tensor | None = None) -> dict:
     """``{"aux_y": ê}`` while training with dead units, else nothing (the code layer's
-    ``extra``). ``code.dead`` is the trainer's dead mask, ``code.k`` the code's k."""
-    dead = getattr(code, "dead", None)
+    ``extra``). ``dead`` is the trainer's dead mask (None: the layer's own ``code.dead``, a
+    fixed mask for direct use), ``code.k`` the code's k."""
+    if dead is None:
+        dead = getattr(code, "dead", None)
     if not code.training or dead is None:
         return {}
     n_dead = int(dead.sum())

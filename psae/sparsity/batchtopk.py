@@ -25,7 +25,7 @@ class BatchTopK(nn.Module):
         self.k, self.momentum = int(k), momentum
         self.register_buffer("threshold", torch.zeros(()))
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))
-        self.dead: torch.Tensor | None = None
+        self.dead: torch.Tensor | None = None  # a fixed AuxK mask; the trainer passes its own
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -52,8 +52,9 @@ class BatchTopK(nn.Module):
         self.threshold.mul_(1 - m).add_(low * m)
         self.batches += 1
 
-    def extra(self, a: torch.Tensor, h: torch.Tensor, net) -> dict:
-        return aux_reconstruction(self, a, net)
+    def extra(self, a: torch.Tensor, h: torch.Tensor, net,
+              dead: torch.Tensor | None = None) -> dict:
+        return aux_reconstruction(self, a, net, dead)
 
 
 def kth_largest(flat: torch.Tensor, k: int) -> torch.Tensor:

@@ -63,7 +63,7 @@ class Mechanism:
     """``(h, sigma, settings, **extra) -> scalar`` sparsity term; None: no penalty."""
     penalty_grad: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
     """``(h, sigma, settings) -> (sparsity, ∂sparsity/∂h)`` written out by hand, for the fused
-    training step (:mod:`psae.fused`); None: the step goes through autograd. Tests check it
+    training step (:mod:`psae.training.fused`); None: the step goes through autograd. Tests check it
     against autograd of ``penalty``."""
     weights: Callable[[Settings], tuple[float, float]] = lambda s: (0.5, 0.0)
     """``settings -> (w_r, w_s)``: weights of the reconstruction and sparsity terms."""

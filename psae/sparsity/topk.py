@@ -25,15 +25,16 @@ class TopK(nn.Module):
     def __init__(self, k: int, encode_k: int | None = None):
         super().__init__()
         self.k, self.encode_k = int(k), int(encode_k or k)
-        self.dead: torch.Tensor | None = None  # set by the trainer for AuxK
+        self.dead: torch.Tensor | None = None  # a fixed AuxK mask; the trainer passes its own
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         k = self.k if self.training else self.encode_k
         vals, idx = a.topk(min(k, a.shape[1]), dim=1)
         return torch.zeros_like(a).scatter(1, idx, vals.relu())
 
-    def extra(self, a: torch.Tensor, h: torch.Tensor, net) -> dict:
-        return aux_reconstruction(self, a, net)
+    def extra(self, a: torch.Tensor, h: torch.Tensor, net,
+              dead: torch.Tensor | None = None) -> dict:
+        return aux_reconstruction(self, a, net, dead)
 
 
 TOPK = Mechanism(

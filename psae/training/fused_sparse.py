@@ -1,5 +1,6 @@
 """The training step of the sparse-code models (TopK, BatchTopK, JumpReLU and its squared-L0
-form) with its gradient written out, as :mod:`psae.fused` does for the paper's sigmoid models.
+form) with its gradient written out, as :mod:`psae.training.fused` does for the paper's sigmoid
+models.
 
 Autograd records a scatter, a mask, AuxK's masked top-k and a dense ``N × M`` product through
 the whole decoder for the few dead units, each with its own backward; by hand the step is four
@@ -19,14 +20,14 @@ from __future__ import annotations
 
 import torch
 
+from ..sparsity.auxk import auxk_penalty
+from ..sparsity.batchtopk import BatchTopK, kth_largest
+from ..sparsity.jumprelu import JumpReLU, _kernel, l0_penalty
+from ..sparsity.sqjumprelu import squared_l0_penalty
+from ..sparsity.topk import TopK
 from .fused import add_weight_decay, casts
 from .network import Autoencoder
 from .objective import Objective
-from .sparsity.auxk import auxk_penalty
-from .sparsity.batchtopk import BatchTopK, kth_largest
-from .sparsity.jumprelu import JumpReLU, _kernel, l0_penalty
-from .sparsity.sqjumprelu import squared_l0_penalty
-from .sparsity.topk import TopK
 
 __all__ = ["sparse_fusable", "sparse_gradients"]
 

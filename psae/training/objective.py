@@ -1,11 +1,11 @@
 """The training cost as a pure function of tensors: ``(x, h, y, σ) → (total, reconstruction,
 sparsity)``.
 
-The forward pass, weight decay and the optimiser belong to :mod:`psae.trainer`; this module only
-weighs reconstruction against a mechanism's sparsity term (:mod:`psae.sparsity`). Every term is
-a mean over the samples of a batch, so a mini-batch cost is an unbiased estimate of the
-full-data cost and gradients average correctly across data-parallel workers (KL's batch mean
-ρ̂ is the one exception: it is taken over each worker's batch).
+The forward pass, weight decay and the optimiser belong to :mod:`psae.training.trainer`; this
+module only weighs reconstruction against a mechanism's sparsity term (:mod:`psae.sparsity`).
+Every term is a mean over the samples of a batch, so a mini-batch cost is an unbiased estimate of
+the full-data cost and gradients average correctly across data-parallel workers (KL's batch
+mean ρ̂ is the one exception: it is taken over each worker's batch).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from . import sparsity
-from .sparsity import Mechanism
+from .. import sparsity
+from ..sparsity import Mechanism
 
 __all__ = ["Objective"]
 

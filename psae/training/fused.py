@@ -4,8 +4,8 @@ Autograd records some twenty elementwise kernels per step for the sigmoid autoen
 penalty; written by hand the step is five matrix products (in bf16 where the precision asks for
 it, with float32 results) and a handful of in-place float32 passes. It applies when the code
 layer is elementwise (``encoder_activation``), the mechanism declares ``penalty_grad`` and the
-solver is Adam; otherwise :class:`~psae.trainer.Trainer` takes the autograd path. The tests check
-this step's gradients against autograd's.
+solver is Adam; otherwise :class:`~psae.training.trainer.Trainer` takes the autograd path.
+The tests check this step's gradients against autograd's.
 """
 
 from __future__ import annotations

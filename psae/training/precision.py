@@ -17,7 +17,7 @@ import warnings
 
 import torch
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["PRECISIONS", "native_bf16", "resolve_precision", "Linear"]
 
@@ -57,7 +57,8 @@ def native_bf16(device: torch.device) -> bool:
 SMALL_PRODUCT = 78_125
 """Below this many weights (D·M) a product is too small for bf16 to pay for its casts: at
 (64, 100) a bf16 training step ran at 0.72x the float32 one (benchmarks/README.md). With the
-256-row batches of training that is the 2e8-FLOP step of :data:`psae.threads.SMALL_STEP_FLOPS`."""
+256-row batches of training that is the 2e8-FLOP step of
+:data:`psae.training.threads.SMALL_STEP_FLOPS`."""
 
 
 def resolve_precision(precision: str, device: torch.device, warn: bool = True,

@@ -33,7 +33,7 @@ import math
 
 import torch
 
-from .metrics import calibrated_threshold
+from ..metrics import calibrated_threshold
 
 __all__ = ["Plateau"]
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .precision import Linear
 
 __all__ = ["ACTIVATIONS", "Activation", "Autoencoder", "Forward", "activation",
@@ -75,7 +75,8 @@ class Autoencoder(nn.Module):
 
     ``code`` is the code layer (an :class:`Activation`, or a sparse layer such as TopK);
     ``precision="bf16"`` runs both products in bf16 with float32 results
-    (:class:`psae.precision.Linear`).
+    (:class:`psae.training.precision.Linear`): whoever builds the network chooses it, and the
+    trainer's hand-derived steps read it from here.
     Weights start uniform in ``±sqrt(6 / (D + M + 1))`` (the usual choice for sigmoid
     autoencoders), biases at zero.
     """
@@ -108,15 +109,16 @@ class Autoencoder(nn.Module):
         self.decoder_activation = decoder_activation
         self.g = activation(decoder_activation)
 
-    def _linear(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.precision == "bf16":
+    def _linear(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
+                precision: str | None = None) -> torch.Tensor:
+        if (precision or self.precision) == "bf16":
             return Linear.apply(b, x, W)
         return torch.addmm(b, x, W.t())
 
-    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+    def pre_activation(self, x: torch.Tensor, precision: str | None = None) -> torch.Tensor:
         """``a = W1 x + b1`` (``W1 (x − b2) + b1`` with a pre-encoder bias): the one matrix
-        multiply of encoding."""
-        return self._linear(x - self.b2 if self.pre_bias else x, self.W1, self.b1)
+        multiply of encoding (in ``precision``; None: the module's)."""
+        return self._linear(x - self.b2 if self.pre_bias else x, self.W1, self.b1, precision)
 
     @torch.no_grad()
     def tie(self, mean: torch.Tensor | None = None) -> None:
@@ -156,7 +158,11 @@ class Autoencoder(nn.Module):
         """Reconstruction ``y = g(W2 h + b2)``."""
         return self.g(self._linear(h, self.W2, self.b2))
 
-    def forward(self, x: torch.Tensor) -> Forward:
+    def forward(self, x: torch.Tensor, dead: torch.Tensor | None = None) -> Forward:
+        """Codes, reconstruction and the code layer's extras; ``dead``: the units AuxK trains
+        on, handed to the code layer's ``extra`` (only layers with AuxK take it)."""
         a = self.pre_activation(x)
         h = self.code(a)
-        return Forward(h, self.decode(h), self.code.extra(a, h, self))
+        extra = self.code.extra(a, h, self) if dead is None else \
+            self.code.extra(a, h, self, dead=dead)
+        return Forward(h, self.decode(h), extra)

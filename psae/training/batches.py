@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .distributed import SINGLE, Comm
-from .errors import ParameterError
-from .streaming import is_streamed
+from ..distributed import SINGLE, Comm
+from ..errors import ParameterError
+from ..streaming import is_streamed
 
 __all__ = ["TensorBatches", "StreamedBatches", "make_batches"]
 

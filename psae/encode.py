@@ -1,0 +1,95 @@
+"""Encoding and decoding with a fitted :class:`~psae.SparseAutoencoder`: one matrix multiply and
+the code layer (or the output activation), batch by batch.
+
+Codes are ``H = f(X W1ᵀ + b1)`` (eq. 2) and reconstructions ``Y = g(H W2ᵀ + b2)``; where the fit
+chose an inference threshold, codes at or under it are exact zeros (:class:`Trimmed`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import ParameterError
+from .params import resolve_device
+from .training.network import Activation
+from .training.precision import resolve_precision
+
+__all__ = ["TRANSFORM_BATCH", "Trimmed", "code_layer", "apply", "transform", "inverse_transform",
+           "score"]
+
+TRANSFORM_BATCH = 8192
+
+
+class Trimmed(torch.nn.Module):
+    """A fitted code layer followed by the inference threshold: |h| ≤ θ becomes 0."""
+
+    def __init__(self, code: torch.nn.Module, theta: float):
+        super().__init__()
+        self.code, self.theta = code, float(theta)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        h = self.code(a)
+        return h.masked_fill_(h.abs() <= self.theta, 0.0)
+
+
+def code_layer(est) -> torch.nn.Module:
+    """The fitted code layer, in inference mode (BatchTopK's threshold, TopK's encode_k)."""
+    code = est._code_layer(est._settings())
+    state = getattr(est, "code_state_", None) or {}
+    if state:
+        code.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+    return code.eval()
+
+
+def apply(est, X, weight, bias, post, out=None, batch: int = TRANSFORM_BATCH) -> np.ndarray:
+    """``post(X Wᵀ + b)`` batch by batch, into ``out`` (allocated when None); float32 input
+    multiplies in ``est``'s precision, float64 input in float64."""
+    device = resolve_device(est.device)
+    dtype = torch.float64 if np.dtype(getattr(X, "dtype", np.float32)) == np.float64 \
+        else torch.float32
+    bf16 = dtype == torch.float32 and resolve_precision(
+        est.precision, device, warn=False, size=weight.size) == "bf16"
+    W = torch.as_tensor(weight).to(device=device, dtype=torch.bfloat16 if bf16 else dtype)
+    b = torch.as_tensor(bias).to(device=device, dtype=dtype)
+    post = post.to(device=device, dtype=dtype)  # a code layer's thresholds, in X's dtype
+    n = X.shape[0]
+    if out is None:
+        out = np.empty((n, W.shape[0]), dtype=np.float64 if dtype == torch.float64
+                       else np.float32)
+    elif out.shape != (n, W.shape[0]):
+        raise ParameterError(f"out has shape {out.shape}, expected {(n, W.shape[0])}")
+    with torch.inference_mode():
+        for s in range(0, n, batch):
+            rows = np.ascontiguousarray(X[s:s + batch])  # views may run backwards
+            if not rows.flags.writeable:
+                rows = rows.copy()
+            xb = torch.from_numpy(rows).to(device=device, dtype=W.dtype)
+            a = torch.mm(xb, W.t()).float().add_(b) if bf16 else torch.addmm(b, xb, W.t())
+            out[s:s + batch] = post(a).cpu().numpy()
+    return out
+
+
+def transform(est, X, out=None, raw: bool = False) -> np.ndarray:
+    """Codes of the checked ``X`` (eq. 2), trimmed at the inference threshold unless ``raw``."""
+    code = code_layer(est)
+    theta = getattr(est, "inference_threshold_", None)
+    if theta is not None and not raw:
+        code = Trimmed(code, theta)
+    return apply(est, X, est.encoder_weight_, est.encoder_bias_, code, out)
+
+
+def inverse_transform(est, H) -> np.ndarray:
+    """Reconstructions ``g(H W2ᵀ + b2)`` of the checked codes ``H``."""
+    return apply(est, H, est.decoder_weight_, est.decoder_bias_, Activation(est._decoder))
+
+
+def score(est, X) -> float:
+    """Negative mean reconstruction error (eq. 13) of the checked ``X``, batch by batch through
+    ``est``'s own ``transform`` and ``inverse_transform``."""
+    total = 0.0
+    for s in range(0, X.shape[0], TRANSFORM_BATCH):
+        xb = np.asarray(X[s:s + TRANSFORM_BATCH], dtype=np.float64)
+        x_hat = est.inverse_transform(est.transform(xb))
+        total += float(np.sum((xb - x_hat) ** 2))
+    return -total / (X.shape[0] * X.shape[1])
