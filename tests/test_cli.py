@@ -63,6 +63,15 @@ def test_fit_penalty_options(tmp_path, npz, capsys):
     assert psae.load(tmp_path / "kl")[-1].rho == 0.1
 
 
+def test_fit_takes_a_models_reproduce_name_for_its_penalty(tmp_path, npz, capsys):
+    """One model, one id: ``psae reproduce --models psae`` and ``psae fit --penalty psae``."""
+    for alias, name in (("psae", "sql0"), ("rae", "none")):
+        out = tmp_path / alias
+        assert main(["fit", "--data", str(npz), "--out", str(out), "--penalty", alias,
+                     "--n-components", "10", "--epochs", "4", "--quiet"]) == 0
+        assert psae.load(out)[-1].mechanism.name == name
+
+
 def test_threads_option(tmp_path, npz, capsys):
     import torch
 

@@ -83,6 +83,9 @@ def _help(name: str, type_line: str, description: str, default) -> str:
     text = re.sub(r"``|:\w+:`~?([^`]+)`", r"\1", description).replace("%", "%%")
     if name == "penalty":
         text += " " + "; ".join(f"{m}: {sparsity.get(m).summary}" for m in sparsity.names())
+        text += " (the model names of psae reproduce spell them too: " + ", ".join(
+            f"{m.key} = {m.name}" for m in map(sparsity.get, sparsity.names())
+            if m.key and m.key != m.name) + ")"
     shown = CLI_DEFAULTS.get(name, default)
     if isinstance(shown, tuple):
         shown = ",".join(str(v) for v in shown)
@@ -92,8 +95,9 @@ def _help(name: str, type_line: str, description: str, default) -> str:
 
 
 def _choices(name: str, type_line: str) -> list[str] | None:
-    if name == "penalty":
-        return list(sparsity.names())
+    if name == "penalty":  # a model's reproduce name spells it too: --penalty psae is sql0
+        aliases = [k for k in sparsity.keys() if k and k not in sparsity.names()]
+        return [*sparsity.names(), *aliases]
     m = re.match(r"\{(.*?)\}", type_line)
     return [c.strip().strip("\"'") for c in m.group(1).split(",")] if m else None
 
