@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from ..fileio import atomic_write
 from .labels import penalty_of
 from .paper.settings import DataProtocol
 
-__all__ = ["cell_key", "score_keys", "SELECTION", "SWEEP_FACTORS", "make_model", "score",
+__all__ = ["Planned", "cell_key", "score_keys", "SELECTION", "SWEEP_FACTORS", "make_model", "score",
            "raw_scores", "threshold_sweep", "failed_scores", "cell_arrays", "save_npz",
            "save_atoms", "load_atoms", "finite"]
 
@@ -33,6 +34,26 @@ def score_keys() -> tuple[str, ...]:
 SELECTION = {"CA": True, "RE": False}
 # multiples of a fit's inference threshold θ at which the sweep scores its codes (0: raw codes)
 SWEEP_FACTORS = (0.0, 0.5, 1.0, 2.0)
+
+
+class Planned(NamedTuple):
+    """One cell of a run's plan: what will be fitted (or found finished), and its share of
+    the run's work (for the progress bar). ``point`` is the grid point of a grid cell, the
+    target of a matched one (None: the dense RAE), and None for a final fit, whose point is
+    the one validation chose (known once its grid has run)."""
+
+    dataset: str
+    model: str
+    kind: str  # "grid", "final" or "matched"
+    point: int | None
+    seed: int
+    cost: float = 0.0
+
+    @classmethod
+    def of(cls, cell: dict) -> Planned:
+        """The plan entry of a finished cell (a final fit keeps its chosen point unset)."""
+        point = None if cell["kind"] == "final" else cell["point"]
+        return cls(cell["dataset"], cell["model"], cell["kind"], point, cell["seed"])
 
 
 def cell_key(dataset: str, model: str, kind: str, point: int | None, seed: int) -> str:

@@ -30,6 +30,7 @@ from ..ownership import adopt, check_output_dir, make_dirs, owns_file, record_fi
 from ..preprocessing import Normalizer
 from .cells import (
     SELECTION,
+    Planned,
     cell_arrays,
     cell_key,
     failed_scores,
@@ -314,9 +315,7 @@ def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str) -> dict:
         scratch.done = dict(done)
 
         def refit(cell: dict) -> dict:
-            k = scratch.run(cell["dataset"], cell["model"], cell["kind"], cell["point"],
-                            cell["seed"])
-            return scratch.done[k]
+            return scratch.done[scratch.run(Planned.of(cell))]
 
         found = recheck(done, keys, refit)
     if bad := {k: d for k, d in found.items() if d}:
@@ -370,36 +369,38 @@ class _Cells:
         self.done: dict[str, dict] = {}
         self._normalized: dict[tuple, tuple] = {}
 
-    def plan(self) -> list[tuple]:
-        """(dataset, model, kind, point, seed, cost): the paper protocol's grid points and
+    def plan(self) -> list[Planned]:
+        """The paper protocol's grid points and
         final fits, then the matched protocol's cells (point = the target L0, None for RAE),
         each group's seeds in order: later seeds start where the first ended."""
         plan = self._paper_plan() if self.cfg.paper else []
         groups = self._matched_groups() if self.cfg.matched else []
         return plan + [cell for group in groups for cell in group]
 
-    def _matched_groups(self) -> list[list[tuple]]:
+    def _matched_groups(self) -> list[list[Planned]]:
         groups = []
         for name in self.cfg.names:
             mp, sp = self.cfg.matched_protocol(name), self.splits[name]
             cost = len(sp.X_train) * sp.X_train.shape[1] * mp.n_components * mp.epochs
             for m in matched_models(self.cfg.models):
                 for t in (None,) if m == "rae" else mp.targets:
-                    groups.append([(name, m, "matched", t, s, cost) for s in self.seeds])
+                    groups.append([Planned(name, m, "matched", t, s, cost)
+                                   for s in self.seeds])
         return groups
 
-    def _paper_plan(self) -> list[tuple]:
+    def _paper_plan(self) -> list[Planned]:
         plan = []
         for name in self.cfg.names:
             proto, sp = self.cfg.protocol(name), self.splits[name]
             d = sp.X_train.shape[1]
             for m in self.cfg.models:
                 for p, _ in enumerate(grid_for(m, self.cfg.quick)):
-                    plan.append((name, m, "grid", p, self.seeds[0],
-                                 _cost(proto, len(sp.X_fit), d)))
+                    plan.append(Planned(name, m, "grid", p, self.seeds[0],
+                                        _cost(proto, len(sp.X_fit), d)))
             for m in self.cfg.models:
                 for s in self.seeds:
-                    plan.append((name, m, "final", None, s, _cost(proto, len(sp.X_train), d)))
+                    plan.append(Planned(name, m, "final", None, s,
+                                        _cost(proto, len(sp.X_train), d)))
         return plan
 
     def normalized(self, name: str, kind: str) -> tuple:
@@ -438,8 +439,9 @@ class _Cells:
         log.warning("%s is damaged or from other settings: running the cell again", path)
         return False
 
-    def run(self, name: str, model: str, kind: str, point: int | None, seed: int) -> str:
+    def run(self, cell: Planned) -> str:
         """Run one cell (or take it from disk) and return its key."""
+        name, model, kind, point, seed, _ = cell
         if kind == "matched":
             return self._run_matched(name, model, point, seed)
         if kind == "final":
@@ -547,8 +549,8 @@ class _Cells:
 
 
 # ------------------------------------------------------------------------------------- run
-def _progress(cfg: RunConfig, plan: list[tuple]):
-    return tqdm(total=sum(c[-1] for c in plan), disable=not cfg.progress, desc="reproduce",
+def _progress(cfg: RunConfig, plan: list[Planned]):
+    return tqdm(total=sum(c.cost for c in plan), disable=not cfg.progress, desc="reproduce",
                 unit="", unit_scale=True, bar_format="{l_bar}{bar}| {percentage:3.0f}% "
                 "[{elapsed}<{remaining}] {postfix}")
 
@@ -563,13 +565,13 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
     plan = cells.plan()
     bar = _progress(cfg, plan)
     missing = 0
-    for name, model, kind, point, seed, cost in plan:
-        bar.set_postfix_str(f"{name}__{model}__{kind}")
+    for cell in plan:
+        bar.set_postfix_str(f"{cell.dataset}__{cell.model}__{cell.kind}")
         try:
-            cells.run(name, model, kind, point, seed)
+            cells.run(cell)
         except _NotRun:
             missing += 1
-        bar.update(cost)
+        bar.update(cell.cost)
     bar.close()
     if missing:
         log.info("--report-only: %d of %d cells not run; the results hold the %d finished",
