@@ -265,3 +265,22 @@ def test_a_new_data_set_is_one_record(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setitem(datasets.SOURCES, "toy", boom)
     with pytest.raises(ZeroDivisionError):
         datasets.load("toy", tmp_path, cache=False)
+
+
+def test_notes_carry_their_kind_and_commands_print_only_plain_ones(tmp_path, capsys):
+    """A flat square-image file without a test split: the two notes are flags the commands act
+    on (carved test split, square drawings in the report), not text they print or parse."""
+    from psae.cli import main
+    from psae.datasets._base import has_note, told
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "squares.npz"
+    np.savez(path, X=rng.random((60, 16)).astype(np.float32), y=np.arange(60) % 3)
+    ds = datasets.load(path)
+    assert ds.shape == (4, 4) and has_note(ds.notes, "square") and has_note(ds.notes, "no_test")
+    assert told(ds.notes) == [] and any("no test split" in n for n in ds.notes)  # still text
+    capsys.readouterr()
+    assert main(["fit", "--data", str(path), "--out", str(tmp_path / "m"), "--n-components",
+                 "6", "--epochs", "4", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "square images" not in err and "no test split in this source" not in err

@@ -81,19 +81,17 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 def load_data(args):
     """The :class:`~psae.datasets.Dataset` that ``--data`` and its options describe."""
     from .. import datasets
-    from ..datasets.finish import GRAY_NOTE, NO_TEST_NOTE
-    from ..datasets.npz import SQUARE_NOTE
+    from ..datasets._base import has_note, told
 
     label = datasets.parse_label_column(args.label_column)
     if label != "auto" and not str(args.data).lower().endswith(".csv"):
         raise ParameterError(f"--label-column applies to .csv files only, not to {args.data}")
     ds = datasets.load(args.data, root=args.data_dir, limit=args.limit,
                        grayscale=args.grayscale, label_column=label)
-    if args.grayscale and GRAY_NOTE not in ds.notes:
+    if args.grayscale and not has_note(ds.notes, "gray"):
         raise ParameterError(f"--grayscale: {args.data} has no colour images to convert")
-    for text in ds.notes:
-        if text not in (GRAY_NOTE, NO_TEST_NOTE, SQUARE_NOTE):
-            note(text)
+    for text in told(ds.notes):
+        note(text)
     return _hold_out_test(ds, args.data) if getattr(args, "hold_out_test", False) else ds
 
 
@@ -101,7 +99,6 @@ def _hold_out_test(ds, data):
     """``ds`` with the test split ``psae reproduce`` carves from a file that has none."""
     import dataclasses
 
-    from ..datasets.finish import NO_TEST_NOTE
     from ..reproduce.data import SPLIT_SEED, TEST_FRACTION, carve
 
     if ds.X_test is not None:
@@ -112,7 +109,7 @@ def _hold_out_test(ds, data):
     note(f"test split: {TEST_FRACTION:.0%} of {data}'s {n} rows ({len(X_test)}) held out, "
          f"{'stratified by label' if strat else 'random'}, seed {SPLIT_SEED}, as psae "
          "reproduce carves it")
-    notes = tuple(t for t in ds.notes if t != NO_TEST_NOTE)
+    notes = tuple(t for t in ds.notes if getattr(t, "kind", "") != "no_test")
     return dataclasses.replace(ds, X_train=X_train, y_train=y_train, X_test=X_test,
                                y_test=y_test, notes=notes)
 

@@ -101,7 +101,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def cmd_reproduce(args) -> int:
     from ..datasets import parse_label_column
-    from ..datasets.finish import NO_TEST_NOTE
+    from ..datasets._base import told
     from ..reproduce.runner import RunConfig, run
     from .data import note
 
@@ -118,9 +118,8 @@ def cmd_reproduce(args) -> int:
         recheck=args.recheck,
     )
     for u in cfg.user.values():
-        for text in u.dataset.notes:
-            if text != NO_TEST_NOTE:
-                note(f"{u.path}: {text}")
+        for text in told(u.dataset.notes):
+            note(f"{u.path}: {text}")
     results = run(cfg)
     print(json.dumps({"out": str(args.out), "seconds": round(results["seconds"], 1),
                       "report": str(cfg.out / "report.html")}))

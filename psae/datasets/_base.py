@@ -15,10 +15,35 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetNotFoundError",
+    "Note",
     "RawData",
     "data_root",
     "stratified_subset",
 ]
+
+
+class Note(str):
+    """A remark about loaded data (it is the remark's text). ``kind`` marks one that commands
+    act on or show elsewhere instead of printing it: ``"no_test"`` (no test split: a
+    command says what it does about it), ``"gray"`` (colour converted to gray), ``"square"``
+    (flat rows drawn as square images: said in the report's data table)."""
+
+    kind: str
+
+    def __new__(cls, text: str, kind: str = "") -> Note:
+        note = super().__new__(cls, text)
+        note.kind = kind
+        return note
+
+
+def told(notes) -> list[str]:
+    """The notes a command prints: those without a ``kind``."""
+    return [n for n in notes if not getattr(n, "kind", "")]
+
+
+def has_note(notes, kind: str) -> bool:
+    """Whether one of ``notes`` is of ``kind``."""
+    return any(getattr(n, "kind", "") == kind for n in notes)
 
 
 class DatasetError(PsaeError, ValueError):

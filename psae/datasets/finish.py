@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..errors import ParameterError
-from ._base import Dataset, RawData, stratified_subset
+from ._base import Dataset, Note, RawData, stratified_subset
 
 __all__ = ["finish"]
 
@@ -36,8 +36,8 @@ def _limit_test(limit: int, n_train: int, n_test: int, n_classes: int) -> int:
     return min(n_test, max(k, n_classes))
 
 
-NO_TEST_NOTE = "no test split in this source"  # the commands say what they do about it instead
-GRAY_NOTE = "colour images converted to gray (ITU-R 601 luma)"
+NO_TEST_NOTE = Note("no test split in this source", "no_test")
+GRAY_NOTE = Note("colour images converted to gray (ITU-R 601 luma)", "gray")
 
 
 def check_limit(limit: object) -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import DatasetError, RawData
+from ._base import DatasetError, Note, RawData
 from .arraychecks import encode_labels, first_nonfinite
 
 __all__ = ["read_npz", "SQUARE_NOTE"]
 
 # said in the reproduce report's data table; not on every command's stderr
-SQUARE_NOTE = ("X holds flat rows whose width is a square: drawn as square images (save X with "
-               "shape (N, H, W) to give another shape)")
+SQUARE_NOTE = Note("X holds flat rows whose width is a square: drawn as square images (save X "
+                   "with shape (N, H, W) to give another shape)", "square")
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
 _NPY_MAGIC = b"\x93NUMPY"

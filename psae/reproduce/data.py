@@ -18,7 +18,6 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..datasets import Dataset, LabelColumn
-from ..datasets.finish import NO_TEST_NOTE
 from ..digest import sha256_tree
 from ..errors import InputError, ParameterError
 from .paper.settings import DATASETS, DataProtocol
@@ -62,7 +61,8 @@ class UserData:
         return {"source": self.path, "sha256": self.sha256,
                 "label_column": ds.label_column,
                 "classes": ", ".join(classes) if classes else "none (no labels)",
-                "reader_notes": "; ".join(n for n in ds.notes if n != NO_TEST_NOTE)}
+                "reader_notes": "; ".join(n for n in ds.notes
+                                          if getattr(n, "kind", "") != "no_test")}
 
 
 def _class_names(ds: Dataset) -> list[str] | None:
