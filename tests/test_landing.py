@@ -7,6 +7,7 @@ import pytest
 
 import psae
 from psae import SparseAutoencoder, metrics
+from psae.training.fit import calibrate
 
 STEERED = ["l1", "kl", "l0", "sql0", "jumprelu", "sqjumprelu"]
 
@@ -55,7 +56,7 @@ def test_a_code_already_under_its_target_is_still_trimmed_to_exact_zeros(digits)
     m = SparseAutoencoder(n_components=32, penalty="sql0", target_l0=4, epochs=8,
                           random_state=0, device="cpu").fit(Xtr)
     m.set_params(target_l0=32)  # a target the codes are under at the L0 threshold
-    theta = m._calibrate(Xtr, None, 0)
+    theta = calibrate(m, Xtr, None, 0)
     assert theta == metrics.DEFAULT_THRESHOLD
     m.inference_threshold_ = theta
     H, raw = m.transform(Xte), m.transform(Xte, raw=True)

@@ -233,8 +233,11 @@ def test_recheck_lets_a_run_go_on_under_code_that_refits_its_cells_identically(r
 
 
 def test_recheck_refuses_code_that_fits_differently(run, tmp_path, monkeypatch):
+    import tempfile
+
     import psae.reproduce.runner as runner
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the scratch folder goes
     copy, args = _other_code_copy(run, tmp_path)
     before = (copy / "run.json").read_bytes()
     make = runner.make_matched_model
@@ -246,7 +249,7 @@ def test_recheck_refuses_code_that_fits_differently(run, tmp_path, monkeypatch):
 
 
 def test_recheck_compares_every_number_but_timings():
-    from psae.reproduce.recheck import differences, pick
+    from psae.reproduce.recheck import differences, pick, unchecked
 
     cell = {"model": "topk", "dataset": "d", "kind": "matched", "seed": 0, "seconds": 3.0,
             "test": {"RE": 0.5, "CA": float("nan")}, "history": [{"loss": 1.0, "seconds": 2}]}
@@ -259,10 +262,28 @@ def test_recheck_compares_every_number_but_timings():
     assert differences(cell, same | {"history": [{"loss": 1.000001}]}) == []  # a logged sum
     assert differences(cell, same | {"history": [{"loss": 1.001}]}) == [
         "history.0.loss: 1.0, now 1.001"]
+    cell["point"] = 10
     cells = {"a": cell, "b": cell | {"seconds": 1.0}, "c": cell | {"seed": 1, "seconds": 0.1},
              "e": cell | {"dataset": "e", "seconds": 5.0},
-             "f": cell | {"model": "rae", "seconds": 7.0, "error": "diverged"}}
-    assert pick(cells) == ["b", "e"]  # cheapest first seed per model, then per data set
+             "f": cell | {"model": "rae", "seconds": 7.0, "error": "diverged"},
+             "g": cell | {"kind": "final", "point": None, "seconds": 0.5}}
+    # the cheapest first seed per protocol and model (a paper fit does not stand for a matched
+    # one: no controller, no plateau), then per data set; failed fits and later seeds never
+    assert pick(cells) == ["g", "b", "e"]
+    assert unchecked(cells, pick(cells)) == ["matched rae"]
+
+
+def test_recheck_reads_only_cells(tmp_path):
+    from psae.reproduce.recheck import finished_cells
+
+    (tmp_path / "cells").mkdir()
+    good = {"dataset": "d", "model": "m", "kind": "matched", "point": 5, "seed": 0}
+    (tmp_path / "cells" / "good.json").write_text(json.dumps(good))
+    (tmp_path / "cells" / "list.json").write_text("[1, 2]")
+    (tmp_path / "cells" / "half.json").write_text('{"model": "m"}')
+    (tmp_path / "cells" / "bytes.json").write_bytes(b"\xff\xfe{")
+    (tmp_path / "cells" / "cut.json").write_text('{"model": ')
+    assert finished_cells(tmp_path) == {"good": good}
 
 
 def test_training_code_key_ignores_words_not_code():

@@ -80,12 +80,16 @@ def test_a_protocol_whose_figures_fail_costs_no_numbers(run):
     out, res = run
     assert res["figure_errors"] == {"broken": "RuntimeError: no display"}
     assert res["final"] and res["claims"]  # the other protocols' results are all there
-    assert "figure file" not in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "figure file" not in md  # nothing else went missing
+    assert "the broken protocol's figures failed: RuntimeError: no display" in md
 
 
 def test_names_are_unique_and_built_in_protocols_stay():
     with pytest.raises(ValueError, match="registered already"):
         protocols.register(Protocol("paper", "claims", bool, bool, bool, bool))
+    with pytest.raises(ValueError, match="stores its claims"):
+        protocols.register(Protocol("paper2", "matched_claims", bool, bool, bool, bool))
     with pytest.raises(ValueError, match="built in"):
         protocols.unregister("matched")
     names = [p.name for p in protocols.registered()]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..digest import Tee, hash_file
 from ._base import DatasetError
+from .registry import SOURCES
 
 __all__ = ["file_digests", "known_digests", "verify_digests", "verify_file"]
 
@@ -27,8 +28,6 @@ def file_digests(path: str | os.PathLike[str]) -> dict[str, str]:
 def known_digests(name: str) -> list[tuple[str, str]]:
     """Accepted ``(algorithm, hex)`` pairs for a file name (empty if none is published), as
     the named data sets' records declare them."""
-    from .registry import SOURCES  # the records import the readers, which import this
-
     return [pair for src in SOURCES.values() for pair in src.checksums.get(name, ())]
 
 

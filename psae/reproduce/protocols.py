@@ -36,6 +36,8 @@ def register(protocol: Protocol) -> Protocol:
     _built_in()
     if protocol.name in _REGISTRY:
         raise ValueError(f"a protocol named {protocol.name!r} is registered already")
+    if any(p.claims_key == protocol.claims_key for p in _REGISTRY.values()):
+        raise ValueError(f"another protocol stores its claims under {protocol.claims_key!r}")
     _REGISTRY[protocol.name] = protocol
     return protocol
 

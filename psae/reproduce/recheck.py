@@ -2,11 +2,12 @@
 
 A resumed run refuses cells from other training code (its key, ``code_key``, changed), since
 they would not be comparable with the finished ones. But many changes to that code move it
-without changing a single number (a refactor, a faster path that computes the same floats),
-and a run that takes days should survive them. ``--recheck`` settles it by experiment: it
-fits again, in a scratch folder, the cheapest finished first-seed cell of every model and of
-every data set, and the run goes on under the new code only if each one comes out identical
-(every measure float for float, the epoch history to float rounding; timings aside).
+without changing a single number (a refactor, a faster path that computes the same floats), and
+a run that takes days should survive them. ``--recheck`` settles it by experiment: it fits
+again, in a scratch folder, the cheapest finished first-seed cell of every model in each
+protocol and of every data set, and the run goes on under the new code only if each one comes
+out identical (every measure float for float, the epoch history to float rounding; timings
+aside).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["TIMINGS", "LOGGED", "finished_cells", "pick", "differences", "recheck"]
+__all__ = ["TIMINGS", "LOGGED", "finished_cells", "pick", "unchecked", "differences",
+           "recheck"]
 
 # what a refit may change: wall-clock figures, the threads it was given, and atom stability
 # (it compares with earlier seeds' atoms, which a scratch folder does not hold)
@@ -28,35 +30,56 @@ TIMINGS = frozenset({"seconds", "fit_seconds", "sweep_seconds", "threads", "stab
 LOGGED = {"history": 1e-5}
 
 
+_FIELDS = ("dataset", "model", "kind", "point", "seed")
+
+
 def finished_cells(out: Path) -> dict[str, dict]:
-    """Every readable cell JSON in ``out/cells`` by its key (damaged files are left out)."""
+    """Every readable cell in ``out/cells`` by its key (damaged files, and JSON that is not a
+    cell, are left out)."""
     cells = {}
     for path in sorted((out / "cells").glob("[!.]*.json")):
         try:
-            cells[path.stem] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            cell = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
             continue
+        if isinstance(cell, dict) and all(f in cell for f in _FIELDS):
+            cells[path.stem] = cell
     return cells
 
 
+def _path(cell: dict) -> tuple[str, str]:
+    """The code path a cell runs: its protocol's (a matched cell steers to a target and stops
+    on a plateau; a grid point or final fit does not) and its model's."""
+    return ("matched" if cell["kind"] == "matched" else "paper", cell["model"])
+
+
 def pick(cells: dict[str, dict]) -> list[str]:
-    """The cheapest finished cell of each model, then the cheapest of each data set not covered
-    yet: first-seed cells only (later seeds start from the first's weight and are compared
-    with its atoms), failed fits and grid points left out."""
-    ok = {k: c for k, c in cells.items()
-          if "error" not in c and c.get("kind") != "grid" and c.get("seed") == 0}
+    """The cheapest finished cell of each (protocol, model), then the cheapest of each data set
+    not covered yet: first-seed cells only (later seeds start from the first's weight and are
+    compared with its atoms), failed fits left out."""
+    ok = {k: c for k, c in cells.items() if "error" not in c and c["seed"] == 0}
     by_cost = sorted(ok, key=lambda k: (ok[k].get("seconds", math.inf), k))
     chosen: list[str] = []
-    for field in ("model", "dataset"):
-        covered = {ok[k][field] for k in chosen}
+    for cover in (_path, lambda c: c["dataset"]):
+        covered = {cover(ok[k]) for k in chosen}
         for k in by_cost:
-            if ok[k][field] not in covered:
-                covered.add(ok[k][field])
+            if cover(ok[k]) not in covered:
+                covered.add(cover(ok[k]))
                 chosen.append(k)
     return chosen
 
 
-def differences(old, new, where: str = "", rel: float = 0.0) -> list[str]:
+def unchecked(cells: dict[str, dict], chosen: list[str]) -> list[str]:
+    """The (protocol, model) paths and data sets among ``cells`` that no chosen cell runs
+    (all their first-seed fits failed, or only later seeds finished)."""
+    paths = {_path(cells[k]) for k in chosen}
+    names = {cells[k]["dataset"] for k in chosen}
+    left = {f"{p} {m}" for p, m in map(_path, cells.values()) if (p, m) not in paths}
+    left |= {c["dataset"] for c in cells.values() if c["dataset"] not in names}
+    return sorted(left)
+
+
+def differences(old: object, new: object, where: str = "", rel: float = 0.0) -> list[str]:
     """Where two cells disagree, ignoring ``TIMINGS`` at any depth. Floats must be equal, or
     within ``LOGGED``'s relative tolerance under its keys; NaN equals NaN (a failed measure is
     as failed as before)."""

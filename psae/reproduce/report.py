@@ -146,7 +146,9 @@ def write_report(results: dict, out_dir: Path, figures: dict[str, list[str]]
     _explorer(page.doc, results, page.links)
     _details(page.doc, results)
     notes = (missing_pieces(results, out_dir) if has_paper_protocol(results) else []) \
-        + [f"figure file {p} not found" for p in page.missing]
+        + [f"figure file {p} not found" for p in page.missing] \
+        + [f"the {name} protocol's figures failed: {why}"
+           for name, why in (results.get("figure_errors") or {}).items()]
     if notes:
         page.doc.heading(2, "Missing pieces")
         page.doc.bullets(notes)

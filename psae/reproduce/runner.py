@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import sys
 import tempfile
 import time
 import warnings
@@ -49,7 +50,7 @@ from .labels import models
 from .matched.settings import MatchedProtocol, make_matched_model, matched_for, matched_models
 from .pages import save_final_model, write_pages
 from .paper.settings import DataProtocol, grid_for, protocol_for, protocol_for_data
-from .recheck import finished_cells, pick, recheck
+from .recheck import finished_cells, pick, recheck, unchecked
 from .results import gather, to_csv
 
 __all__ = ["RunConfig", "run", "ResumeMismatchError"]
@@ -274,6 +275,11 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
                 "--out")
         if _settings(old.get("fingerprint")) != _settings(fp):
             rechecked = _other_code(cfg, splits, old, fp)
+        elif cfg.recheck:
+            warnings.warn("--recheck: the run's training code is unchanged; nothing to check",
+                          stacklevel=2)
+    elif cfg.recheck:
+        warnings.warn("--recheck: a new run has no finished cells to check", stacklevel=2)
         if has_cells and not cfg.resume:  # the same command again: go on where it stopped
             warnings.warn(f"{cfg.out} holds this run already: continuing it (its finished "
                           "cells are kept; the report is written again)", stacklevel=2)
@@ -287,8 +293,12 @@ def _other_code(cfg: RunConfig, splits: dict[str, Splits], old: dict, fp: dict) 
     go on adding cells only under code that ``--recheck`` found to make the same cells (now,
     or in an earlier resume). Keeps ``fp`` under the run's original key; returns the run's
     recheck records."""
-    rechecked, key = old.get("rechecked", []), fp["training_code"]
-    fp["training_code"] = old["fingerprint"].get("training_code")
+    rechecked, key = old.get("rechecked", []), fp.pop("training_code")
+    if not finished_cells(cfg.out):  # nothing fitted yet: the run may as well be this code's
+        fp["training_code"] = key
+        return rechecked
+    if "training_code" in old["fingerprint"]:  # runs started before the key have none
+        fp["training_code"] = old["fingerprint"]["training_code"]
     if cfg.report_only or key in {r["code"] for r in rechecked}:
         return rechecked
     if not cfg.recheck:
@@ -300,12 +310,24 @@ def _other_code(cfg: RunConfig, splits: dict[str, Splits], old: dict, fp: dict) 
     return [*rechecked, _recheck(cfg, splits, key)]
 
 
+def _say(message: str) -> None:
+    """A line for the log and for the user now (a recheck can take minutes before the
+    progress bar starts)."""
+    log.info("%s", message)
+    print(f"psae reproduce: {message}", file=sys.stderr, flush=True)
+
+
 def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str) -> dict:
     """Fit the cheapest finished cell of each model and data set again, in a scratch folder;
     the record of the check if every one is identical, else ResumeMismatchError."""
     done = finished_cells(cfg.out)
     keys = pick(done)
-    log.info("--recheck: fitting %s again with training code %s", ", ".join(keys), key)
+    if not keys:
+        raise ResumeMismatchError(
+            f"--recheck: none of the finished cells in {cfg.out} can be fitted again (every "
+            "first-seed fit failed): report it with --report-only, or choose another --out")
+    _say(f"--recheck: fitting {len(keys)} finished cells again with this code "
+         f"({', '.join(keys)}); not checked: {', '.join(unchecked(done, keys)) or 'nothing'}")
     with tempfile.TemporaryDirectory(prefix="psae-recheck-") as tmp:
         again = copy.copy(cfg)  # not replace(): that would read and hash the --data again
         again.out, again.resume, again.report_only = Path(tmp), False, False
@@ -324,8 +346,7 @@ def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str) -> dict:
             f"--recheck: this training code makes other cells than the code that started "
             f"{cfg.out} ({len(bad)} of {len(found)} differ: {detail}); report it with "
             "--report-only, or choose another --out for a new run")
-    log.info("--recheck: all %d cells identical; the run goes on under code %s",
-             len(found), key)
+    _say(f"--recheck: all {len(found)} cells identical; the run goes on under code {key}")
     return {"code": key, "psae_version": __version__, "cells": keys,
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 

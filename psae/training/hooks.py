@@ -62,16 +62,16 @@ class FiringHook(Hook):
         self.tracker, self.auxk = tracker, auxk
         self._l0_sum, self._l0_n = 0.0, 0
 
-    def after_step(self, trainer, h):
+    def after_step(self, trainer, h: torch.Tensor | None) -> None:
         if h is None:
             return
         self._l0_sum += self.tracker.observe(h)
         self._l0_n += 1
 
-    def dead_units(self):
+    def dead_units(self) -> torch.Tensor | None:
         return self.tracker.dead() if self.auxk else None
 
-    def epoch_end(self, trainer, rec, batches, generator):
+    def epoch_end(self, trainer, rec: dict, batches, generator: torch.Generator) -> None:
         rec["l0"] = self._l0_sum / max(self._l0_n, 1)
         rec["dead_fraction"] = self.tracker.dead_fraction()
         self._l0_sum, self._l0_n = 0.0, 0
@@ -84,7 +84,7 @@ class ControllerHook(Hook):
     def __init__(self, controller: L0Controller, tracker: FiringTracker):
         self.controller, self.tracker = controller, tracker
 
-    def stage_start(self, trainer, stage, sigmas, batches):
+    def stage_start(self, trainer, stage: int, sigmas: Sequence, batches) -> None:
         """The controller steers in the stages whose σ is within 2x of the last (a wide σ cannot
         make codes exactly sparse); when it first may, it learns how long it has."""
         epochs = trainer.plan
@@ -96,11 +96,11 @@ class ControllerHook(Hook):
             self.controller.start(n * sum(e for e, a in zip(epochs[stage:], active[stage:],
                                                             strict=True) if a))
 
-    def after_step(self, trainer, h):
+    def after_step(self, trainer, h: torch.Tensor | None) -> None:
         if h is not None:
             self.controller.update(self.tracker.last_l0)
 
-    def epoch_end(self, trainer, rec, batches, generator):
+    def epoch_end(self, trainer, rec: dict, batches, generator: torch.Generator) -> None:
         rec[self.controller.param] = self.controller.weight
 
 
@@ -110,7 +110,7 @@ class ResampleHook(Hook):
     def __init__(self, tracker: FiringTracker):
         self.tracker = tracker
 
-    def epoch_end(self, trainer, rec, batches, generator):
+    def epoch_end(self, trainer, rec: dict, batches, generator: torch.Generator) -> None:
         if bool(self.tracker.dead().any()):
             n = resample_dead(trainer.module, self.tracker.dead(),
                               batches.sample(4096, generator), trainer.optimizer, generator)
@@ -128,10 +128,10 @@ class StopHook(Hook):
     def __init__(self, stopper: Plateau, controller: L0Controller | None = None):
         self.stopper, self.controller = stopper, controller
 
-    def stage_start(self, trainer, stage, sigmas, batches):
+    def stage_start(self, trainer, stage: int, sigmas: Sequence, batches) -> None:
         self.stopper.new_stage(last=stage == len(sigmas) - 1)
 
-    def stage_over(self, trainer, rec, last):
+    def stage_over(self, trainer, rec: dict, last: bool) -> bool:
         return self._converged(trainer, rec) if last else self._settled(trainer, rec)
 
     def _converged(self, trainer, rec: dict) -> bool:
@@ -151,7 +151,7 @@ class StopHook(Hook):
         rec["val_re"] = re = self.stopper.observe(trainer.module)
         return self.stopper.settled(re)
 
-    def training_end(self, trainer):
+    def training_end(self, trainer) -> None:
         if trainer.history:
             self._end_on_best(trainer, trainer.history[-1])
 
@@ -167,10 +167,10 @@ class ThreadHook(Hook):
     def __init__(self, tuner: ThreadTuner):
         self.tuner = tuner
 
-    def before_step(self, trainer):
+    def before_step(self, trainer) -> None:
         self.tuner.before_step()
 
-    def after_step(self, trainer, h):
+    def after_step(self, trainer, h: torch.Tensor | None) -> None:
         self.tuner.after_step()
 
 
