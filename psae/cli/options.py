@@ -94,10 +94,15 @@ def _help(name: str, type_line: str, description: str, default) -> str:
     return f"{text} (default: {shown})"
 
 
+def _penalty_name(text: str) -> str:
+    """A model's reproduce name spells its penalty too (``psae`` is sql0, ``rae`` none); any
+    other text is left for argparse's choices to refuse."""
+    return next((m for m in sparsity.names() if sparsity.get(m).key == text), text)
+
+
 def _choices(name: str, type_line: str) -> list[str] | None:
-    if name == "penalty":  # a model's reproduce name spells it too: --penalty psae is sql0
-        aliases = [k for k in sparsity.keys() if k and k not in sparsity.names()]
-        return [*sparsity.names(), *aliases]
+    if name == "penalty":
+        return list(sparsity.names())
     m = re.match(r"\{(.*?)\}", type_line)
     return [c.strip().strip("\"'") for c in m.group(1).split(",")] if m else None
 
@@ -116,6 +121,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                                help=_help(name, type_line, description, p.default))
             continue
         convert = CONVERTERS.get(str(p.annotation), int if name == "random_state" else str)
+        if name == "penalty":
+            convert = _penalty_name
         choices = _choices(name, type_line)
         group.add_argument(*flags, dest=name, type=convert, default=argparse.SUPPRESS,
                            choices=choices, metavar=None if choices else name.upper(),

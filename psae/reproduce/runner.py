@@ -278,11 +278,11 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
         elif cfg.recheck:
             warnings.warn("--recheck: the run's training code is unchanged; nothing to check",
                           stacklevel=2)
-    elif cfg.recheck:
-        warnings.warn("--recheck: a new run has no finished cells to check", stacklevel=2)
         if has_cells and not cfg.resume:  # the same command again: go on where it stopped
             warnings.warn(f"{cfg.out} holds this run already: continuing it (its finished "
                           "cells are kept; the report is written again)", stacklevel=2)
+    elif cfg.recheck:
+        warnings.warn("--recheck: a new run has no finished cells to check", stacklevel=2)
     meta = {"fingerprint": fp, "command": cfg.command}
     atomic_write(run_file, json.dumps(meta | ({"rechecked": rechecked} if rechecked else {}),
                                       indent=1))
