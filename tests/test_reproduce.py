@@ -159,3 +159,13 @@ def test_resume_after_kill_repeats_no_finished_cell(tmp_path):
     assert results["final"]
     for m in ("rae", "l1", "psae"):  # models saved before the kill still give their pages
         assert (out / results["explorer"]["digits"][m]["page"]).is_file()
+
+
+def test_settings_a_fit_would_refuse_are_refused_before_any_cell(tmp_path, capsys):
+    """PSAE cannot spread 3 epochs over its 4 σ stages: said before RAE's cells run, with
+    nothing written, rather than after them."""
+    out = tmp_path / "run"
+    assert main(["reproduce", "--quick", "--models", "rae,psae", "--epochs", "3", "--quiet",
+                 "--out", str(out)]) == 2
+    assert "psae on digits: epochs=3 is fewer than the 4 sigma stages" in capsys.readouterr().err
+    assert not out.exists()

@@ -360,6 +360,8 @@ def run(cfg: RunConfig) -> dict:
     splits = {}
     for name in cfg.names:
         splits[name] = cfg.splits(name)
+    if not cfg.report_only:
+        _Cells(cfg, splits, list(range(cfg.seeds))).check()
     make_dirs(cfg.out / "cells")
     if cfg.matched:
         make_dirs(cfg.out / "atoms")
@@ -423,6 +425,27 @@ class _Cells:
                     plan.append(Planned(name, m, "final", None, s,
                                         _cost(proto, len(sp.X_train), d)))
         return plan
+
+    def check(self) -> None:
+        """Refuse what a fit would refuse (epochs fewer than a model's σ stages, an option its
+        penalty ignores) before anything is written or fitted, not after the other models'
+        cells have run; a final fit's point is one of its grid's, checked there."""
+        for cell in self.plan():
+            if cell.kind == "final":
+                continue
+            if cell.kind == "matched":
+                est = make_matched_model(cell.model, cell.point,
+                                         self.cfg.matched_protocol(cell.dataset), cell.seed,
+                                         self.cfg.device, self.cfg.threads)
+            else:
+                est = make_model(cell.model, grid_for(cell.model, self.cfg.quick)[cell.point],
+                                 self.cfg.protocol(cell.dataset), cell.seed, self.cfg.device,
+                                 self.cfg.threads)
+            try:
+                est._validate_params()
+                est._schedule()
+            except ParameterError as e:
+                raise ParameterError(f"{cell.model} on {cell.dataset}: {e}") from None
 
     def normalized(self, name: str, kind: str) -> tuple:
         """(normalizer, X_train, y_train, X_eval, y_eval): grid fit/val or final train/test."""
