@@ -223,6 +223,8 @@ def validate(est, loading: bool = False) -> None:
         raise ParameterError(f"validation_fraction must lie in (0, 1), got "
                              f"{est.validation_fraction!r}")
     check_sigmas(est.sigmas)
+    if not loading:
+        est._schedule()  # epochs over the σ stages: refused before any work, not mid-fit
     if est.threads != "auto":
         check_number("threads", est.threads, integer=True)
     check_seed(est.random_state)

@@ -99,6 +99,7 @@ def _hold_out_test(ds, data):
     """``ds`` with the test split ``psae reproduce`` carves from a file that has none."""
     import dataclasses
 
+    from ..datasets._base import without
     from ..reproduce.data import SPLIT_SEED, TEST_FRACTION, carve
 
     if ds.X_test is not None:
@@ -109,7 +110,7 @@ def _hold_out_test(ds, data):
     note(f"test split: {TEST_FRACTION:.0%} of {data}'s {n} rows ({len(X_test)}) held out, "
          f"{'stratified by label' if strat else 'random'}, seed {SPLIT_SEED}, as psae "
          "reproduce carves it")
-    notes = tuple(t for t in ds.notes if getattr(t, "kind", "") != "no_test")
+    notes = without(ds.notes, "no_test")
     return dataclasses.replace(ds, X_train=X_train, y_train=y_train, X_test=X_test,
                                y_test=y_test, notes=notes)
 

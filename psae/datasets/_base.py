@@ -17,6 +17,9 @@ __all__ = [
     "DatasetNotFoundError",
     "Note",
     "RawData",
+    "has_note",
+    "told",
+    "without",
     "data_root",
     "stratified_subset",
 ]
@@ -39,6 +42,11 @@ class Note(str):
 def told(notes) -> list[str]:
     """The notes a command prints: those without a ``kind``."""
     return [n for n in notes if not getattr(n, "kind", "")]
+
+
+def without(notes, kind: str) -> tuple[str, ...]:
+    """``notes`` less those of ``kind``."""
+    return tuple(n for n in notes if getattr(n, "kind", "") != kind)
 
 
 def has_note(notes, kind: str) -> bool:

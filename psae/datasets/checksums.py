@@ -13,6 +13,7 @@ from .registry import SOURCES
 
 __all__ = ["file_digests", "known_digests", "verify_digests", "verify_file"]
 
+
 def file_digests(path: str | os.PathLike[str]) -> dict[str, str]:
     """sha256 and md5 of a file, computed in one pass."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..datasets import Dataset, LabelColumn
+from ..datasets._base import without
 from ..digest import sha256_tree
 from ..errors import InputError, ParameterError
 from .paper.settings import DATASETS, DataProtocol
@@ -61,8 +62,7 @@ class UserData:
         return {"source": self.path, "sha256": self.sha256,
                 "label_column": ds.label_column,
                 "classes": ", ".join(classes) if classes else "none (no labels)",
-                "reader_notes": "; ".join(n for n in ds.notes
-                                          if getattr(n, "kind", "") != "no_test")}
+                "reader_notes": "; ".join(without(ds.notes, "no_test"))}
 
 
 def _class_names(ds: Dataset) -> list[str] | None:

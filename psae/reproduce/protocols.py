@@ -19,7 +19,7 @@ _loaded = False
 
 def _built_in() -> None:
     """Register the built-in protocols, once (on first use, so that importing the registry
-stays light)."""
+    stays light)."""
     global _loaded
     if _loaded:
         return

@@ -26,8 +26,10 @@ from .. import metrics
 from .._version import __version__
 from ..datasets import LabelColumn
 from ..errors import FitFailedError, ParameterError, PsaeError
+from ..estimator import SparseAutoencoder
 from ..fileio import atomic_write
 from ..ownership import adopt, check_output_dir, make_dirs, owns_file, record_file
+from ..params import validate
 from ..preprocessing import Normalizer
 from .cells import (
     SELECTION,
@@ -294,7 +296,8 @@ def _other_code(cfg: RunConfig, splits: dict[str, Splits], old: dict, fp: dict) 
     or in an earlier resume). Keeps ``fp`` under the run's original key; returns the run's
     recheck records."""
     rechecked, key = old.get("rechecked", []), fp.pop("training_code")
-    if not finished_cells(cfg.out):  # nothing fitted yet: the run may as well be this code's
+    done = finished_cells(cfg.out)
+    if not done:  # nothing fitted yet: the run may as well be this code's
         fp["training_code"] = key
         return rechecked
     if "training_code" in old["fingerprint"]:  # runs started before the key have none
@@ -307,7 +310,7 @@ def _other_code(cfg: RunConfig, splits: dict[str, Splits], old: dict, fp: dict) 
             "cells were fitted, so new cells might not be comparable with them): add --recheck "
             "to fit a few of its finished cells again and go on if they come out identical, "
             "report it with --report-only, or choose another --out for a new run")
-    return [*rechecked, _recheck(cfg, splits, key)]
+    return [*rechecked, _recheck(cfg, splits, key, done)]
 
 
 def _say(message: str) -> None:
@@ -317,10 +320,11 @@ def _say(message: str) -> None:
     print(f"psae reproduce: {message}", file=sys.stderr, flush=True)
 
 
-def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str) -> dict:
-    """Fit the cheapest finished cell of each model and data set again, in a scratch folder;
-    the record of the check if every one is identical, else ResumeMismatchError."""
-    done = finished_cells(cfg.out)
+def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str, done: dict[str, dict]
+             ) -> dict:
+    """Fit the cheapest of the finished cells ``done`` of each model and data set again, in a
+    scratch folder; the record of the check if every one is identical, else
+    ResumeMismatchError."""
     keys = pick(done)
     if not keys:
         raise ResumeMismatchError(
@@ -433,19 +437,20 @@ class _Cells:
         for cell in self.plan():
             if cell.kind == "final":
                 continue
-            if cell.kind == "matched":
-                est = make_matched_model(cell.model, cell.point,
-                                         self.cfg.matched_protocol(cell.dataset), cell.seed,
-                                         self.cfg.device, self.cfg.threads)
-            else:
-                est = make_model(cell.model, grid_for(cell.model, self.cfg.quick)[cell.point],
-                                 self.cfg.protocol(cell.dataset), cell.seed, self.cfg.device,
-                                 self.cfg.threads)
             try:
-                est._validate_params()
-                est._schedule()
+                validate(self._estimator(*cell[:5]))
             except ParameterError as e:
                 raise ParameterError(f"{cell.model} on {cell.dataset}: {e}") from None
+
+    def _estimator(self, name: str, model: str, kind: str, point: int | None, seed: int,
+                   start: float | None = None) -> SparseAutoencoder:
+        """The unfitted model of one cell: ``point`` is its grid point (a final fit's: the
+        chosen one) or, matched, its target; ``start`` a later matched seed's first weight."""
+        if kind == "matched":
+            return make_matched_model(model, point, self.cfg.matched_protocol(name), seed,
+                                      self.cfg.device, self.cfg.threads, start)
+        return make_model(model, grid_for(model, self.cfg.quick)[point],
+                          self.cfg.protocol(name), seed, self.cfg.device, self.cfg.threads)
 
     def normalized(self, name: str, kind: str) -> tuple:
         """(normalizer, X_train, y_train, X_eval, y_eval): grid fit/val or final train/test."""
@@ -514,8 +519,7 @@ class _Cells:
         first = self.done.get(cell_key(name, model, "matched", target, self.seeds[0]))
         start = None if seed == self.seeds[0] or not first else first.get("penalty_weight")
         mp = self.cfg.matched_protocol(name)
-        est = make_matched_model(model, target, mp, seed, self.cfg.device, self.cfg.threads,
-                                 start)
+        est = self._estimator(name, model, "matched", target, seed, start)
         cell = {"dataset": name, "model": model, "kind": "matched", "point": target,
                 "seed": seed, "params": params, "start_weight": start}
         self._fit(cell, key, est, save_model=seed == self.seeds[0]
@@ -551,8 +555,7 @@ class _Cells:
             raise _NotRun(key)
         nz, Xtr, ytr, Xev, yev = self.normalized(name, "grid" if kind == "grid" else "final")
         if est is None:
-            est = make_model(cell["model"], cell["params"], cfg.protocol(name), cell["seed"],
-                             cfg.device, cfg.threads)
+            est = self._estimator(name, cell["model"], kind, cell["point"], cell["seed"])
         if save_model is None:
             save_model = kind == "final" and cell["seed"] == self.seeds[0]
         t0 = time.perf_counter()
