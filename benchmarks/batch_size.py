@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                                      y_train=ds.y_train, y=ds.y_test)
                 row = {"penalty": penalty, "batch_size": B, "scaling": scaling,
                        "learning_rate": lr, "CA": r["CA"], "RE": r["RE"],
-                       "L0_mean": r["L0_mean"], "dead_units": r["dead_units"],
+                       "L0_mean": r["L0"]["mean"], "dead_units": r["dead_units"],
                        "fit_seconds": fit_s, "epoch_seconds": fit_s / args.epochs,
                        "final_loss": m.history_[-1]["loss"], "precision": m.precision_}
                 rows.append(row)

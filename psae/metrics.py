@@ -217,8 +217,9 @@ def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
 
     ``X`` the evaluated inputs, ``H`` their codes, ``X_hat`` their reconstructions. Returns RE,
     S and SSD (NaN, with ``S_note`` saying why, when every code is all-zero), the number of
-    all-zero codes, L0 statistics (``L0`` and ``L0_mean``) and dead units; CA too when the
-    training codes and both label sets are given.
+    all-zero codes, the per-sample L0's statistics (``L0``: mean, std, min, max and the
+    threshold, as :func:`l0_stats`) and dead units; CA too when the training codes and both
+    label sets are given.
     """
     S = hoyer_sparseness(H)
     defined = S[~np.isnan(S)]
@@ -231,8 +232,6 @@ def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
         "SSD": float(defined.std()) if defined.size else float("nan"),
         "zero_codes": zero_codes(H),
         "L0": l0,
-        "L0_mean": l0["mean"],
-        "L0_std": l0["std"],
         "dead_units": dead_units(H, threshold),
     }
     if not defined.size:

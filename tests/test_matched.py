@@ -235,13 +235,13 @@ def test_recheck_lets_a_run_go_on_under_code_that_refits_its_cells_identically(r
 def test_recheck_refuses_code_that_fits_differently(run, tmp_path, monkeypatch):
     import tempfile
 
-    import psae.reproduce.runner as runner
+    import psae.reproduce.matched.cells as matched_cells
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the scratch folder goes
     copy, args = _other_code_copy(run, tmp_path)
     before = (copy / "run.json").read_bytes()
-    make = runner.make_matched_model
-    monkeypatch.setattr(runner, "make_matched_model",
+    make = matched_cells.make_matched_model
+    monkeypatch.setattr(matched_cells, "make_matched_model",
                         lambda model, target, mp, seed, *a: make(model, target, mp, seed + 7, *a))
     assert main([*args, "--recheck"]) == 2
     assert (copy / "run.json").read_bytes() == before

@@ -82,7 +82,8 @@ def test_evaluate_gives_fvu_and_the_spread_of_per_sample_l0():
     H[0, :1] = H[1, :2] = H[2, :3] = H[3, :4] = 1.0  # per-sample L0 1, 2, 3, 4
     X = np.random.default_rng(1).uniform(size=(4, 3))
     r = evaluate(X, H, X * 0.5)
-    assert r["L0_mean"] == 2.5 and r["L0_std"] == pytest.approx(np.std([1, 2, 3, 4]))
+    assert r["L0"]["mean"] == 2.5 and r["L0"]["std"] == pytest.approx(np.std([1, 2, 3, 4]))
+    assert (r["L0"]["min"], r["L0"]["max"]) == (1, 4) and "L0_mean" not in r  # one shape
     assert 0 < r["FVU"]
 
 

@@ -12,12 +12,15 @@ import pytest  # noqa: E402
 
 from psae.cli import main  # noqa: E402
 from psae.reproduce import protocols  # noqa: E402
+from psae.reproduce.cells import Planned  # noqa: E402
 from psae.reproduce.drawing import save_figure  # noqa: E402
-from psae.reproduce.protocols import Protocol  # noqa: E402
+from psae.reproduce.protocols import CellRules, Protocol  # noqa: E402
 from psae.reproduce.render import show_figure  # noqa: E402
 
 
 def _claims(results):
+    if not results["final"]:  # a run without the paper protocol's fits
+        return None
     re = sorted(c["test"]["RE"] for c in results["final"])
     return [{"id": "toy", "claim": "RE is finite", "held": all(r == r for r in re),
              "detail": f"lowest RE {re[0]:.4g}"}]
@@ -94,3 +97,80 @@ def test_names_are_unique_and_built_in_protocols_stay():
         protocols.unregister("matched")
     names = [p.name for p in protocols.registered()]
     assert names.index("matched") < names.index("paper")  # the matched view comes first
+
+
+# --- a protocol that fits cells of its own: RAE at half the hidden size, scored on test ------
+def _half_plan(cells):
+    return [Planned(name, "rae", "half", None, s, 1.0) for name in cells.cfg.names
+            for s in cells.seeds]
+
+
+def _half_estimator(cells, planned):
+    from psae import SparseAutoencoder
+
+    proto = cells.cfg.protocol(planned.dataset)
+    return SparseAutoencoder(n_components=proto.n_components // 2, penalty="none", epochs=3,
+                             random_state=planned.seed, threads=1)
+
+
+def _half_run(cells, planned):
+    key = f"{planned.dataset}__rae__half__seed{planned.seed}"
+    if cells.resumed(key, {}, planned.seed):
+        return key
+    cell = {"dataset": planned.dataset, "model": "rae", "kind": "half", "point": None,
+            "seed": planned.seed, "params": {}}
+    if (fitted := cells.fit(cell, key, _half_estimator(cells, planned), "test")) is not None:
+        cells.keep_test(cell, key, fitted)
+    return cells.write(cell, key)
+
+
+def _half_section(page):
+    page.doc.heading(2, "Half protocol")
+    for row in page.results["half_claims"]:
+        page.doc.para(f"{row['claim']}: {row['detail']}")
+
+
+HALF = Protocol(
+    "half", "half_claims", holds=lambda r: bool(r.get("half")),
+    claims=lambda r: [{"id": "half", "claim": "RAE at half width fits", "held": True,
+                       "detail": f"{len(r['half'])} fits"}] if r.get("half") else None,
+    figures=lambda r, out: {}, section=_half_section, order=7,
+    cells=CellRules(kinds=("half",), plan=_half_plan, estimator=_half_estimator,
+                    run=_half_run, fingerprint=lambda cfg: {"half": {"epochs": 3}},
+                    gather=lambda cfg, rows: {"half": sorted(rows, key=lambda c: c["seed"])}
+                    if rows else {}))
+
+
+def test_a_registered_protocol_plans_fits_and_resumes_its_own_cells(tmp_path):
+    out = tmp_path / "run"
+    args = ["reproduce", "--quick", "--protocol", "half", "--seeds", "2", "--quiet",
+            "--out", str(out)]
+    protocols.register(HALF)
+    try:
+        assert main(args) == 0
+        res = json.loads((out / "results.json").read_text())
+        assert [c["seed"] for c in res["half"]] == [0, 1]
+        assert all(c["test"]["RE"] > 0 and c["n_epochs"] == 3 for c in res["half"])
+        assert res["grid"] == [] and res["final"] == [] and "matched" not in res  # not run
+        assert res["half_claims"][0]["detail"] == "2 fits"
+        assert "Half protocol" in (out / "report.md").read_text()
+        fp = json.loads((out / "run.json").read_text())["fingerprint"]
+        assert fp["protocol"] == "half" and fp["half"] == {"epochs": 3} and "grids" not in fp
+        stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
+        assert len(stamps) == 2
+        assert main(args) == 0  # the same command again fits nothing
+        assert stamps == {p.name: p.stat().st_mtime_ns
+                          for p in (out / "cells").glob("[!.]*.json")}
+        assert "half__seed1 already done" in (out / "log.txt").read_text()
+    finally:
+        protocols.unregister("half")
+    assert main(args) == 2  # unregistered: --protocol half is refused
+
+
+def test_each_cell_kind_belongs_to_one_protocol():
+    clash = Protocol("grid2", "grid2_claims", bool, bool, bool, bool,
+                     cells=CellRules(("grid",), *5 * [None]))
+    with pytest.raises(ValueError, match="fits cells of kind grid"):
+        protocols.register(clash)
+    with pytest.raises(ValueError, match="'both' names"):
+        protocols.register(Protocol("both", "both_claims", bool, bool, bool, bool))

@@ -274,8 +274,6 @@ def cmd_evaluate(args) -> int:
                               H_train=None if why_not else loaded.codes(X_train),
                               y_train=y_train, y=y, threshold=t)
     result = {"split": split, **result}
-    result.pop("L0_mean")
-    result.pop("L0_std")
     if why_not:
         result["CA"], result["CA_note"] = None, why_not
     if result.get("S_note"):  # NaN is not JSON: say undefined instead

@@ -90,10 +90,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="override every data set's epochs")
     p.add_argument("--n-components", type=int, default=None,
                    help="override every data set's hidden size")
-    p.add_argument("--protocol", choices=["paper", "matched", "both"], default="paper",
+    p.add_argument("--protocol", default="paper", metavar="{paper,matched,both}",
                    help="paper: each model's knobs picked by validation CA (Fig. 2); matched: "
                         "every model at the same target mean L0s, trained to convergence "
-                        "(docs/protocol.md); both (default: paper)")
+                        "(docs/protocol.md); both; or a protocol registered with "
+                        "psae.reproduce.protocols (default: paper)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_reproduce)
     return p

@@ -85,6 +85,14 @@ def make_model(model: str, params: dict, proto: DataProtocol, seed: int, device:
                              device=device, threads=threads, random_state=seed, **kw)
 
 
+def _kept(scores: dict) -> dict:
+    """What a cell keeps of :func:`psae.metrics.evaluate`'s scores: :func:`score_keys`, the
+    L0 statistics both as evaluate gives them and as the flat measures ``L0_mean`` and
+    ``L0_std`` (a validation cell keeps only those)."""
+    flat = dict(scores, L0_mean=scores["L0"]["mean"], L0_std=scores["L0"]["std"])
+    return {k: flat.get(k) for k in score_keys()}
+
+
 def score(est, Xtr, ytr, Xev, yev, threshold: float) -> tuple[dict, np.ndarray]:
     """Every measure of ``est`` on ``Xev`` (CA None without labels) and the codes."""
     H = est.transform(Xev)
@@ -92,7 +100,7 @@ def score(est, Xtr, ytr, Xev, yev, threshold: float) -> tuple[dict, np.ndarray]:
     scores = metrics.evaluate(Xev, H, est.inverse_transform(H),
                               H_train=est.transform(Xtr) if labelled else None,
                               y_train=ytr, y=yev, threshold=threshold)
-    return {k: scores.get(k) for k in score_keys()}, H
+    return _kept(scores), H
 
 
 def raw_scores(est, Xev) -> dict | None:
@@ -102,8 +110,8 @@ def raw_scores(est, Xev) -> dict | None:
     if getattr(est, "inference_threshold_", None) is None:
         return None
     H = est.transform(Xev, raw=True)
-    scores = metrics.evaluate(Xev, H, est.inverse_transform(H))
-    return {k: scores.get(k) for k in score_keys() if k != "CA"}
+    scores = _kept(metrics.evaluate(Xev, H, est.inverse_transform(H)))
+    return {k: v for k, v in scores.items() if k != "CA"}
 
 
 def threshold_sweep(est, Xtr, ytr, Xev, yev, at_theta: dict | None = None) -> list[dict]:

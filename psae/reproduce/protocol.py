@@ -5,15 +5,44 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .render import Page
 
-__all__ = ["Protocol"]
+if TYPE_CHECKING:
+    from .cell_runner import Cells
+    from .cells import Planned
+
+__all__ = ["Protocol", "CellRules"]
+
+
+@dataclass(frozen=True)
+class CellRules:
+    """How a protocol fits its cells; the runner keeps resuming, fitting, scoring and writing
+    (:class:`~.cell_runner.Cells`) and asks these for the rest.
+
+    ``kinds``: the ``Planned.kind`` values its cells carry (each kind belongs to one
+    protocol). ``plan(cells)``: its cells for the run's data sets, models and seeds, in the
+    order they run. ``estimator(cells, planned)``: a cell's unfitted model, which the runner
+    validates before anything is written (None for a cell it cannot know before others have
+    run, such as a final fit at a point validation chooses). ``run(cells, planned)``: fit (or
+    take from disk) one cell and return its key. ``fingerprint(cfg)``: the settings that decide
+    its cells, which a resumed run must match. ``gather(cfg, rows)``: its part of
+    ``results.json`` from its finished cells.
+    """
+
+    kinds: tuple[str, ...]
+    plan: Callable[[Cells], list[Planned]]
+    estimator: Callable[[Cells, Planned], Any]
+    run: Callable[[Cells, Planned], str]
+    fingerprint: Callable[[Any], dict]
+    gather: Callable[[Any, list[dict]], dict]
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """One protocol's view of a finished run.
+    """One protocol: the cells it fits (``cells``; None for a protocol that only reports on
+    other protocols' cells) and its view of a finished run.
 
     ``claims(results)``: its claim rows, stored under ``claims_key`` (None: the run does not
     hold this protocol, nothing is stored). ``figures(results, out_dir)``: the figure files it
@@ -28,3 +57,4 @@ class Protocol:
     figures: Callable[[dict, Path], dict[str, list[str]]]
     section: Callable[[Page], None]
     order: int = 100
+    cells: CellRules | None = None

@@ -50,7 +50,13 @@ def finished_cells(out: Path) -> dict[str, dict]:
 def _path(cell: dict) -> tuple[str, str]:
     """The code path a cell runs: its protocol's (a matched cell steers to a target and stops
     on a plateau; a grid point or final fit does not) and its model's."""
-    return ("matched" if cell["kind"] == "matched" else "paper", cell["model"])
+    from .protocols import protocol_of_kind
+
+    try:
+        protocol = protocol_of_kind(cell["kind"]).name
+    except KeyError:  # a protocol registered when the run was made, not now
+        protocol = cell["kind"]
+    return (protocol, cell["model"])
 
 
 def pick(cells: dict[str, dict]) -> list[str]:

@@ -12,7 +12,6 @@ import platform
 import sys
 from datetime import datetime, timezone
 
-import numpy as np
 import torch
 
 from .._version import __version__
@@ -20,35 +19,13 @@ from ..measures import VIEWS
 from .labels import label_of
 from .paper.settings import grid_for
 
-__all__ = ["gather", "to_csv", "matched_summary", "csv_fields"]
+__all__ = ["gather", "to_csv", "csv_fields"]
 
 
 def csv_fields() -> list[str]:
     """The CSV's columns: the cell's identity, its measures (the ``csv`` view), its cost."""
     return ["kind", "dataset", "model", "point", "seed", "selected", "params",
             *VIEWS["csv"], "fit_seconds", "n_epochs"]
-
-
-def _stat(values: list) -> dict:
-    """Mean and population std over seeds; a measure never computed (CA without labels) has
-    mean None and n 0, while a failed fit's NaN stays in and shows."""
-    v = np.array([x for x in values if x is not None], dtype=float)
-    if not v.size:
-        return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
-
-
-def _summary(names: list[str], models: list[str], final_rows: list[dict]) -> dict:
-    summary: dict = {}
-    for name in names:
-        summary[name] = {}
-        for m in models:
-            rows = [c["test"] for c in final_rows if c["dataset"] == name and c["model"] == m]
-            entry = {k: _stat([r.get(k) for r in rows]) for k in VIEWS["summary"]}
-            for k in ("mean", "std"):
-                entry[f"L0_{k}"] = _stat([r["L0"][k] for r in rows])
-            summary[name][m] = entry
-    return summary
 
 
 def _ds_info(cfg, name: str, sp) -> dict:
@@ -81,20 +58,10 @@ def _machine(cfg) -> dict:
 
 
 def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, started: str,
-           seconds: float) -> dict:
-    """The results dict of a finished run (``results.json`` before figures and pages)."""
-    grid_rows = [c for c in cells.values() if c["kind"] == "grid"]
-    final_rows = [c for c in cells.values() if c["kind"] == "final"]
-    matched_rows = [c for c in cells.values() if c["kind"] == "matched"]
-    chosen = {(c["dataset"], c["model"]): c["point"] for c in final_rows}
-    for c in grid_rows:
-        c["selected"] = chosen.get((c["dataset"], c["model"])) == c["point"]
-    names = cfg.names
-    order = {(d, m): (i, j) for i, d in enumerate(names) for j, m in enumerate(cfg.models)}
-
-    def sort_key(c):
-        return (order[(c["dataset"], c["model"])], c["point"], c["seed"])
-
+           seconds: float, protocols: list) -> dict:
+    """The results dict of a finished run (``results.json`` before claims, figures and
+    pages): the run's account, then each of ``protocols``' part from its own cells (every
+    protocol that fits cells: each says what it keeps in a run without it)."""
     out = {
         "psae_version": __version__,
         "command": cfg.command,
@@ -106,50 +73,14 @@ def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, s
         "seeds": seeds,
         "models": list(cfg.models),
         "model_labels": {m: label_of(m) for m in cfg.models},
-        "datasets": {name: _ds_info(cfg, name, splits[name]) for name in names},
+        "datasets": {name: _ds_info(cfg, name, splits[name]) for name in cfg.names},
         "threshold": threshold,
-        "grid": sorted(grid_rows, key=sort_key),
-        "final": sorted(final_rows, key=sort_key),
-        "summary": _summary(names, cfg.models, final_rows),
         "protocol": cfg.protocol_name,
     }
-    if matched_rows:
-        out["matched"] = sorted(matched_rows, key=lambda c: (
-            order[(c["dataset"], c["model"])], c["point"] or 0, c["seed"]))
-        out["matched_summary"] = matched_summary(out["matched"])
-        out["matched_protocol"] = {n: cfg.matched_protocol(n).as_dict() for n in names}
+    for p in protocols:
+        rows = [c for c in cells.values() if c["kind"] in p.cells.kinds]
+        out.update(p.cells.gather(cfg, rows))
     return out
-
-
-def _group(cells: list[dict]) -> dict:
-    """One model at one target over its seeds: each measure's stats, those of the raw codes
-    (``raw_RE``, ...), the atom stability over every pair of seeds, and seed 0's sweep."""
-    tests = [c["test"] for c in cells]
-    out = {k: _stat([r.get(k) for r in tests]) for k in VIEWS["matched_summary"]}
-    out["L0_mean"] = _stat([r["L0"]["mean"] for r in tests])
-    out["L0_std"] = _stat([r["L0"]["std"] for r in tests])
-    raws = [c["test_raw"] for c in cells if c.get("test_raw")]
-    if raws:
-        out.update({f"raw_{k}": _stat([r.get(k) for r in raws]) for k in VIEWS["raw"]})
-    out["stability"] = _stat([v for c in cells for v in (c.get("stability") or {}).values()])
-    first = min(cells, key=lambda c: c["seed"])
-    if first.get("sweep"):
-        out["sweep"] = first["sweep"]
-    return out
-
-
-def matched_summary(rows: list[dict]) -> dict:
-    """``[dataset][model][target]`` → each measure's mean/std/n over seeds, with the mean and
-    the spread of per-sample L0 (target ``"dense"`` for RAE); see :func:`_group`."""
-    groups: dict = {}
-    for c in rows:
-        if "test" not in c:
-            continue
-        key = str(c["point"]) if c["point"] is not None else "dense"
-        groups.setdefault(c["dataset"], {}).setdefault(c["model"], {}).setdefault(
-            key, []).append(c)
-    return {ds: {m: {t: _group(cells) for t, cells in by_t.items()} for m, by_t in by_m.items()}
-            for ds, by_m in groups.items()}
 
 
 def _csv_scores(c: dict) -> dict:

@@ -1,10 +1,13 @@
-"""Runs the Fig. 2 protocol cell by cell, resumably, and gathers ``results.json``.
+"""Runs a comparison cell by cell, resumably, and gathers ``results.json``.
 
-A cell is one fit: (data set, model, grid point, seed) scored on the validation split, or
-(data set, model, "final", seed) retrained on the full training set and scored on the test set.
-Each finished cell is written atomically to ``out/cells/`` (the seed-0 final model and its
-arrays first, its JSON last), so a killed run resumed with the same settings repeats no
-finished cell. Data sets are the named ones (``--datasets``) and user files (``--data``).
+A cell is one fit, planned and fitted by the protocols the run names (``--protocol``; each
+protocol's ``cells.py``): the paper's grid points scored on validation and final fits scored on
+test, the matched protocol's fits at each target L0. This module holds the run: its settings
+and fingerprint, the output folder, resuming (and ``--recheck``), the loop over the plan and
+the outputs written at the end. Each finished cell is written atomically to ``out/cells/``
+(the seed-0 final model and its arrays first, its JSON last), so a killed run resumed with
+the same settings repeats no finished cell. Data sets are the named ones (``--datasets``) and
+user files (``--data``).
 """
 
 from __future__ import annotations
@@ -22,36 +25,22 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .. import metrics
 from .._version import __version__
 from ..datasets import LabelColumn
-from ..errors import FitFailedError, ParameterError, PsaeError
-from ..estimator import SparseAutoencoder
+from ..errors import ParameterError, PsaeError
 from ..fileio import atomic_write
-from ..ownership import adopt, check_output_dir, make_dirs, owns_file, record_file
+from ..ownership import adopt, check_output_dir, make_dirs, record_file
 from ..params import validate
-from ..preprocessing import Normalizer
-from .cells import (
-    SELECTION,
-    Planned,
-    cell_arrays,
-    cell_key,
-    failed_scores,
-    finite,
-    load_atoms,
-    make_model,
-    raw_scores,
-    save_atoms,
-    save_npz,
-    score,
-    threshold_sweep,
-)
+from .cell_runner import Cells, NotRun
+from .cells import Planned
 from .code_key import training_code_key
 from .data import Splits, UserData, load_splits, load_user_data, split_dataset
 from .labels import models
-from .matched.settings import MatchedProtocol, make_matched_model, matched_for, matched_models
-from .pages import save_final_model, write_pages
-from .paper.settings import DataProtocol, grid_for, protocol_for, protocol_for_data
+from .matched.settings import MatchedProtocol, matched_for
+from .pages import write_pages
+from .paper.settings import DataProtocol, protocol_for, protocol_for_data
+from .protocol import Protocol
+from .protocols import BOTH, fitting_protocols
 from .recheck import finished_cells, pick, recheck, unchecked
 from .results import gather, to_csv
 
@@ -86,7 +75,7 @@ class RunConfig:
     threads: int | str = "auto"  # CPU threads of every fit; not in the fingerprint (bits only)
     data: list[str] = field(default_factory=list)
     label_column: LabelColumn = "auto"
-    protocol_name: str = "paper"  # "paper", "matched" or "both"
+    protocol_name: str = "paper"  # a registered protocol that fits cells, or "both"
     report_only: bool = False  # write results and report from the finished cells; train nothing
     force: bool = False  # write into a --out holding other files (never replacing them)
     recheck: bool = False  # resume under changed training code if it refits cells identically
@@ -109,9 +98,9 @@ class RunConfig:
         if self.report_only and not (self.out / "run.json").exists():
             raise ParameterError(f"--report-only needs a run in {self.out}: it has no run.json")
         self.resume = self.resume or self.report_only
-        if self.protocol_name not in ("paper", "matched", "both"):
-            raise ParameterError(f"--protocol must be paper, matched or both, got "
-                                 f"{self.protocol_name!r}")
+        if self.protocol_name not in (names := protocol_choices()):
+            raise ParameterError(f"--protocol must be {', '.join(names[:-1])} or {names[-1]}, "
+                                 f"got {self.protocol_name!r}")
         users = load_user_data(self.data, self.label_column, self.data_dir)
         self.user = {u.key: u for u in users}
 
@@ -128,12 +117,11 @@ class RunConfig:
         return protocol_for(dataset, self.quick, **self.overrides)
 
     @property
-    def paper(self) -> bool:
-        return self.protocol_name in ("paper", "both")
-
-    @property
-    def matched(self) -> bool:
-        return self.protocol_name in ("matched", "both")
+    def protocols(self) -> list[Protocol]:
+        """The protocols whose cells this run fits, in the order it fits them."""
+        names = BOTH if self.protocol_name == "both" else (self.protocol_name,)
+        by_name = {p.name: p for p in fitting_protocols()}
+        return [by_name[n] for n in names]
 
     def matched_protocol(self, dataset: str) -> MatchedProtocol:
         width = self.user[dataset].dataset.n_features if dataset in self.user else None
@@ -155,17 +143,20 @@ class RunConfig:
             "quick": self.quick,
             "seeds": self.seeds,
             "device": self.device,
-            "protocols": {d: self.protocol(d).as_dict() for d in self.names},
-            "grids": {m: grid_for(m, self.quick) for m in self.models},
+            "protocols": {d: self.protocol(d).as_dict() for d in self.names},  # the splits
         }
         if self.user:  # only then: runs started before --data existed still resume
             fp["data"] = {k: u.fingerprint() for k, u in self.user.items()}
         if self.protocol_name != "paper":  # likewise for runs started before --protocol
             fp["protocol"] = self.protocol_name
-            fp["matched"] = {d: self.matched_protocol(d).as_dict() for d in self.names}
-            if not self.paper:
-                fp.pop("grids")
+        for p in self.protocols:
+            fp.update(p.cells.fingerprint(self))
         return fp
+
+
+def protocol_choices() -> list[str]:
+    """What ``--protocol`` accepts: every protocol that fits cells, and ``both``."""
+    return [*(p.name for p in fitting_protocols()), "both"]
 
 
 # ------------------------------------------------------------------------------------- resume
@@ -335,9 +326,8 @@ def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str, done: dict[str
     with tempfile.TemporaryDirectory(prefix="psae-recheck-") as tmp:
         again = copy.copy(cfg)  # not replace(): that would read and hash the --data again
         again.out, again.resume, again.report_only = Path(tmp), False, False
-        scratch = _Cells(again, splits, list(range(cfg.seeds)))
+        scratch = Cells(again, splits, list(range(cfg.seeds)))
         make_dirs(scratch.cfg.out / "cells")
-        make_dirs(scratch.cfg.out / "atoms")
         scratch.done = dict(done)
 
         def refit(cell: dict) -> dict:
@@ -365,10 +355,8 @@ def run(cfg: RunConfig) -> dict:
     for name in cfg.names:
         splits[name] = cfg.splits(name)
     if not cfg.report_only:
-        _Cells(cfg, splits, list(range(cfg.seeds))).check()
+        _check_models(Cells(cfg, splits, list(range(cfg.seeds))))
     make_dirs(cfg.out / "cells")
-    if cfg.matched:
-        make_dirs(cfg.out / "atoms")
     handler = _setup_logging(cfg.out)
     try:
         _check_resume(cfg, splits)
@@ -378,221 +366,18 @@ def run(cfg: RunConfig) -> dict:
         handler.close()
 
 
-# ------------------------------------------------------------------------------------- cells
-def _cost(proto: DataProtocol, n: int, d: int) -> float:
-    return n * d * proto.n_components * proto.epochs
-
-
-class _NotRun(Exception):
-    """A cell that is not on disk, under ``report_only``."""
-
-
-class _Cells:
-    """The cells of one run: which to run, in what order, and running (or resuming) each."""
-
-    def __init__(self, cfg: RunConfig, splits: dict[str, Splits], seeds: list[int]):
-        self.cfg, self.splits, self.seeds = cfg, splits, seeds
-        self.threshold = metrics.DEFAULT_THRESHOLD
-        self.done: dict[str, dict] = {}
-        self._normalized: dict[tuple, tuple] = {}
-
-    def plan(self) -> list[Planned]:
-        """The paper protocol's grid points and
-        final fits, then the matched protocol's cells (point = the target L0, None for RAE),
-        each group's seeds in order: later seeds start where the first ended."""
-        plan = self._paper_plan() if self.cfg.paper else []
-        groups = self._matched_groups() if self.cfg.matched else []
-        return plan + [cell for group in groups for cell in group]
-
-    def _matched_groups(self) -> list[list[Planned]]:
-        groups = []
-        for name in self.cfg.names:
-            mp, sp = self.cfg.matched_protocol(name), self.splits[name]
-            cost = len(sp.X_train) * sp.X_train.shape[1] * mp.n_components * mp.epochs
-            for m in matched_models(self.cfg.models):
-                for t in (None,) if m == "rae" else mp.targets:
-                    groups.append([Planned(name, m, "matched", t, s, cost)
-                                   for s in self.seeds])
-        return groups
-
-    def _paper_plan(self) -> list[Planned]:
-        plan = []
-        for name in self.cfg.names:
-            proto, sp = self.cfg.protocol(name), self.splits[name]
-            d = sp.X_train.shape[1]
-            for m in self.cfg.models:
-                for p, _ in enumerate(grid_for(m, self.cfg.quick)):
-                    plan.append(Planned(name, m, "grid", p, self.seeds[0],
-                                        _cost(proto, len(sp.X_fit), d)))
-            for m in self.cfg.models:
-                for s in self.seeds:
-                    plan.append(Planned(name, m, "final", None, s,
-                                        _cost(proto, len(sp.X_train), d)))
-        return plan
-
-    def check(self) -> None:
-        """Refuse what a fit would refuse (epochs fewer than a model's σ stages, an option its
-        penalty ignores) before anything is written or fitted, not after the other models'
-        cells have run; a final fit's point is one of its grid's, checked there."""
-        for cell in self.plan():
-            if cell.kind == "final":
-                continue
-            try:
-                validate(self._estimator(*cell[:5]))
-            except ParameterError as e:
-                raise ParameterError(f"{cell.model} on {cell.dataset}: {e}") from None
-
-    def _estimator(self, name: str, model: str, kind: str, point: int | None, seed: int,
-                   start: float | None = None) -> SparseAutoencoder:
-        """The unfitted model of one cell: ``point`` is its grid point (a final fit's: the
-        chosen one) or, matched, its target; ``start`` a later matched seed's first weight."""
-        if kind == "matched":
-            return make_matched_model(model, point, self.cfg.matched_protocol(name), seed,
-                                      self.cfg.device, self.cfg.threads, start)
-        return make_model(model, grid_for(model, self.cfg.quick)[point],
-                          self.cfg.protocol(name), seed, self.cfg.device, self.cfg.threads)
-
-    def normalized(self, name: str, kind: str) -> tuple:
-        """(normalizer, X_train, y_train, X_eval, y_eval): grid fit/val or final train/test."""
-        key = (name, kind)
-        if key not in self._normalized:
-            sp = self.splits[name]
-            Xtr, ytr, Xev, yev = ((sp.X_fit, sp.y_fit, sp.X_val, sp.y_val) if kind == "grid"
-                                  else (sp.X_train, sp.y_train, sp.X_test, sp.y_test))
-            nz = Normalizer().fit(Xtr)
-            self._normalized[key] = (nz, nz.transform(Xtr), ytr, nz.transform(Xev), yev)
-        return self._normalized[key]
-
-    def selected_point(self, name: str, model: str) -> int:
-        """The grid point with the best validation score (CA; RE for data without labels)."""
-        crit = "CA" if self.splits[name].labelled else "RE"
-        sign = 1.0 if SELECTION[crit] else -1.0
-        grid = [c for c in self.done.values()
-                if c["kind"] == "grid" and c["dataset"] == name and c["model"] == model]
-        ok = [c for c in grid if finite(c["val"].get(crit)) is not None]
-        if not ok:  # every point diverged: keep the first so the failure shows in the table
-            return 0
-        return max(ok, key=lambda c: (sign * c["val"][crit], -c["point"]))["point"]
-
-    def _resumed(self, key: str, path: Path, params: dict, seed: int) -> bool:
-        if not path.exists():
-            return False
-        try:
-            cell = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            cell = None
-        if cell is not None and cell.get("params") == params and cell.get("seed") == seed:
-            self.done[key] = cell
-            log.info("resume: %s already done, skipped", key)
-            return True
-        log.warning("%s is damaged or from other settings: running the cell again", path)
-        return False
-
-    def run(self, cell: Planned) -> str:
-        """Run one cell (or take it from disk) and return its key."""
-        name, model, kind, point, seed, _ = cell
-        if kind == "matched":
-            return self._run_matched(name, model, point, seed)
-        if kind == "final":
-            point = self.selected_point(name, model)
-        key = cell_key(name, model, kind, point, seed)
-        path = self.cfg.out / "cells" / f"{key}.json"
-        params = grid_for(model, self.cfg.quick)[point]
-        if self._resumed(key, path, params, seed):
-            return key
-        cell = {"dataset": name, "model": model, "kind": kind, "point": point, "seed": seed,
-                "params": params}
-        self._fit(cell, key)
-        atomic_write(path, json.dumps(cell))
-        self.done[key] = cell
-        return key
-
-    def _run_matched(self, name: str, model: str, target: int | None, seed: int) -> str:
-        key = cell_key(name, model, "matched", target, seed)
-        path = self.cfg.out / "cells" / f"{key}.json"
-        params = {"target_l0": target}
-        if self._resumed(key, path, params, seed):
-            return key
-        stale = self.cfg.out / "atoms" / f"{key}.npz"
-        if stale.is_file() and owns_file(stale):  # an earlier attempt's: not this fit's atoms
-            stale.unlink()
-        first = self.done.get(cell_key(name, model, "matched", target, self.seeds[0]))
-        start = None if seed == self.seeds[0] or not first else first.get("penalty_weight")
-        mp = self.cfg.matched_protocol(name)
-        est = self._estimator(name, model, "matched", target, seed, start)
-        cell = {"dataset": name, "model": model, "kind": "matched", "point": target,
-                "seed": seed, "params": params, "start_weight": start}
-        self._fit(cell, key, est, save_model=seed == self.seeds[0]
-                  and target in (None, mp.explore_target))
-        if "error" not in cell:
-            cell.update(penalty_weight=est.penalty_weight_, stopped_early=est.stopped_early_,
-                        dead_fraction=est.dead_fraction_, batch_size=est.batch_size_,
-                        precision=est.precision_,
-                        stability=self._stability(key, est, name, model, target, seed))
-        atomic_write(path, json.dumps(cell))
-        self.done[key] = cell
-        return key
-
-    def _stability(self, key: str, est, name: str, model: str, target: int | None,
-                   seed: int) -> dict[str, float]:
-        """Atom stability against each earlier seed of the same model and target whose atoms
-        are on disk (``atoms/``, kept out of the committed results: a run resumed elsewhere
-        compares the seeds it has); this fit's atoms are saved for the seeds after it."""
-        atoms = self.cfg.out / "atoms"
-        save_atoms(atoms / f"{key}.npz", est)
-        out = {}
-        for s in self.seeds:
-            if s >= seed:
-                break
-            other = load_atoms(atoms / f"{cell_key(name, model, 'matched', target, s)}.npz")
-            if other is not None:
-                out[f"seed{s}"] = metrics.atom_stability(est.components_, other)
-        return out
-
-    def _fit(self, cell: dict, key: str, est=None, save_model: bool | None = None) -> None:
-        cfg, name, kind = self.cfg, cell["dataset"], cell["kind"]
-        if cfg.report_only:
-            raise _NotRun(key)
-        nz, Xtr, ytr, Xev, yev = self.normalized(name, "grid" if kind == "grid" else "final")
+def _check_models(cells: Cells) -> None:
+    """Refuse what a fit would refuse (epochs fewer than a model's σ stages, an option its
+    penalty ignores) before anything is written or fitted, not after the other models'
+    cells have run."""
+    for planned in cells.plan():
+        est = cells.estimator(planned)
         if est is None:
-            est = self._estimator(name, cell["model"], kind, cell["point"], cell["seed"])
-        if save_model is None:
-            save_model = kind == "final" and cell["seed"] == self.seeds[0]
-        t0 = time.perf_counter()
+            continue
         try:
-            est.fit(Xtr)
-            fit_seconds = time.perf_counter() - t0
-            scores, H = score(est, Xtr, ytr, Xev, yev, self.threshold)
-        except FitFailedError as e:
-            log.warning("%s diverged: %s", key, e)
-            cell.update(error=str(e), fit_seconds=time.perf_counter() - t0, n_epochs=0,
-                        seconds=time.perf_counter() - t0, history=[])
-            cell["val" if kind == "grid" else "test"] = failed_scores(
-                kind, self.threshold, self.splits[name].labelled)
-            return
-        cell.update(fit_seconds=fit_seconds, n_epochs=est.n_iter_,
-                    seconds=time.perf_counter() - t0)
-        if kind == "grid":
-            cell["val"] = {k: v for k, v in scores.items() if k != "L0"}
-        else:
-            cell["test"] = {k: v for k, v in scores.items() if k not in ("L0_mean", "L0_std")}
-            cell["history"] = est.history_
-            if save_model:
-                save_final_model(cfg.out, name, cell["model"] if kind == "final"
-                                 else f"{cell['model']}_matched", nz, est,
-                                 {"reproduce": key, "params": cell["params"]})
-            if kind == "matched":
-                cell["test_raw"] = raw_scores(est, Xev)
-                # seed 0 at the target the report shows it for: three more CA fits
-                mp = cfg.matched_protocol(name)
-                if cell["seed"] == self.seeds[0] and cell["point"] == mp.explore_target:
-                    t1 = time.perf_counter()
-                    cell["sweep"] = threshold_sweep(est, Xtr, ytr, Xev, yev, scores)
-                    cell["sweep_seconds"] = time.perf_counter() - t1
-            cell["arrays"] = f"cells/{key}.npz"
-            save_npz(cfg.out / cell["arrays"], cell_arrays(est, H, Xev, self.threshold))
-        log.info("%s: %s in %.1fs", key, json.dumps(cell.get("val") or cell["test"]),
-                 cell["seconds"])
+            validate(est)
+        except ParameterError as e:
+            raise ParameterError(f"{planned.model} on {planned.dataset}: {e}") from None
 
 
 # ------------------------------------------------------------------------------------- run
@@ -608,7 +393,7 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
     seeds = list(range(cfg.seeds))
     log.info("psae %s reproduce: %s", __version__, cfg.command)
     log.info("data sets: %s", ", ".join(splits))
-    cells = _Cells(cfg, splits, seeds)
+    cells = Cells(cfg, splits, seeds)
     plan = cells.plan()
     bar = _progress(cfg, plan)
     missing = 0
@@ -616,7 +401,7 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
         bar.set_postfix_str(f"{cell.dataset}__{cell.model}__{cell.kind}")
         try:
             cells.run(cell)
-        except _NotRun:
+        except NotRun:
             missing += 1
         bar.update(cell.cost)
     bar.close()
@@ -624,7 +409,7 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
         log.info("--report-only: %d of %d cells not run; the results hold the %d finished",
                  missing, len(plan), len(plan) - missing)
     results = gather(cfg, splits, cells.done, seeds, cells.threshold, started,
-                     time.perf_counter() - t_start)
+                     time.perf_counter() - t_start, fitting_protocols())
     results["explorer"] = write_pages(cfg.out, results, splits)
     results["seconds"] = time.perf_counter() - t_start
     _write_outputs(cfg.out, results)

@@ -1,6 +1,7 @@
 """A measure's mean ± std over seeds, as every renderer reads, compares and writes it.
 
-Both protocols' summaries hold ``{"mean", "std", "n"}`` per measure; :func:`read` turns one into
+Both protocols' summaries hold ``{"mean", "std", "n"}`` per measure, which :func:`summarize`
+makes from the seeds' values; :func:`read` turns one into
 a :data:`Stat` (or None), :func:`below` and :func:`apart` say whether two intervals are
 clearly ordered, :func:`mean_std` writes one for a table.
 """
@@ -9,12 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from .cells import finite
 
-__all__ = ["Stat", "read", "below", "apart", "mean_std"]
+__all__ = ["Stat", "summarize", "read", "below", "apart", "mean_std"]
 
 Stat = tuple[float, float, int]
 """(mean, population std over seeds, number of seeds)."""
+
+
+def summarize(values: list) -> dict:
+    """Mean and population std over seeds; a measure never computed (CA without labels) has
+    mean None and n 0, while a failed fit's NaN stays in and shows."""
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if not v.size:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
 
 
 def read(entry: Mapping | None) -> Stat | None:

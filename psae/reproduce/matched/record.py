@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..protocol import Protocol
+from .cells import RULES
 from .claims import matched_claims
 from .figures import matched_figures
 from .section import matched_section
@@ -21,4 +22,4 @@ def _figures(results: dict, out_dir) -> dict[str, list[str]]:
 PROTOCOL = Protocol(name="matched", claims_key="matched_claims",
                     holds=lambda results: bool(results.get("matched")),
                     claims=_claims, figures=_figures, section=matched_section,
-                    order=10)
+                    order=10, cells=RULES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..protocol import Protocol
+from .cells import RULES
 from .claims import evaluate_claims
 from .figures import make_figures
 from .section import paper_section
@@ -21,4 +22,4 @@ def _figures(results: dict, out_dir) -> dict[str, list[str]]:
 
 PROTOCOL = Protocol(name="paper", claims_key="claims",
                     holds=lambda results: bool(results.get("final")),
-                    claims=_claims, figures=_figures, section=paper_section, order=20)
+                    claims=_claims, figures=_figures, section=paper_section, order=20, cells=RULES)
