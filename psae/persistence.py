@@ -7,7 +7,7 @@ and :mod:`psae.bundle` puts a whole saved unit together. No pickle anywhere.
 Writes never lose what is on disk, and a reader never finds the folder missing. A new model is
 built in a temporary folder beside the target, then exchanged with the old one in one atomic
 step (``renameat2(RENAME_EXCHANGE)``; where the system lacks it, file by file, config last). A
-folder holding files psae did not write (:mod:`psae.ownership`) is refused unless ``force``;
+folder holding files psae did not write (:mod:`psae.io.ownership`) is refused unless ``force``;
 even then only psae's own files are replaced, one atomic rename each, config last, and a user's
 file with one of psae's names is never replaced. Loading reads every file through one handle
 on the folder and checks the format version, each file's SHA-256 and every tensor's shape; a
@@ -32,14 +32,14 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_bytes
 from safetensors.numpy import save as save_bytes
 
-from . import ownership
 from ._version import __version__
 from .errors import ModelFormatError, OwnershipError
-from .fileio import dir_mode, file_mode, fsync_dir, remove_stale, temp_prefix
-from .ownership import MODEL_CONFIG as CONFIG
-from .ownership import MODEL_FORMAT as FORMAT
-from .ownership import MODEL_NORMALIZER as NORMALIZER
-from .ownership import MODEL_WEIGHTS as WEIGHTS
+from .io import ownership
+from .io.atomic import dir_mode, file_mode, fsync_dir, remove_stale, temp_prefix
+from .io.ownership import MODEL_CONFIG as CONFIG
+from .io.ownership import MODEL_FORMAT as FORMAT
+from .io.ownership import MODEL_NORMALIZER as NORMALIZER
+from .io.ownership import MODEL_WEIGHTS as WEIGHTS
 
 __all__ = ["ModelFormatError", "FORMAT_VERSION", "write_model", "read_model", "read_normalizer",
            "is_model_dir", "check_shapes", "check_writable", "jsonable", "OWN_FILES"]

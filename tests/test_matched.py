@@ -186,7 +186,7 @@ def test_cells_of_other_training_code_are_reported_not_resumed(run, tmp_path):
     meta = json.loads(run_file.read_text())
     meta["fingerprint"]["training_code"] = "0" * 16
     run_file.write_text(json.dumps(meta))
-    from psae.ownership import record_file
+    from psae.io.ownership import record_file
 
     record_file(run_file)  # as if psae had written it
     args = ["reproduce", "--quick", "--protocol", "matched", "--models", MODELS, "--quiet",
@@ -200,7 +200,7 @@ def _other_code_copy(run, tmp_path):
     """A copy of the quick run whose run.json says other training code fitted its cells."""
     import shutil
 
-    from psae.ownership import record_file
+    from psae.io.ownership import record_file
 
     out, _ = run
     copy = tmp_path / "copy"

@@ -209,7 +209,7 @@ def test_protocol_rule_scales_like_the_named_protocols():
 
 
 def test_a_folders_sha256_covers_its_files_names_and_bytes(tmp_path):
-    from psae.digest import sha256_tree as file_sha256
+    from psae.io.digest import sha256_tree as file_sha256
 
     (tmp_path / "train" / "a").mkdir(parents=True)
     (tmp_path / "train" / "a" / "1.png").write_bytes(b"one")

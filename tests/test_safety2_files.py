@@ -147,9 +147,9 @@ def test_files_named_like_temporaries_are_the_users(model, npz, tmp_path):
 
 
 def test_a_dead_writers_temporary_goes_and_a_live_ones_stays(tmp_path):
-    from psae.fileio import atomic_write, temp_prefix
+    from psae.io.atomic import atomic_write, temp_prefix
 
-    child = subprocess.run([sys.executable, "-c", "from psae.fileio import temp_prefix; "
+    child = subprocess.run([sys.executable, "-c", "from psae.io.atomic import temp_prefix; "
                             "print(temp_prefix('f.txt'))"], capture_output=True, text=True)
     dead = tmp_path / (child.stdout.strip() + "abc.txt")  # its writer has exited
     live = tmp_path / (temp_prefix("f.txt") + "xyz.txt")  # this process: alive
@@ -338,7 +338,7 @@ def test_a_failed_reproduce_creates_no_folder(tmp_path, capsys):
 
 
 def test_legacy_run_folders_are_adopted(tmp_path):
-    from psae.ownership import MANIFEST
+    from psae.io.ownership import MANIFEST
 
     out = tmp_path / "old"
     assert main([*QUICK, "--out", str(out)]) == 0
@@ -406,7 +406,7 @@ def test_an_interrupted_in_place_save_can_be_done_again(tmp_path, monkeypatch):
 
 
 def test_an_empty_folder_is_nothing_to_refuse(tmp_path):
-    from psae.ownership import foreign_entries
+    from psae.io.ownership import foreign_entries
 
     (tmp_path / "cells").mkdir()  # e.g. made just before a kill, its manifest never written
     (tmp_path / "mine").mkdir()
@@ -415,7 +415,7 @@ def test_an_empty_folder_is_nothing_to_refuse(tmp_path):
 
 
 def test_an_adoption_cut_short_is_done_again(tmp_path):
-    from psae.ownership import MANIFEST
+    from psae.io.ownership import MANIFEST
 
     out = tmp_path / "old"
     assert main([*QUICK, "--out", str(out)]) == 0

@@ -181,7 +181,7 @@ class _Loaded:
 def _write_npy_codes(out: Path, model, Xn: np.ndarray, force: bool) -> None:
     """Stream codes into a memory-mapped ``.npy`` whose disk space is reserved first: a full
     disk is then an error before the map is touched, never a SIGBUS."""
-    from ..fileio import allocate, atomic_path
+    from ..io.atomic import allocate, atomic_path
 
     shape = (Xn.shape[0], model.n_components)
     header = 128  # numpy's .npy header for a 2-D float32 array fits in 128 bytes
@@ -195,8 +195,8 @@ def _write_npy_codes(out: Path, model, Xn: np.ndarray, force: bool) -> None:
 
 
 def cmd_encode(args) -> int:
-    from ..fileio import atomic_write
-    from ..ownership import check_output_file
+    from ..io.atomic import atomic_write
+    from ..io.ownership import check_output_file
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -259,7 +259,7 @@ def _evaluate_rows(result: dict, t: float) -> list[tuple[str, str]]:
 
 def cmd_evaluate(args) -> int:
     from .. import metrics
-    from ..ownership import check_output_file
+    from ..io.ownership import check_output_file
 
     if args.json:
         check_output_file(args.json, force=args.force, inputs=input_paths(args), option="--json")
@@ -285,7 +285,7 @@ def cmd_evaluate(args) -> int:
     text = json.dumps(result)
     print(text)
     if args.json:
-        from ..fileio import atomic_write
+        from ..io.atomic import atomic_write
 
         atomic_write(args.json, text + "\n", replace=args.force)
     return 0

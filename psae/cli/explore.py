@@ -69,7 +69,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def cmd_explore(args) -> int:
     from ..bundle import load, split
-    from ..ownership import check_output_dir
+    from ..io.ownership import check_output_dir
 
     if args.top_n < 1:
         raise ParameterError(f"--top-n must be at least 1, got {args.top_n}")

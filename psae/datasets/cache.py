@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import fileio
+from ..io import atomic
 from ._base import RawData
 from .checksums import file_digests, verify_digests
 
@@ -125,7 +125,7 @@ class Cache:
         if self.directory is not None:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                fileio.atomic_write(self.directory / _MEMO, json.dumps(memo, indent=0),
+                atomic.atomic_write(self.directory / _MEMO, json.dumps(memo, indent=0),
                                     record=False)
             except OSError as e:  # the memo is an optimisation only
                 log.debug("cannot write digest memo: %s", e)
@@ -184,10 +184,10 @@ class Cache:
         final = self.entry_dir(name, key)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fileio.remove_stale(final)
-            tmp = Path(tempfile.mkdtemp(dir=self.directory, prefix=fileio.temp_prefix(final.name)))
+            atomic.remove_stale(final)
+            tmp = Path(tempfile.mkdtemp(dir=self.directory, prefix=atomic.temp_prefix(final.name)))
             # mkdtemp makes 0700; an entry is an ordinary directory (its files follow the umask)
-            os.chmod(tmp, fileio.dir_mode())
+            os.chmod(tmp, atomic.dir_mode())
         except OSError as e:
             log.warning("cannot write cache in %s: %s", self.directory, e)
             return
@@ -217,7 +217,7 @@ class Cache:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            fileio.fsync_dir(self.directory)
+            atomic.fsync_dir(self.directory)
         except OSError as e:
             log.warning("cannot write cache entry %s: %s", final, e)
             shutil.rmtree(tmp, ignore_errors=True)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..digest import Tee, hash_file
+from ..io.digest import Tee, hash_file
 from ._base import DatasetError
 from .registry import SOURCES
 

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from tqdm.auto import tqdm
 
-from ..fileio import atomic_path
+from ..io.atomic import atomic_path
 from ._base import DatasetError
 from .checksums import known_digests, verify_digests
 from .registry import SOURCES
@@ -55,7 +55,7 @@ def download_file(
     progress: bool = True,
 ) -> Path:
     """Download ``url`` to ``dest`` via a temp file in the same dir, verify, then rename
-    (:func:`psae.fileio.atomic_path`: the file gets the umask's ordinary mode).
+    (:func:`psae.io.atomic.atomic_path`: the file gets the umask's ordinary mode).
 
     ``expected`` defaults to the published checksums of ``dest``'s name. On any failure the
     temp file is removed and nothing is left at ``dest``. Raises :class:`DownloadError` for

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ParameterError
-from ..fileio import atomic_write
+from ..io.atomic import atomic_write
 from ..metrics import DEFAULT_THRESHOLD
 from ._assets import asset
 from .payload import build_payload

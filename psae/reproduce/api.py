@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ParameterError
-from ..fileio import atomic_write
+from ..io.atomic import atomic_write
 from ..measures import VIEWS
 
 __all__ = ["compare", "Results"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import metrics
 from ..errors import FitFailedError
-from ..fileio import atomic_write
+from ..io.atomic import atomic_write
 from ..preprocessing import Normalizer
 from .cells import Planned, cell_arrays, failed_scores, save_npz, score
 from .data import Splits

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import measures, metrics
 from ..estimator import SparseAutoencoder
-from ..fileio import atomic_write
+from ..io.atomic import atomic_write
 from .labels import penalty_of
 from .paper.settings import DataProtocol
 

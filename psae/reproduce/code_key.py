@@ -17,8 +17,8 @@ from pathlib import Path
 __all__ = ["training_code_key"]
 
 _ROOT = Path(__file__).resolve().parent.parent
-_NOT_TRAINING = ("__main__", "fileio", "ownership", "measures", "persistence", "bundle",
-                 "model_files", "digest", "errors", "_version")
+_NOT_TRAINING = ("__main__", "measures", "persistence", "bundle", "model_files", "errors",
+                 "_version")
 _PARTS = ("sparsity", "training", "reproduce/cells.py", "reproduce/cell_runner.py",
           "reproduce/matched/settings.py", "reproduce/matched/cells.py",
           "reproduce/paper/settings.py", "reproduce/paper/cells.py", "reproduce/labels.py",

@@ -19,8 +19,8 @@ from sklearn.model_selection import train_test_split
 
 from ..datasets import Dataset, LabelColumn
 from ..datasets._base import without
-from ..digest import sha256_tree
 from ..errors import InputError, ParameterError
+from ..io.digest import sha256_tree
 from .paper.settings import DATASETS, DataProtocol
 
 __all__ = ["TEST_FRACTION", "SPLIT_SEED", "MIN_ROWS", "UserData", "Splits", "load_user_data",

@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from ..fileio import atomic_write
+from ..io.atomic import atomic_write
 
 __all__ = ["DPI", "model_colors", "run_models", "save_figure"]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from ..fileio import atomic_write
-from ..ownership import make_dirs
+from ..io.atomic import atomic_write
+from ..io.ownership import make_dirs
 from .labels import dataset_keys, dataset_label
 from .markup import Doc
 from .paper.figures import missing_pieces

@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 from .._version import __version__
 from ..datasets import LabelColumn
 from ..errors import ParameterError, PsaeError
-from ..fileio import atomic_write
-from ..ownership import adopt, check_output_dir, make_dirs, record_file
+from ..io.atomic import atomic_write
+from ..io.ownership import adopt, check_output_dir, make_dirs, record_file
 from ..params import validate
 from .cell_runner import Cells, NotRun
 from .cells import Planned
@@ -172,7 +172,7 @@ def _adopt_legacy_run(out: Path) -> None:
     """A run folder written before psae kept manifests (its run.json says so) has its known
     files recorded as psae's, so that it can be resumed or reported again. run.json is
     recorded last: a folder whose run.json is unrecorded was not adopted (or not fully)."""
-    from ..ownership import MANIFEST
+    from ..io.ownership import MANIFEST
 
     if not (out / "run.json").is_file() or "run.json" in _recorded(out / MANIFEST):
         return
@@ -211,7 +211,7 @@ class _LogFile(logging.FileHandler):
         import errno
         import sys
 
-        from ..ownership import disk_full
+        from ..io.ownership import disk_full
 
         e = sys.exc_info()[1]
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):

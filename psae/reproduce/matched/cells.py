@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 from ... import metrics
+from ...io.ownership import make_dirs, owns_file
 from ...measures import VIEWS
-from ...ownership import make_dirs, owns_file
 from ..cell_runner import Cells, Fitted
 from ..cells import Planned, cell_key, load_atoms, raw_scores, save_atoms, threshold_sweep
 from ..protocol import CellRules

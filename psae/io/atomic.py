@@ -4,7 +4,7 @@ permissions.
 A file is written to a temporary name in its own directory, flushed and fsynced, given the mode
 an ordinary file gets under the user's umask (``mkstemp`` would leave 0600, ``mkdtemp`` 0700),
 then moved over the target with ``os.replace``: a reader sees the old file or the new one, never
-half of one. The target is replaced only when psae wrote it (:mod:`psae.ownership`), and the new
+half of one. The target is replaced only when psae wrote it (:mod:`psae.io.ownership`), and the new
 file is recorded in its directory's manifest. A full disk is a :class:`~psae.DiskFullError`
 that names the path, with the old file intact and no temporary left. A crash leaves at worst a
 hidden temporary carrying psae's marker, the host and the writer's pid and start time; the next
@@ -24,8 +24,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..errors import DiskFullError, OwnershipError, ParameterError
 from . import ownership
-from .errors import DiskFullError, OwnershipError, ParameterError
 from .ownership import TEMP_TAG, dir_mode, disk_full, file_mode
 
 __all__ = [

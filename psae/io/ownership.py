@@ -9,7 +9,7 @@ even then the user's entries are never replaced. A recorded file whose bytes cha
 wrote it is the user's too.
 
 Commands check their outputs with :func:`check_output_dir` / :func:`check_output_file` before
-any work starts, so a refused output costs nothing; :mod:`psae.fileio` records each file as it
+any work starts, so a refused output costs nothing; :mod:`psae.io.atomic` records each file as it
 lands and refuses to replace one psae does not own.
 """
 
@@ -23,8 +23,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..errors import DiskFullError, OwnershipError
 from .digest import sha256_file
-from .errors import DiskFullError, OwnershipError
 
 __all__ = [
     "MANIFEST", "MODEL_CONFIG", "MODEL_WEIGHTS", "MODEL_NORMALIZER", "MODEL_FORMAT",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 MANIFEST = ".psae-manifest.json"
-TEMP_TAG = ".psae-tmp-"  # the marker of psae's temporaries (see fileio.temp_prefix)
+TEMP_TAG = ".psae-tmp-"  # the marker of psae's temporaries (see atomic.temp_prefix)
 # a model directory's own files: its config records the others' hashes
 MODEL_CONFIG, MODEL_WEIGHTS, MODEL_NORMALIZER = "config.json", "model.safetensors", \
     "normalizer.safetensors"
