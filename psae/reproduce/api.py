@@ -119,7 +119,8 @@ def compare(data: str | os.PathLike[str] | np.ndarray | tuple = "digits", *,
             n_components: int | None = None, device: str = "auto",
             threads: int | str = "auto", resume: bool = False, force: bool = False,
             progress: bool = False, name: str = "data") -> Results:
-    """Run a protocol (``"matched"``, ``"paper"`` or ``"both"``) on ``data`` for ``models``
+    """Run a protocol (``"matched"``, ``"paper"``, ``"both"`` or one registered with
+    :func:`psae.reproduce.protocols.register`) on ``data`` for ``models``
     (default: all) with ``seeds`` seeds, write the run folder ``out`` as ``psae reproduce``
     does, and return its :class:`Results`. The parameters are the command's options; ``name``
     is the data set's name in the results when ``data`` is arrays."""
