@@ -16,7 +16,7 @@ from . import model_files, persistence
 from .estimator import SparseAutoencoder
 from .preprocessing import Normalizer
 
-__all__ = ["save", "load", "save_model", "load_model", "split"]
+__all__ = ["save", "load", "split", "pipeline"]
 
 
 def split(obj) -> tuple[Normalizer | None, SparseAutoencoder]:
@@ -50,32 +50,20 @@ def save(obj, path: str | os.PathLike[str], *, force: bool = False, extra: dict 
                                    normalizer=None if normalizer is None else normalizer._state())
 
 
-def load(path: str | os.PathLike[str], device: str | None = None):
-    """Exactly what :func:`save` wrote: a ``SparseAutoencoder``, or a ``Pipeline`` of its
-    ``Normalizer`` and the ``SparseAutoencoder`` (steps ``"normalizer"``, ``"autoencoder"``)."""
-    model, normalizer = load_model(path, with_normalizer=True, device=device)
+def pipeline(normalizer: Normalizer | None, model: SparseAutoencoder):
+    """``model`` with its preprocessing as :func:`load` gives it back: the autoencoder alone
+    without a normalizer, else ``Pipeline`` steps ``"normalizer"``, ``"autoencoder"``."""
     if normalizer is None:
         return model
     return Pipeline([("normalizer", normalizer), ("autoencoder", model)])
 
 
-def save_model(model: SparseAutoencoder, path, normalizer: Normalizer | None = None,
-               extra: dict | None = None, force: bool = False) -> Path:
-    """Save ``model`` (and optionally its fitted ``normalizer``) to the directory ``path``."""
-    return save(model if normalizer is None else Pipeline([("normalizer", normalizer),
-                                                           ("autoencoder", model)]),
-                path, force=force, extra=extra)
-
-
-def load_model(path, with_normalizer: bool = False, device: str | None = None):
-    """The autoencoder of a model directory; with ``with_normalizer`` the pair
-    ``(model, normalizer or None)``. Without it, a directory that holds preprocessing is an
-    error (:meth:`SparseAutoencoder.load`): dropping it must be asked for."""
-    if not with_normalizer:
-        return SparseAutoencoder.load(path, device)
+def load(path: str | os.PathLike[str], device: str | None = None):
+    """Exactly what :func:`save` wrote: a ``SparseAutoencoder``, or a ``Pipeline`` of its
+    ``Normalizer`` and the ``SparseAutoencoder`` (:func:`split` takes it apart again)."""
     config, arrays, part = persistence.read_bundle(path)
     model = model_files.from_state(SparseAutoencoder, config, arrays,
                                    str(Path(path) / persistence.CONFIG), device)
     normalizer = None if part is None else Normalizer._from_state(
         *part, where=str(Path(path) / persistence.NORMALIZER))
-    return model, normalizer
+    return pipeline(normalizer, model)

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from psae import Normalizer, SparseAutoencoder
-from psae.bundle import load_model, save_model
+from psae import Normalizer, SparseAutoencoder, load, save
+from psae.bundle import pipeline, split
 from psae.persistence import ModelFormatError
 
 
@@ -14,7 +14,7 @@ def fitted(digits):
 
 
 def test_weights_are_safetensors_and_config_json(tmp_path, fitted):
-    save_model(fitted, tmp_path / "m")
+    save(fitted, tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json",
                                                                   "model.safetensors"]
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
@@ -25,13 +25,13 @@ def test_weights_are_safetensors_and_config_json(tmp_path, fitted):
 def test_normalizer_round_trip(tmp_path, fitted, digits):
     raw = np.random.default_rng(0).uniform(0, 16, size=(50, 64))
     nz = Normalizer().fit(raw)
-    save_model(fitted, tmp_path / "m", normalizer=nz)
-    model, nz2 = load_model(tmp_path / "m", with_normalizer=True)
+    save(pipeline(nz, fitted), tmp_path / "m")
+    nz2, model = split(load(tmp_path / "m"))
     np.testing.assert_array_equal(nz2.transform(raw), nz.transform(raw))
 
 
 def test_truncated_weights_fail_clearly(tmp_path, fitted):
-    save_model(fitted, tmp_path / "m")
+    save(fitted, tmp_path / "m")
     w = tmp_path / "m" / "model.safetensors"
     w.write_bytes(w.read_bytes()[:-100])
     with pytest.raises(ModelFormatError, match="truncated or was altered"):
@@ -39,7 +39,7 @@ def test_truncated_weights_fail_clearly(tmp_path, fitted):
 
 
 def test_altered_weights_fail_clearly(tmp_path, fitted):
-    save_model(fitted, tmp_path / "m")
+    save(fitted, tmp_path / "m")
     w = tmp_path / "m" / "model.safetensors"
     data = bytearray(w.read_bytes())
     data[-5] ^= 0xFF
@@ -49,7 +49,7 @@ def test_altered_weights_fail_clearly(tmp_path, fitted):
 
 
 def test_incompatible_version_and_bad_config(tmp_path, fitted):
-    save_model(fitted, tmp_path / "m")
+    save(fitted, tmp_path / "m")
     cfg_path = tmp_path / "m" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["format_version"] = 99
@@ -64,7 +64,7 @@ def test_incompatible_version_and_bad_config(tmp_path, fitted):
 
 
 def test_failed_save_keeps_existing_model(tmp_path, fitted, digits, monkeypatch):
-    save_model(fitted, tmp_path / "m")
+    save(fitted, tmp_path / "m")
     before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
     other = SparseAutoencoder(n_components=8, epochs=4, random_state=1, device="cpu")
     other.fit(digits[0])
@@ -84,7 +84,7 @@ def test_failed_save_keeps_existing_model(tmp_path, fitted, digits, monkeypatch)
 
 
 def test_failed_fit_leaves_model_dir_alone(tmp_path, fitted):
-    save_model(fitted, tmp_path / "m")
+    save(fitted, tmp_path / "m")
     before = (tmp_path / "m" / "model.safetensors").read_bytes()
     with pytest.raises(ValueError):
         SparseAutoencoder(sigmas=(0.1, 1.0), device="cpu").fit(np.ones((5, 64)))
@@ -101,7 +101,7 @@ def test_save_unfitted_fails(tmp_path):
 def test_saved_cuda_device_loads_on_a_cpu_machine(tmp_path, fitted, digits):
     import torch
 
-    save_model(fitted, tmp_path / "m")
+    save(fitted, tmp_path / "m")
     cfg_path = tmp_path / "m" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["params"]["device"] = "cuda"

@@ -147,7 +147,7 @@ def cmd_fit(args) -> int:
     if rank == 0:
         extra = {"data": str(args.data), "source": str(ds.source),
                  "label_column": ds.label_column}
-        bundle.save_model(model, args.out, normalizer=normalizer, extra=extra, force=args.force)
+        bundle.save(bundle.pipeline(normalizer, model), args.out, extra=extra, force=args.force)
         print(json.dumps({"model": str(args.out), "penalty": model.penalty,
                           "n_components": model.n_components, "epochs": model.n_iter_,
                           "final_loss": model.history_[-1]["loss"],
@@ -161,10 +161,10 @@ class _Loaded:
 
     def __init__(self, model_dir, data: str):
         from .. import persistence
-        from ..bundle import load_model
+        from ..bundle import load, split
 
         self.dir, self.data = model_dir, data
-        self.model, self.normalizer = load_model(model_dir, with_normalizer=True)
+        self.normalizer, self.model = split(load(model_dir))
         self.extra = persistence.read_model(model_dir)[0].get("extra") or {}
         if self.normalizer is None:
             note(f"{model_dir} carries no preprocessing (saved without a Normalizer): its "

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sklearn.pipeline import Pipeline
-
 from .. import bundle, persistence
 from ..explore.model_page import write_model_page
 from ..metrics import DEFAULT_THRESHOLD
@@ -38,8 +36,7 @@ def page_dir(out: Path, dataset: str, model: str) -> Path:
 
 def save_final_model(out: Path, dataset: str, model: str, normalizer, est, extra: dict) -> None:
     """The seed-0 final model with its preprocessing, as ``psae fit`` would write it."""
-    pipe = Pipeline([("normalizer", normalizer), ("autoencoder", est)])
-    bundle.save(pipe, model_dir(out, dataset, model), extra=extra)
+    bundle.save(bundle.pipeline(normalizer, est), model_dir(out, dataset, model), extra=extra)
 
 
 def _page(out: Path, results: dict, ds: str, m: str, sp) -> dict:
