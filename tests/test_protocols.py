@@ -156,12 +156,21 @@ def test_a_registered_protocol_plans_fits_and_resumes_its_own_cells(tmp_path):
         assert "Half protocol" in (out / "report.md").read_text()
         fp = json.loads((out / "run.json").read_text())["fingerprint"]
         assert fp["protocol"] == "half" and fp["half"] == {"epochs": 3} and "grids" not in fp
-        stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
-        assert len(stamps) == 2
+        def stamps():  # an atomic rewrite would give a cell file a new inode
+            return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
+                    for p in (out / "cells").glob("[!.]*.json")}
+
+        before = stamps()
+        assert len(before) == 2
         assert main(args) == 0  # the same command again fits nothing
-        assert stamps == {p.name: p.stat().st_mtime_ns
-                          for p in (out / "cells").glob("[!.]*.json")}
-        assert "half__seed1 already done" in (out / "log.txt").read_text()
+        assert stamps() == before
+        log = (out / "log.txt").read_text()
+        assert "half__seed0 already done" in log and "half__seed1 already done" in log
+        (out / "cells" / "digits__rae__half__seed1.json").unlink()
+        assert main(args) == 0  # a lost cell is fitted again, and only that one
+        after = stamps()
+        assert after["digits__rae__half__seed0.json"] == before["digits__rae__half__seed0.json"]
+        assert "digits__rae__half__seed1.json" in after
     finally:
         protocols.unregister("half")
     assert main(args) == 2  # unregistered: --protocol half is refused
@@ -174,3 +183,15 @@ def test_each_cell_kind_belongs_to_one_protocol():
         protocols.register(clash)
     with pytest.raises(ValueError, match="'both' names"):
         protocols.register(Protocol("both", "both_claims", bool, bool, bool, bool))
+
+
+def test_a_both_run_fits_the_paper_cells_before_the_matched_ones(tmp_path):
+    from psae.reproduce.cell_runner import Cells
+    from psae.reproduce.runner import RunConfig
+
+    cfg = RunConfig(datasets=["digits"], models=["rae", "topk"], out=tmp_path / "x",
+                    quick=True, protocol_name="both")
+    kinds = [c.kind for c in Cells(cfg, {"digits": cfg.splits("digits")}, [0, 1]).plan()]
+    first_matched = kinds.index("matched")
+    assert {"grid", "final"} == set(kinds[:first_matched])
+    assert set(kinds[first_matched:]) == {"matched"}

@@ -55,7 +55,8 @@ class Cells:
         self._rules = {kind: p.cells for p in cfg.protocols for kind in p.cells.kinds}
 
     def plan(self) -> list[Planned]:
-        """Every protocol's cells, in registry order (the paper's before the matched ones)."""
+        """Every protocol's cells, in the order ``cfg.protocols`` names them (for ``both``:
+        the paper's, then the matched ones)."""
         return [c for p in self.cfg.protocols for c in p.cells.plan(self)]
 
     def estimator(self, planned: Planned):

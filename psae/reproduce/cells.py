@@ -44,7 +44,7 @@ class Planned(NamedTuple):
 
     dataset: str
     model: str
-    kind: str  # "grid", "final" or "matched"
+    kind: str  # one its protocol's CellRules.kinds names: "grid", "final", "matched", ...
     point: int | None
     seed: int
     cost: float = 0.0

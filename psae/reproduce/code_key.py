@@ -45,11 +45,15 @@ def _code_only(source: str) -> str:
     return ast.dump(tree, annotate_fields=False)
 
 
-@lru_cache(maxsize=1)
-def training_code_key() -> str:
-    """16 hex digits of SHA-256 over the training modules' code."""
+@lru_cache(maxsize=8)
+def training_code_key(*others: str) -> str:
+    """16 hex digits of SHA-256 over the training modules' code, and that of the files
+    ``others`` (a registered protocol's own, outside psae)."""
     h = hashlib.sha256()
     for path in _files():
         h.update(path.relative_to(_ROOT).as_posix().encode())
         h.update(_code_only(path.read_text(encoding="utf-8")).encode())
+    for other in others:
+        h.update(Path(other).name.encode())
+        h.update(_code_only(Path(other).read_text(encoding="utf-8")).encode())
     return h.hexdigest()[:16]

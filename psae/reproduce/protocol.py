@@ -28,7 +28,9 @@ class CellRules:
     run, such as a final fit at a point validation chooses). ``run(cells, planned)``: fit (or
     take from disk) one cell and return its key. ``fingerprint(cfg)``: the settings that decide
     its cells, which a resumed run must match. ``gather(cfg, rows)``: its part of
-    ``results.json`` from its finished cells.
+    ``results.json`` from its finished cells (called with no rows in runs that do not fit
+    it). ``results.csv`` and ``Results.rows()`` list the built-in protocols' cells; another
+    protocol's are in ``results.json`` under its own keys.
     """
 
     kinds: tuple[str, ...]

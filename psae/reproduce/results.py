@@ -61,7 +61,8 @@ def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, s
            seconds: float, protocols: list) -> dict:
     """The results dict of a finished run (``results.json`` before claims, figures and
     pages): the run's account, then each of ``protocols``' part from its own cells (every
-    protocol that fits cells: each says what it keeps in a run without it)."""
+    protocol that fits cells: each says what it keeps in a run without it). A part may not
+    replace the account or another protocol's keys."""
     out = {
         "psae_version": __version__,
         "command": cfg.command,
@@ -75,12 +76,21 @@ def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, s
         "model_labels": {m: label_of(m) for m in cfg.models},
         "datasets": {name: _ds_info(cfg, name, splits[name]) for name in cfg.names},
         "threshold": threshold,
-        "protocol": cfg.protocol_name,
     }
-    for p in protocols:
+    # the paper's part before the run's protocol name, as results.json has always had them
+    for p in sorted(protocols, key=lambda p: p.name != "paper"):
         rows = [c for c in cells.values() if c["kind"] in p.cells.kinds]
-        out.update(p.cells.gather(cfg, rows))
+        _merge(out, p.cells.gather(cfg, rows), f"the {p.name} protocol's results")
+        out.setdefault("protocol", cfg.protocol_name)
+    out.setdefault("protocol", cfg.protocol_name)
     return out
+
+
+def _merge(into: dict, part: dict, what: str) -> None:
+    """``into`` updated with ``part``, refusing a key ``into`` holds already."""
+    if clash := sorted(set(into) & set(part)):
+        raise ValueError(f"{what} would replace {', '.join(clash)}")
+    into.update(part)
 
 
 def _csv_scores(c: dict) -> dict:

@@ -47,6 +47,7 @@ from .results import gather, to_csv
 __all__ = ["RunConfig", "run", "ResumeMismatchError"]
 
 log = logging.getLogger("psae.reproduce")
+PACKAGE = Path(__file__).resolve().parent.parent
 
 
 class ResumeMismatchError(PsaeError, ValueError):
@@ -123,6 +124,14 @@ class RunConfig:
         by_name = {p.name: p for p in fitting_protocols()}
         return [by_name[n] for n in names]
 
+    def _protocol_files(self) -> list[str]:
+        """The source files of the protocols this run fits that are not psae's own (psae's
+        are in the training code's key already): their cells are theirs to decide."""
+        import inspect
+
+        files = {inspect.getsourcefile(p.cells.run) for p in self.protocols}
+        return sorted(f for f in files if f and not Path(f).resolve().is_relative_to(PACKAGE))
+
     def matched_protocol(self, dataset: str) -> MatchedProtocol:
         width = self.user[dataset].dataset.n_features if dataset in self.user else None
         return matched_for(dataset, self.quick, width,
@@ -139,7 +148,7 @@ class RunConfig:
         """Everything that decides a cell's result: a resumed run must match it."""
         fp = {
             "psae_version": __version__,
-            "training_code": training_code_key(),
+            "training_code": training_code_key(*self._protocol_files()),
             "quick": self.quick,
             "seeds": self.seeds,
             "device": self.device,
@@ -150,7 +159,11 @@ class RunConfig:
         if self.protocol_name != "paper":  # likewise for runs started before --protocol
             fp["protocol"] = self.protocol_name
         for p in self.protocols:
-            fp.update(p.cells.fingerprint(self))
+            part = p.cells.fingerprint(self)
+            if clash := sorted(set(fp) & set(part)):
+                raise ValueError(f"the {p.name} protocol's fingerprint would replace "
+                                 f"{', '.join(clash)}")
+            fp.update(part)
         return fp
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from ... import metrics
-from ...io.ownership import make_dirs, owns_file
+from ...io.ownership import owns_file
 from ...measures import VIEWS
 from ..cell_runner import Cells, Fitted
 from ..cells import Planned, cell_key, load_atoms, raw_scores, save_atoms, threshold_sweep
@@ -85,7 +85,6 @@ def _stability(cells: Cells, key: str, est, planned: Planned) -> dict[str, float
     are on disk (``atoms/``, kept out of the committed results: a run resumed elsewhere
     compares the seeds it has); this fit's atoms are saved for the seeds after it."""
     atoms = cells.cfg.out / "atoms"
-    make_dirs(atoms)
     save_atoms(atoms / f"{key}.npz", est)
     out = {}
     for s in cells.seeds:
