@@ -17,7 +17,7 @@ def test_an_earlier_stage_settles_on_a_loose_tolerance_once_it_has_learned():
     stopper = Plateau(torch.zeros(1, 1), patience=3, stage_tol=0.02)
     stopper.variance = 1.0
     stopper.new_stage(last=False)
-    stopper.lowest[False] = 0.5  # it has left its start (FVU 0.5)
+    stopper.lowest_raw = 0.5  # it has left its start (FVU 0.5)
     falling = [0.5 * 0.97 ** e for e in range(20)]  # 3 % an epoch: still working
     assert not any(stopper.settled(r) for r in falling)
     slow = [falling[-1] * 0.995 ** e for e in range(1, 5)]  # 0.5 % an epoch: done
@@ -43,6 +43,38 @@ def test_the_last_stage_watches_the_codes_trimmed_to_the_target():
         theta = max(0.01, float(H.flatten().kthvalue(H.numel() - 100).values))
         expect = float((X - module.decode(H * (H > theta))).square().mean())
     assert stopper.validation_re(module) == pytest.approx(expect, rel=1e-5)
+
+
+def test_a_fit_whose_trimmed_codes_stay_poor_still_stops_once_its_model_has_learned():
+    """PSAE at L0 10 on MNIST: trimmed to the target its codes explain under 10 % of the
+    held-out variance, its raw codes about 80 %. The model has left its start, so a plateau
+    of the trimmed RE ends the fit instead of the epoch cap."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(200, 6, generator=g)
+    module = Autoencoder(6, 10, Activation("sigmoid"), "sigmoid", generator=g)
+    stopper = Plateau(X, target_l0=1, patience=2)
+    stopper.new_stage(last=True)
+    trimmed = stopper.observe(module)
+    with torch.no_grad():
+        raw = float((X - module(X).y).square().mean())
+    assert stopper.lowest_raw == pytest.approx(raw, rel=1e-5)  # taken on the way
+
+    class Trainer:
+        lr = 1.0
+
+        def scale_lr(self, f):
+            self.lr *= f
+
+    t = Trainer()
+    t.module = module
+    stopper.variance = max(trimmed, raw) / 0.95  # FVU 0.95 raw and trimmed: never learned
+    assert not stopper.left_start
+    assert not any(stopper.after_epoch(t, may_stop=True)[1] for _ in range(8))
+    assert t.lr == 1.0
+    stopper.lowest_raw = 0.2 * stopper.variance  # raw FVU 0.2, trimmed still 0.95
+    assert stopper.left_start
+    verdicts = [stopper.after_epoch(t, may_stop=True)[1] for _ in range(8)]
+    assert t.lr < 1.0 and any(verdicts)  # a plateau lowered the step, the next one stopped
 
 
 def test_the_fit_ends_on_its_best_epoch_on_target():
