@@ -103,6 +103,17 @@ def test_time_to_target_smoke():
     assert positive(out["slowest_fit_s"]) and isinstance(out["all_on_target"], bool)
 
 
+def test_dead_units_smoke():
+    out = run_smoke("dead_units.py")
+    assert set(out["results"]) == {"topk/auto", "topk/resample", "jumprelu/auto",
+                                   "jumprelu/resample"}
+    for row in out["results"].values():
+        assert 0 <= row["dead_test"] <= 1 and 0 <= row["ca_test"] <= 1
+        assert positive(row["fit_s"]) and row["epochs"] >= 1
+        share = row["dead_with_negative_preactivation"]
+        assert share is None or 0 <= share <= 1
+
+
 def test_model_steps_smoke():
     out = run_smoke("model_steps.py")
     assert out["results"]["rae/dead0"]["ratio_to_rae"] == 1.0
