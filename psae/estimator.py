@@ -185,7 +185,8 @@ default=None
         The precision ``fit`` ran in.
     dead_fraction_ : float
         Fraction of units that had not fired (|h| > 0.01) in the last ``dead_window``
-        training samples when training ended.
+        training samples when training ended (before ``revive="resample"`` re-initialised
+        them).
     penalty_weight_ : float or None
         The penalty weight trained with (λ or β; adapted when ``target_l0`` is set).
     code_state_ : dict of ndarray

@@ -262,7 +262,10 @@ def store(est, module: Autoencoder, history: list[dict], stages: list[dict],
     est.history_ = history
     est.n_iter_ = len(history)
     est.stages_ = stages
-    est.dead_fraction_ = tracker.dead_fraction() if tracker else None
+    # the last epoch's count, taken before a resampler gave its dead units a fresh window
+    last = history[-1] if history else {}
+    est.dead_fraction_ = (last["dead_fraction"] if "dead_fraction" in last
+                          else tracker.dead_fraction() if tracker else None)
     est.stopped_early_ = trainer.stopped_early
     knob = est.mechanism.knob
     est.penalty_weight_ = (float(trainer.objective.settings[knob[0]])
