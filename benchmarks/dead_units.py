@@ -8,8 +8,11 @@ poorly reconstructed inputs). Reported per fit: the units never active on the te
 (|h| > 0.01), and for those the largest pre-activation ``a = W₁x + b`` over the test rows: AuxK
 reconstructs the residual from the ReLU of the dead units' largest pre-activations, so a unit
 whose pre-activation is negative on every input gets no gradient from it and cannot come back.
-Also the test FVU and CA, the epochs and fit seconds, so that what reviving costs is on the
-same line.
+(The sign argument is AuxK's: a JumpReLU unit is dead under its own threshold θ, which may be
+positive.) Also the test FVU and CA, the epochs and fit seconds, so that what reviving costs
+is on the same line. With resampling, the fitted model is the state at the end of an epoch,
+after that epoch's resampling: units re-pointed then (``resampled_last_epoch``) have not been
+trained and can fire on test rows, so ``dead_test`` undercounts what training leaves dead.
 
 Prints one JSON object on stdout; progress goes to stderr. ``--smoke`` runs a tiny version.
 """
@@ -60,7 +63,9 @@ def one(model: str, revive: str, proto: MatchedProtocol, target: int, data, thre
                 round(float((a_max[dead] < 0).mean()), 4) if dead.any() else None),
             "median_max_preactivation_dead": (
                 round(float(np.median(a_max[dead])), 4) if dead.any() else None),
-            "median_max_preactivation_alive": round(float(np.median(a_max[~dead])), 4),
+            "median_max_preactivation_alive": (
+                round(float(np.median(a_max[~dead])), 4) if (~dead).any() else None),
+            "resampled_last_epoch": est.history_[-1].get("resampled", 0),
             "l0_test": round(float((np.abs(H) > metrics.DEFAULT_THRESHOLD).sum(1).mean()), 3),
             "fvu_test": round(_fvu(Xte, est.inverse_transform(H)), 4),
             "ca_test": metrics.classification_accuracy(est.transform(Xtr), ytr, H, yte)}

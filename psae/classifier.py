@@ -48,8 +48,8 @@ class _Dense:
         lam += 1e-1 * float(lam.mean()) + 1e-12
         self.P = (U * lam.rsqrt()).float()
         self.inv = lam.reciprocal().float().unsqueeze(1)  # PᵀP, diagonal
-        self.Z = Z @ self.P
-        self.ZT = self.Z.t().contiguous()
+        Z = Z @ self.P  # the standardised codes are let go: two copies live, not three
+        self.Z, self.ZT = Z, Z.t().contiguous()
         # ∂/∂V = Pᵀ ∂/∂W, so ‖∂/∂W‖₂ ≤ √λ_max ‖∂/∂V‖₂: the test on V, this much tighter,
         # is about as strict as the same test on W
         self.tol_scale = float(lam.max().rsqrt())

@@ -124,7 +124,9 @@ def classification_accuracy(
     The codes are standardised first (an affine map the one-layer classifier could absorb; it
     only conditions the problem); ``C`` is the inverse L2 strength of scikit-learn's
     ``LogisticRegression``, whose objective :class:`psae.classifier.SoftmaxClassifier` solves
-    to convergence: the largest gradient entry below ``tol``, or the training accuracy moving
+    to convergence: the largest gradient entry below ``tol`` (on dense codes, which it solves in
+    whitened coordinates, that test is tightened by the codes' largest eigenvalue), or the
+    training accuracy moving
     by less than ``stable`` (0.05 points) over each of two windows of 50 iterations: the
     accuracy has stopped moving (None: the gradient test only).
     """

@@ -97,6 +97,7 @@ def test_resampling_revives_the_units_a_strong_l1_penalty_kills(digits):
     assert sum(h.get("resampled", 0) for h in on.history_) > 0
     # the count before the last resampling, not the fresh window it gave the dead units
     # (which read 0.0 for SAE+L1 on MNIST while 84 % of its units died every epoch)
+    assert on.history_[-1].get("resampled", 0) > 0
     assert on.dead_fraction_ == on.history_[-1]["dead_fraction"] > 0
 
 
