@@ -39,10 +39,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _fvu(X: np.ndarray, Y: np.ndarray) -> float:
-    return float(((X - Y) ** 2).sum() / ((X - X.mean(axis=0)) ** 2).sum())
-
-
 def one(model: str, revive: str, proto: MatchedProtocol, target: int, data, threads: int
         ) -> dict:
     Xtr, ytr, Xte, yte = data
@@ -66,8 +62,9 @@ def one(model: str, revive: str, proto: MatchedProtocol, target: int, data, thre
             "median_max_preactivation_alive": (
                 round(float(np.median(a_max[~dead])), 4) if (~dead).any() else None),
             "resampled_last_epoch": est.history_[-1].get("resampled", 0),
-            "l0_test": round(float((np.abs(H) > metrics.DEFAULT_THRESHOLD).sum(1).mean()), 3),
-            "fvu_test": round(_fvu(Xte, est.inverse_transform(H)), 4),
+            "l0_test": round(float(metrics.l0_counts(H).mean()), 3),
+            "fvu_test": round(metrics.fraction_of_variance_unexplained(
+                Xte, est.inverse_transform(H)), 4),
             "ca_test": metrics.classification_accuracy(est.transform(Xtr), ytr, H, yte)}
 
 

@@ -30,8 +30,30 @@ __all__ = ["SoftmaxClassifier", "SPARSE_BELOW"]
 SPARSE_BELOW = 0.2  # share of non-zero code entries under which the sparse path is taken
 
 
-class _Dense:
-    """``Z W + b`` with the standardised codes held as a dense tensor (autograd), solved in
+class _Codes:
+    """What both paths share: the loss and its gradient, from a path's ``logits`` (no
+    autograd) and ``back`` (``Zᵀ G + β C`` in the solver's coordinates); ``inv`` weighs the
+    penalty per row of the solver's variable (1: ``‖W‖²`` itself)."""
+
+    tol_scale = 1.0  # solved in the codes' own coordinates
+    inv: torch.Tensor | float = 1.0
+
+    def coef(self, W: torch.Tensor) -> torch.Tensor:
+        """The weights on the standardised codes."""
+        return W
+
+    def loss(self, W, b, target, l2) -> torch.Tensor:
+        z = self.logits(W, b).requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(z, target)
+        (G,) = torch.autograd.grad(loss, z)
+        with torch.no_grad():
+            W.grad = self.back(G, W * self.inv, 2.0 * l2)
+            b.grad = G.sum(dim=0)
+            return loss.detach() + l2 * (W.square() * self.inv).sum()
+
+
+class _Dense(_Codes):
+    """``Z W + b`` with the standardised codes held as a dense tensor, solved in
     whitened coordinates: ``Z = U Λ Uᵀ``-decomposed through its covariance ``ZᵀZ / n``, the
     solver's variable is ``V`` with ``W = P V``, ``P = U (Λ + δ)^(-1/2)``, so it sees the codes
     ``Z P`` (covariance near the identity) and the penalty ``‖P V‖² = Σ_i ‖V_i‖² / (λ_i + δ)``:
@@ -54,32 +76,22 @@ class _Dense:
         # is about as strict as the same test on W
         self.tol_scale = float(lam.max().rsqrt())
 
-    def loss(self, W, b, target, l2) -> torch.Tensor:
-        with torch.no_grad():
-            z = torch.addmm(b, self.Z, W)
-        z.requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(z, target)
-        (G,) = torch.autograd.grad(loss, z)
-        with torch.no_grad():
-            # ∂/∂V = (Z P)ᵀ G from a row-major copy of (Z P)ᵀ: autograd's product through
-            # the transposed view took 514 ms at MNIST size against 142 ms (one thread)
-            W.grad = torch.addmm(W * self.inv, self.ZT, G, beta=2.0 * l2)
-            b.grad = G.sum(dim=0)
-            return loss.detach() + l2 * (W.square() * self.inv).sum()
-
     def logits(self, W, b) -> torch.Tensor:
-        return torch.addmm(b, self.Z, W)
+        with torch.no_grad():
+            return torch.addmm(b, self.Z, W.detach())
+
+    def back(self, G: torch.Tensor, C: torch.Tensor, beta: float) -> torch.Tensor:
+        # from a row-major copy of (Z P)ᵀ: autograd's product through the transposed view
+        # took 514 ms at MNIST size against 142 ms (one thread)
+        return torch.addmm(C, self.ZT, G, beta=beta)
 
     def coef(self, W: torch.Tensor) -> torch.Tensor:
-        """The weights on the standardised codes."""
         return self.P @ W
 
 
-class _Sparse:
+class _Sparse(_Codes):
     """The same, with ``Z = (H − m) / s`` never formed: ``Z W = S W − (m / s) W`` for the
     sparse ``S = H / s``, and the gradient ``Sᵀ G − (m / s) ⊗ Σ_j G_j`` written out."""
-
-    tol_scale = 1.0  # solved in the codes' own coordinates
 
     def __init__(self, H, mean: np.ndarray, scale: np.ndarray):
         S = sp.csr_matrix(H, dtype=np.float32) @ sp.diags((1.0 / scale).astype(np.float32))
@@ -93,18 +105,8 @@ class _Sparse:
         with torch.no_grad():
             return self.S @ W.detach() + (b - self.shift @ W)
 
-    def coef(self, W: torch.Tensor) -> torch.Tensor:
-        return W
-
-    def loss(self, W, b, target, l2) -> torch.Tensor:
-        z = self.logits(W, b).requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(z, target)
-        (G,) = torch.autograd.grad(loss, z)
-        with torch.no_grad():
-            g_sum = G.sum(dim=0)
-            W.grad = self.ST @ G - torch.outer(self.shift, g_sum) + (2.0 * l2) * W
-            b.grad = g_sum
-            return loss.detach() + l2 * W.square().sum()
+    def back(self, G: torch.Tensor, C: torch.Tensor, beta: float) -> torch.Tensor:
+        return self.ST @ G - torch.outer(self.shift, G.sum(dim=0)) + beta * C
 
 
 def _torch_csr(m: sp.csr_matrix) -> torch.Tensor:
