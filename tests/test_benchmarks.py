@@ -114,6 +114,18 @@ def test_dead_units_smoke():
         assert share is None or 0 <= share <= 1
 
 
+def test_code_spread_smoke():
+    out = run_smoke("code_spread.py")
+    for split in ("train", "test"):
+        row = out["splits"][split]
+        assert row["median"] <= row["q90"] <= row["q95"] <= row["q99"] <= row["max"]
+        assert 0 < row["top5pct_share"] <= 1 and 0 <= row["zero_share"] <= 1
+        assert len(row["bin_share"]) == 5 and abs(sum(row["bin_share"]) - 1) < 1e-3
+        assert -1 <= row["corr_l0_brightness"] <= 1
+    assert positive(out["test_mean_reweighted_to_train_brightness"])
+    assert -1 <= out["atoms"]["mean_cosine"] <= out["atoms"]["mean_nearest_other"] <= 1
+
+
 def test_model_steps_smoke():
     out = run_smoke("model_steps.py")
     assert out["results"]["rae/dead0"]["ratio_to_rae"] == 1.0
