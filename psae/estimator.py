@@ -71,10 +71,11 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         ``"topk"`` only: units kept when encoding after training (Makhzani & Frey took
         classification features with a larger k than they trained with); None: ``k``.
     target_l0 : float or None, default=None
-        Penalised models: steer the penalty's knob (λ, β, or KL's ρ) during training so that
-        the mean number of active units per sample (|h| > 0.01) approaches this target: damped
-        steps on its logarithm from the training batches' L0, waiting while L0 is still on its
-        way (σ models steer in their last stages, σ ≤ 2·σ_final). It steers to the end: frozen
+        Penalised models: steer the penalty's knob (λ, β, or KL's ρ, then its β once ρ is at
+        its floor) during training so that the mean number of active units per sample
+        (|h| > 0.01) approaches this target: damped steps on its logarithm from the training
+        batches' L0, waiting while L0 is still on its way (σ models steer in their last
+        stages, σ ≤ 2·σ_final). It steers to the end: frozen
         earlier, L0 kept drifting past the target (the model answers a weight change slowly).
         The knob starts at the given ``lam``/``beta``/``rho``: a start near the right value
         (from a shorter fit, say) lands closer. The final weight is ``penalty_weight_``; the
@@ -141,7 +142,7 @@ default=None
         What to do about dead units (silent for ``dead_window`` training samples): ``"auxk"``
         trains them on the residual (TopK's auxiliary loss, weight 1/32, 2k units);
         ``"resample"`` points them at poorly reconstructed inputs at each epoch's end;
-        ``"auto"``: auxk for topk/batchtopk, none for the rest.
+        ``"auto"``: auxk for topk/batchtopk, resample for l1 and kl, none for the rest.
     dead_window : int, default=10000
         Training samples without firing after which a unit counts as dead.
     device : str, default="auto"

@@ -83,3 +83,29 @@ def test_batchtopk_with_held_out_rows_chooses_its_threshold_on_them(digits):
     assert raw.inference_threshold_ is None
     assert SparseAutoencoder(n_components=64, penalty="batchtopk", k=8, epochs=40,
                              random_state=0, device="cpu").fit(Xtr).inference_threshold_ is None
+
+
+def test_a_pinned_knob_hands_its_steps_to_the_spare_and_takes_them_back():
+    """KL's ρ at its floor cannot make codes sparser (the KL gradient on a busy unit is about
+    β, whatever ρ): the controller moves β instead, never below its start, and gives those
+    moves back before ρ rises again."""
+    from psae.training.monitor import L0Controller
+
+    settings = {"rho": 1e-4, "beta": 0.01}
+    c = L0Controller(settings, ("rho", -1.0), target=10.0, period=1, lead=0.0,
+                     bounds=(1e-4, 0.5), spare=("beta", +1.0), spare_bounds=(0.0, 100.0))
+    c.start(1)
+    c.update(10.0)  # the first period only fixes where the ramp starts
+    for _ in range(3):
+        c.update(40.0)  # far too dense, ρ already at its floor
+    assert settings["rho"] == 1e-4 and settings["beta"] > 0.01 * 2
+    for _ in range(20):
+        c.update(2.0)  # now too sparse: β comes back to its start first, then ρ rises
+    assert settings["beta"] == 0.01 and settings["rho"] > 1e-4
+    no_spare = {"rho": 1e-4, "beta": 0.01}
+    d = L0Controller(no_spare, ("rho", -1.0), target=10.0, period=1, lead=0.0,
+                     bounds=(1e-4, 0.5))
+    d.start(1)
+    for value in (10.0, 40.0, 40.0, 40.0):
+        d.update(value)
+    assert no_spare == {"rho": 1e-4, "beta": 0.01}

@@ -89,6 +89,10 @@ class Mechanism:
     e.g. ``("beta", +1)`` (more weight, sparser) or ``("lam", -1)`` (more λ, denser)."""
     knob_bounds: tuple[float, float] = (0.0, float("inf"))
     """Where ``target_l0`` may move the knob (ρ stays inside (0, 1))."""
+    spare_knob: tuple[str, float] | None = None
+    """``(parameter, sign)`` that ``target_l0`` moves once the knob is pinned at its bound and
+    the codes must still get sparser (KL: ρ at its floor, then β)."""
+    spare_bounds: tuple[float, float] = (0.0, float("inf"))
     revive: str = "none"
     """The dead-unit remedy of ``revive="auto"``: ``"auxk"``, ``"resample"`` or ``"none"``."""
     grid: tuple[Mapping[str, Any], ...] = ({},)

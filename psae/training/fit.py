@@ -235,7 +235,9 @@ def watchers(est, settings: dict, device, steps_per_epoch: int
         band = (0.95, 1.05) if est.raw_codes else (1.0 / (1.0 + AIM), 1.1)
         controller = L0Controller(settings, est.mechanism.knob, aim,
                                   period=max(50, steps_per_epoch // 2),
-                                  bounds=est.mechanism.knob_bounds, band=band)
+                                  bounds=est.mechanism.knob_bounds, band=band,
+                                  spare=est.mechanism.spare_knob,
+                                  spare_bounds=est.mechanism.spare_bounds)
     return tracker, controller
 
 

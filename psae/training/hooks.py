@@ -102,6 +102,8 @@ class ControllerHook(Hook):
 
     def epoch_end(self, trainer, rec: dict, batches, generator: torch.Generator) -> None:
         rec[self.controller.param] = self.controller.weight
+        if self.controller.spare:
+            rec[self.controller.spare[0]] = self.controller.spare_weight
 
 
 class ResampleHook(Hook):

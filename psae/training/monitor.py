@@ -62,14 +62,21 @@ class L0Controller:
     ``lead`` periods ahead (the derivative term of a PD controller, for a lagging model).
     ``settings`` is the objective's (mutable) settings dict;
     nothing moves while ``frozen``; :meth:`start` says how many steps it will steer. ``band``:
-    the L0s, as multiples of ``target``, at which training counts as on target.
+    the L0s, as multiples of ``target``, at which training counts as on target. ``spare``: a
+    second ``(parameter, sign)`` that takes the steps the knob cannot, once the knob is pinned
+    at its bound on the sparser side (KL's ρ at its floor, then β); it never goes denser than
+    its start, and gives its moves back before the knob moves the denser way again.
     """
 
     def __init__(self, settings: dict, knob: tuple[str, float], target: float,
                  period: int = 50, gain: float = 1.0, max_step: float = 0.3,
                  bounds: tuple[float, float] = (0.0, math.inf), ramp: float = 0.6,
-                 lead: float = 1.0, band: tuple[float, float] = (0.95, 1.05)):
+                 lead: float = 1.0, band: tuple[float, float] = (0.95, 1.05),
+                 spare: tuple[str, float] | None = None,
+                 spare_bounds: tuple[float, float] = (0.0, math.inf)):
         self.settings, (self.param, self.sign) = settings, knob
+        self.spare, self.spare_bounds = spare, spare_bounds
+        self._spare_start = float(settings[spare[0]]) if spare else None
         self.band = band
         self.target, self.period = float(target), max(1, int(period))
         self.gain, self.max_step, self.bounds, self.ramp = gain, max_step, bounds, ramp
@@ -116,10 +123,32 @@ class L0Controller:
         # where L0 is heading ``lead`` periods on, not where it is: the model lags the weight
         trend = 0.0 if self._last is None else math.log(mean / self._last)
         self._last = mean
-        step = self.sign * self.gain * (math.log(mean / self.setpoint()) + self.lead * trend)
-        step = max(-self.max_step, min(self.max_step, step))
-        value = self.settings[self.param] * math.exp(step)
+        # > 0: the codes must get sparser
+        sparser = self.gain * (math.log(mean / self.setpoint()) + self.lead * trend)
+        sparser = max(-self.max_step, min(self.max_step, sparser))
+        if self.spare and (self._spare_moved() or (sparser > 0 and self._pinned())):
+            name, sign = self.spare
+            value = self.settings[name] * math.exp(sign * sparser)
+            # never denser than where it started: from there on the knob steers again
+            value = max(value, self._spare_start) if sign > 0 else min(value, self._spare_start)
+            self.settings[name] = float(min(max(value, self.spare_bounds[0]),
+                                            self.spare_bounds[1]))
+            return
+        value = self.settings[self.param] * math.exp(self.sign * sparser)
         self.settings[self.param] = float(min(max(value, self.bounds[0]), self.bounds[1]))
+
+    def _pinned(self) -> bool:
+        """The knob sits at its bound on the sparser side."""
+        w = self.settings[self.param]
+        return w <= self.bounds[0] if self.sign < 0 else w >= self.bounds[1]
+
+    def _spare_moved(self) -> bool:
+        """The spare knob has moved away from its start (always to the sparser side)."""
+        return self.settings[self.spare[0]] != self._spare_start
+
+    @property
+    def spare_weight(self) -> float | None:
+        return float(self.settings[self.spare[0]]) if self.spare else None
 
     @property
     def weight(self) -> float:
