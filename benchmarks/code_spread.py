@@ -8,8 +8,8 @@ quantiles, the share of all activations held by the top 5 % of samples, the shar
 with no active unit; how the count follows the input's mean brightness (correlation, and the
 mean L0 per brightness bin, the bins cut at the training rows' 10/25/50/75 % quantiles); the
 test mean reweighted to the training rows' brightness mix (how much of a train/test gap the mix
-explains); and how alike the model's own atoms are (mean cosine between two atoms, and each
-atom's nearest other), which inflates the seed-stability measure when high.
+explains); and how alike the model's own atoms are (mean cosine and mean |cosine| between two
+atoms, and each atom's nearest other), which inflates the seed-stability measure when high.
 
 Prints one JSON object on stdout. ``--smoke`` fits a tiny PSAE on the bundled digits instead.
 """
@@ -52,7 +52,9 @@ def atoms(model) -> dict:
     D = D / np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
     C = D @ D.T
     n = len(C)
-    return {"mean_cosine": float((C.sum() - np.trace(C)) / (n * n - n)),
+    off = n * n - n
+    return {"mean_cosine": float((C.sum() - np.trace(C)) / off),
+            "mean_abs_cosine": float((np.abs(C).sum() - np.trace(C)) / off),
             "mean_nearest_other": float((C - 2 * np.eye(n)).max(axis=1).mean())}
 
 

@@ -189,7 +189,8 @@ default=None
         training samples when training ended (before ``revive="resample"`` re-initialised
         them).
     penalty_weight_ : float or None
-        The penalty weight trained with (λ or β; adapted when ``target_l0`` is set).
+        The penalty's knob as training ended (λ, β, or KL's ρ; adapted when ``target_l0`` is
+        set). KL's β, which ``target_l0`` moves once ρ is at its floor, is in ``history_``.
     code_state_ : dict of ndarray
         The code layer's own parameters and buffers (JumpReLU thresholds, BatchTopK's
         inference threshold); empty for the paper's models.

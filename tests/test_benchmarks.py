@@ -124,6 +124,7 @@ def test_code_spread_smoke():
         assert -1 <= row["corr_l0_brightness"] <= 1
     assert positive(out["test_mean_reweighted_to_train_brightness"])
     assert -1 <= out["atoms"]["mean_cosine"] <= out["atoms"]["mean_nearest_other"] <= 1
+    assert abs(out["atoms"]["mean_cosine"]) <= out["atoms"]["mean_abs_cosine"] <= 1
 
 
 def test_model_steps_smoke():

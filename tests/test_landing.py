@@ -109,3 +109,12 @@ def test_a_pinned_knob_hands_its_steps_to_the_spare_and_takes_them_back():
     for value in (10.0, 40.0, 40.0, 40.0):
         d.update(value)
     assert no_spare == {"rho": 1e-4, "beta": 0.01}
+
+
+def test_a_spare_knob_outside_its_bounds_is_refused_by_name():
+    from psae.errors import ParameterError
+    from psae.training.monitor import L0Controller
+
+    with pytest.raises(ParameterError, match="beta"):
+        L0Controller({"rho": 0.05, "beta": 500.0}, ("rho", -1.0), target=10.0,
+                     spare=("beta", +1.0), spare_bounds=(0.0, 100.0))

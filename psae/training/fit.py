@@ -77,7 +77,9 @@ def _fit(est, X, comm: Comm) -> None:
     batches = make_batches(X, est.batch_size_, device, comm)
     lr = est._learning_rate(X.shape[1])
     for attempt in range(MAX_RESTARTS + 1):
-        train(est, X, batches, settings, seed, device, comm, val, lr, attempt)
+        # a fresh copy: the controller moves its knobs in place, and a collapse is what a
+        # knob pushed too far causes, so a restart must not begin where it ended
+        train(est, X, batches, dict(settings), seed, device, comm, val, lr, attempt)
         collapsed = collapse(est, X)
         if collapsed is None:
             est.inference_threshold_ = calibrate(est, X, val, seed)

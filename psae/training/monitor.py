@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from ..errors import ParameterError
 from .network import Autoencoder
 
 __all__ = ["FiringTracker", "L0Controller", "resample_dead"]
@@ -87,6 +88,10 @@ class L0Controller:
         self._start_l0: float | None = None
         if not self.settings.get(self.param):
             raise ValueError(f"target_l0 adapts {self.param}, which must start > 0")
+        if spare and not spare_bounds[0] < self._spare_start <= spare_bounds[1]:
+            raise ParameterError(f"target_l0 may adapt {spare[0]}, which must start in "
+                                 f"({spare_bounds[0]}, {spare_bounds[1]}]: got "
+                                 f"{self._spare_start}")
 
     def start(self, steps: int) -> None:
         """Steering begins now and lasts ``steps`` steps."""
