@@ -40,8 +40,9 @@ class MatchedProtocol:
 
 def _table(kind: str) -> dict[str, MatchedProtocol]:
     """Each named data set's matched protocol, as its record in :mod:`psae.datasets` sets it:
-    caps at 5x the schedule (fits on the schedule alone ran into it with RE still falling,
-    about 1 % an epoch on OPTDIGITS at 200); a quick run keeps its cap at its schedule."""
+    caps at 5x the schedule, 10x on CIFAR-10 (fits on the schedule alone ran into it with RE
+    still falling, about 1 % an epoch on OPTDIGITS at 200); a quick run keeps its cap at its
+    schedule."""
     return {name: MatchedProtocol(**src.settings["matched"][kind])
             for name, src in SOURCES.items() if "matched" in src.settings}
 
