@@ -44,7 +44,7 @@ def by_brightness(l0: np.ndarray, bright: np.ndarray, cuts: np.ndarray) -> dict:
     share = np.bincount(b, minlength=len(cuts) + 1) / len(b)
     mean = [float(l0[b == i].mean()) if (b == i).any() else None for i in range(len(cuts) + 1)]
     return {"corr_l0_brightness": float(np.corrcoef(l0, bright)[0, 1]),
-            "bin_share": [round(float(s), 4) for s in share], "bin_mean_l0": mean}
+            "bin_share": [float(s) for s in share], "bin_mean_l0": mean}
 
 
 def atoms(model) -> dict:
@@ -85,10 +85,9 @@ def main() -> None:
     for split in ("train", "test"):
         out[split] = spread(l0s[split]) | by_brightness(l0s[split], brights[split], cuts)
     # the test rows' per-bin means, weighted by the training rows' share of each bin
-    n_bins = len(CUTS) + 1
-    w = np.bincount(np.digitize(brights["train"], cuts), minlength=n_bins) / len(brights["train"])
     bins = out["test"]["bin_mean_l0"]
-    reweighted = (float(np.dot(w, bins)) if all(m is not None for m in bins) else None)
+    reweighted = (float(np.dot(out["train"]["bin_share"], bins))
+                  if all(m is not None for m in bins) else None)
     model = est[-1] if hasattr(est, "steps") else est
     print(json.dumps({
         "benchmark": "code_spread", "dataset": ds.name, "model": args.model or "smoke",

@@ -136,11 +136,10 @@ class L0Controller:
             value = self.settings[name] * math.exp(sign * sparser)
             # never denser than where it started: from there on the knob steers again
             value = max(value, self._spare_start) if sign > 0 else min(value, self._spare_start)
-            self.settings[name] = float(min(max(value, self.spare_bounds[0]),
-                                            self.spare_bounds[1]))
+            self.settings[name] = _clip(value, self.spare_bounds)
             return
         value = self.settings[self.param] * math.exp(self.sign * sparser)
-        self.settings[self.param] = float(min(max(value, self.bounds[0]), self.bounds[1]))
+        self.settings[self.param] = _clip(value, self.bounds)
 
     def _pinned(self) -> bool:
         """The knob sits at its bound on the sparser side."""
@@ -158,6 +157,10 @@ class L0Controller:
     @property
     def weight(self) -> float:
         return float(self.settings[self.param])
+
+
+def _clip(value: float, bounds: tuple[float, float]) -> float:
+    return float(min(max(value, bounds[0]), bounds[1]))
 
 
 @torch.no_grad()
