@@ -5,8 +5,7 @@ they would not be comparable with the finished ones. But many changes to that co
 without changing a single number (a refactor, a faster path that computes the same floats), and
 a run that takes days should survive them. ``--recheck`` settles it by experiment: it fits
 again, in a scratch folder, the cheapest finished first-seed cell of every model in each
-protocol and of every data set, and of each protocol the cheapest later seed that started from
-its first seed's weight, and the run goes on under the new code only if each one comes
+protocol and of every data set, and the run goes on under the new code only if each one comes
 out identical (every measure float for float, the epoch history to float rounding; timings
 aside).
 """
@@ -62,19 +61,14 @@ def _path(cell: dict) -> tuple[str, str]:
 
 def pick(cells: dict[str, dict]) -> list[str]:
     """The cheapest finished first-seed cell of each (protocol, model), then the cheapest of
-    each data set not covered yet, then of each protocol the cheapest later-seed cell that
-    started from its first seed's penalty weight (the one path a first seed never takes);
-    failed fits left out."""
+    each data set not covered yet; failed fits left out. (Every seed is fitted the same way,
+    so a first seed stands for its later ones.)"""
     ok = {k: c for k, c in cells.items() if "error" not in c}
     by_cost = sorted(ok, key=lambda k: (ok[k].get("seconds", math.inf), k))
     chosen: list[str] = []
 
-    def warm(c: dict) -> bool:
-        return c["seed"] != 0 and c.get("start_weight") is not None
-
     for cover, among in ((_path, lambda c: c["seed"] == 0),
-                         (lambda c: c["dataset"], lambda c: c["seed"] == 0),
-                         (lambda c: _path(c)[0], warm)):
+                         (lambda c: c["dataset"], lambda c: c["seed"] == 0)):
         covered = {cover(ok[k]) for k in chosen if among(ok[k])}
         for k in by_cost:
             if among(ok[k]) and cover(ok[k]) not in covered:

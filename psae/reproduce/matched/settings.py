@@ -4,9 +4,8 @@ The paper protocol picks each model by validation CA at whatever sparsity that g
 verdicts compare a dense code with a sparse one. Here every model is trained to each of a few
 target mean L0s (|h| > 0.01, on held-out data) and compared there: TopK and BatchTopK take the
 target as k; the penalised models steer their knob toward it (``target_l0``); RAE is the dense
-reference. Every fit stops on converged validation RE (``early_stopping``). Seeds after the
-first start the knob where the first seed's fit ended (a start near the right weight lands
-closer); the test set chooses nothing.
+reference. Every fit stops on converged validation RE (``early_stopping``). Every seed starts
+from the mechanism's default knob; the test set chooses nothing.
 """
 
 from __future__ import annotations
@@ -80,8 +79,7 @@ def matched_models(models: list[str]) -> list[str]:
 
 
 def make_matched_model(model: str, target: int | None, proto: MatchedProtocol, seed: int,
-                       device: str, threads: int | str, start: float | None = None
-                       ) -> SparseAutoencoder:
+                       device: str, threads: int | str) -> SparseAutoencoder:
     """The unfitted autoencoder of one matched cell (``target`` None: the dense RAE)."""
     mech = sparsity.by_key(model)
     kw = dict(FIXED.get(model, {}))
@@ -90,8 +88,6 @@ def make_matched_model(model: str, target: int | None, proto: MatchedProtocol, s
             kw["k"] = int(target)
         elif mech.knob is not None:
             kw["target_l0"] = float(target)
-            if start is not None:
-                kw[mech.knob[0]] = start
         else:
             raise ParameterError(f"{model} cannot be put at a target L0")
     return SparseAutoencoder(n_components=proto.n_components, penalty=mech.name,
