@@ -259,6 +259,9 @@ def test_recheck_compares_every_number_but_timings():
     other = same | {"test": {"RE": 0.5000001, "CA": float("nan")}}
     assert differences(cell, other) == ["test.RE: 0.5, now 0.5000001"]
     assert differences(cell, same | {"history": []}) == ["history: 1 entries, now 0"]
+    # a field that held None and is no longer written moved no number; one that held a value did
+    assert differences(cell | {"start_weight": None}, same) == []
+    assert differences(cell | {"start_weight": 0.3}, same) == ["start_weight: gone"]
     assert differences(cell, same | {"history": [{"loss": 1.000001}]}) == []  # a logged sum
     assert differences(cell, same | {"history": [{"loss": 1.001}]}) == [
         "history.0.loss: 1.0, now 1.001"]

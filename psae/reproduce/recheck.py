@@ -88,14 +88,14 @@ def unchecked(cells: dict[str, dict], chosen: list[str]) -> list[str]:
 
 
 def differences(old: object, new: object, where: str = "", rel: float = 0.0) -> list[str]:
-    """Where two cells disagree, ignoring ``TIMINGS`` at any depth. Floats must be equal, or
-    within ``LOGGED``'s relative tolerance under its keys; NaN equals NaN (a failed measure is
-    as failed as before)."""
+    """Where two cells disagree, ignoring ``TIMINGS`` at any depth and fields the new cell
+    dropped whose old value was None. Floats must be equal, or within ``LOGGED``'s relative
+    tolerance under its keys; NaN equals NaN (a failed measure is as failed as before)."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for k in sorted(set(old) | set(new), key=str):
-            if k in TIMINGS:
-                continue
+            if k in TIMINGS or (k not in new and old[k] is None):
+                continue  # a field the new code no longer writes said nothing: no number moved
             if k not in old or k not in new:
                 out.append(f"{where}{k}: {'new' if k in new else 'gone'}")
             else:
