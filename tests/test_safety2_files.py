@@ -238,7 +238,9 @@ def test_ctrl_c_during_fit_is_one_line_and_writes_nothing(npz, tmp_path):
             "64", "--epochs", "100000", "--quiet"]
     # the command, with a flag file once psae (and torch) are imported: on a loaded machine
     # importing torch took more than a fixed wait, and the signal landed before psae was up
-    code = (f"import pathlib, sys; from psae.cli import main; pathlib.Path({str(started)!r})"
+    # (SIGUSR1 dumps its stack: a child that outlives the signal says where it is)
+    code = ("import faulthandler, pathlib, signal, sys; faulthandler.register(signal.SIGUSR1); "
+            f"from psae.cli import main; pathlib.Path({str(started)!r})"
             f".touch(); sys.exit(main({args!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -248,10 +250,28 @@ def test_ctrl_c_during_fit_is_one_line_and_writes_nothing(npz, tmp_path):
     assert started.exists(), "psae did not start"
     time.sleep(3)  # into the fit
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"psae outlived Ctrl-C by 120 s; its stack:\n{err}")
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_ctrl_c_while_psae_loads_is_one_line(monkeypatch, capsys):
+    import psae.cli.commands as commands
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "build_parser", interrupted)  # Ctrl-C during its imports
+    assert commands.main(["models"]) == 130
+    assert capsys.readouterr().err == "psae: interrupted\n"
 
 
 # 7. thresholds outside [0, inf) are refused ---------------------------------------------------

@@ -335,7 +335,11 @@ COMMANDS = {"models": cmd_models, "fit": cmd_fit, "encode": cmd_encode,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``psae`` command."""
-    args = build_parser().parse_args(argv)
+    try:  # building the parser imports most of psae: Ctrl-C may land there too
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("psae: interrupted", file=sys.stderr)
+        return 130
     _one_line_warnings()
     if args.threads is not None and args.threads < 1:
         print(f"psae: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
