@@ -238,8 +238,11 @@ def test_ctrl_c_during_fit_is_one_line_and_writes_nothing(npz, tmp_path):
             "64", "--epochs", "100000", "--quiet"]
     # the command, with a flag file once psae (and torch) are imported: on a loaded machine
     # importing torch took more than a fixed wait, and the signal landed before psae was up
-    # (SIGUSR1 dumps its stack: a child that outlives the signal says where it is)
+    # (SIGUSR1 dumps its stack: a child that outlives the signal says where it is). A test run
+    # started in the background of a script (`.ci/run &`) inherits SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: the child restores a terminal's Ctrl-C
     code = ("import faulthandler, pathlib, signal, sys; faulthandler.register(signal.SIGUSR1); "
+            "signal.signal(signal.SIGINT, signal.default_int_handler); "
             f"from psae.cli import main; pathlib.Path({str(started)!r})"
             f".touch(); sys.exit(main({args!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
