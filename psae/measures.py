@@ -62,13 +62,16 @@ MEASURES = {m.key: m for m in (
     Measure("zero_codes", "all-zero codes", False, "test codes with no active unit"),
     Measure("stability", "atom stability", True,
             "atom stability across seeds (1 = the same atoms)"),
+    Measure("stability_distinct", "distinct atoms kept", True,
+            "share of atoms another seed reproduces more closely than the model's own nearest "
+            "other atom (atom stability corrected for atoms that resemble each other)"),
 )}
 
 
 VIEWS: dict[str, list[str]] = {
     "paper_table": ["RE", "FVU", "S", "SSD", "CA", "L0_mean", "L0_std", "dead_units"],
     "matched_table": ["L0_mean", "L0_std", "CA", "RE", "FVU", "S", "SSD", "dead_units",
-                      "stability"],
+                      "stability", "stability_distinct"],
     "matched_panels": ["CA", "RE", "L0_std", "stability"],
     # summarised over seeds (L0 comes from each cell's L0 record)
     "summary": ["RE", "FVU", "S", "SSD", "CA", "dead_units", "zero_codes"],

@@ -14,6 +14,7 @@ from .errors import InputError, ParameterError
 
 __all__ = [
     "atom_stability",
+    "distinct_atom_share",
     "calibrated_threshold",
     "reconstruction_error",
     "hoyer_sparseness",
@@ -170,11 +171,9 @@ def l0_stats(H, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
     }
 
 
-def atom_stability(A, B) -> float:
-    """Mean cosine similarity of two dictionaries' atoms after the best one-to-one matching
-    (Hungarian): 1 when ``B`` holds ``A``'s atoms in any order, lower the more two fits (two
-    seeds) disagree. ``A``, ``B``: (n_atoms, n_features), e.g. ``components_`` of two models;
-    with unequal counts the smaller set is matched. Atoms of zero norm match nothing (0)."""
+def _matched_atoms(A, B) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Unit atoms of ``A`` and ``B``, their cosines and the Hungarian matching's row and
+    column indices (the one-to-one pairing of largest total cosine)."""
     from scipy.optimize import linear_sum_assignment
 
     A, B = _as_2d(A, "A").astype(np.float64), _as_2d(B, "B").astype(np.float64)
@@ -185,9 +184,39 @@ def atom_stability(A, B) -> float:
         n = np.linalg.norm(M, axis=1, keepdims=True)
         return np.divide(M, n, out=np.zeros_like(M), where=n > 0)
 
-    cos = unit(A) @ unit(B).T
+    A, B = unit(A), unit(B)
+    cos = A @ B.T
     rows, cols = linear_sum_assignment(cos, maximize=True)
+    return A, B, cos, rows, cols
+
+
+def atom_stability(A, B) -> float:
+    """Mean cosine similarity of two dictionaries' atoms after the best one-to-one matching
+    (Hungarian): 1 when ``B`` holds ``A``'s atoms in any order, lower the more two fits (two
+    seeds) disagree. ``A``, ``B``: (n_atoms, n_features), e.g. ``components_`` of two models;
+    with unequal counts the smaller set is matched. Atoms of zero norm match nothing (0)."""
+    _, _, cos, rows, cols = _matched_atoms(A, B)
     return float(cos[rows, cols].mean())
+
+
+def _nearest_other(U) -> np.ndarray:
+    """Each unit atom's largest cosine with another atom of its own dictionary (-1 alone)."""
+    G = U @ U.T
+    np.fill_diagonal(G, -np.inf)
+    return G.max(axis=1, initial=-1.0)
+
+
+def distinct_atom_share(A, B) -> float:
+    """Share of matched atom pairs (as in :func:`atom_stability`) that are distinct features
+    both fits found: the pair's cosine exceeds each atom's nearest other atom in its own
+    dictionary. :func:`atom_stability` is high for a dictionary whose atoms all resemble one
+    another, whatever the seed; this counts only atoms the other fit reproduces more closely
+    than their own dictionary does. 1 for a model against itself in any order (0 for
+    duplicated atoms); zero-norm atoms are never distinct."""
+    A, B, cos, rows, cols = _matched_atoms(A, B)
+    live = (np.abs(A[rows]).sum(axis=1) > 0) & (np.abs(B[cols]).sum(axis=1) > 0)
+    bar = np.maximum(_nearest_other(A)[rows], _nearest_other(B)[cols])
+    return float(np.mean(live & (cos[rows, cols] > bar)))
 
 
 def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) -> float:

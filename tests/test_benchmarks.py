@@ -143,3 +143,11 @@ def test_ca_anchors_smoke():
     assert psae["raw"]["l0_test"] >= psae["l0_test"]  # the threshold only removes
     assert topk["C_tuned"]["C"] in (0.001, 0.01, 0.1, 1.0, 10.0)
     assert out["best"]["CA"] >= max(topk["protocol"], psae["protocol"])
+
+
+def test_atom_stability_smoke():
+    out = run_smoke("atom_stability.py")
+    group = out["groups"]["digits__psae__matched5"]
+    assert group["seeds"] == [0, 1] and group["pairs"] == 1
+    assert 0 < group["stability"] < 1 and 0 <= group["stability_distinct"] <= 1
+    assert -1 <= group["own_mean_cosine"] <= group["own_nearest_other"] <= 1

@@ -62,10 +62,14 @@ def test_a_resumed_run_may_add_seeds_and_runs_only_theirs(run, tmp_path):
     assert new and all("__seed1" in k for k in new)
     assert len(new) == sum("__seed0" in k for k in stamps if "__matched" in k)
     # each second seed's atoms are compared with the first's: stability in (0, 1)
+    # and so is the share of distinct atoms the second seed reproduces, in [0, 1]
     for name in new:
-        stab = json.loads((out / "cells" / name).read_text())["stability"]
+        cell = json.loads((out / "cells" / name).read_text())
+        stab, distinct = cell["stability"], cell["stability_distinct"]
         assert set(stab) == {"seed0"} and 0.0 < stab["seed0"] < 0.999, (name, stab)
-    assert "| atom stability |" in (out / "report.md").read_text()  # two seeds: a column
+        assert set(distinct) == {"seed0"} and 0.0 <= distinct["seed0"] <= 1.0, (name, distinct)
+    md = (out / "report.md").read_text()
+    assert "| atom stability | distinct atoms kept |" in md  # two seeds: their columns
 
 
 def test_thresholded_fits_keep_their_raw_view_and_a_threshold_sweep(run):

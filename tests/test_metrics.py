@@ -101,3 +101,25 @@ def test_atom_stability_is_one_for_a_model_against_itself_in_any_order(digits):
     assert 0 < two_seeds < 0.999
     assert metrics.atom_stability(A, b.components_) == pytest.approx(
         metrics.atom_stability(b.components_, A))
+
+
+def test_distinct_atom_share_discounts_atoms_that_resemble_each_other():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(20, 50))
+    perm = rng.permutation(20)
+    assert metrics.distinct_atom_share(A, A) == 1.0
+    assert metrics.distinct_atom_share(A, 2.0 * A[perm]) == 1.0
+    # a second fit that found the same distinct features, a little off
+    assert metrics.distinct_atom_share(A, A + 0.3 * rng.normal(size=A.shape)) == 1.0
+    # two "seeds" whose atoms all lie near one shared direction: matched cosines are high,
+    # yet no atom is reproduced more closely than its own dictionary's nearest other atom
+    u = rng.normal(size=50)
+    R1, R2 = u + 0.05 * rng.normal(size=(20, 50)), u + 0.05 * rng.normal(size=(20, 50))
+    assert metrics.atom_stability(R1, R2) > 0.8
+    assert metrics.distinct_atom_share(R1, R2) <= 0.2
+    # duplicated and zero atoms are not distinct features
+    assert metrics.distinct_atom_share(np.vstack([A, A[:3]]), np.vstack([A, A[:3]])) == 17 / 23
+    Z = A.copy()
+    Z[0] = 0
+    assert metrics.distinct_atom_share(Z, Z) == 19 / 20
+    assert metrics.distinct_atom_share(A, Z) == metrics.distinct_atom_share(Z, A)

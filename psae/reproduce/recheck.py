@@ -22,7 +22,8 @@ __all__ = ["TIMINGS", "LOGGED", "finished_cells", "pick", "unchecked", "differen
 
 # what a refit may change: wall-clock figures, the threads it was given, and atom stability
 # (it compares with earlier seeds' atoms, which a scratch folder does not hold)
-TIMINGS = frozenset({"seconds", "fit_seconds", "sweep_seconds", "threads", "stability"})
+TIMINGS = frozenset({"seconds", "fit_seconds", "sweep_seconds", "threads", "stability",
+                     "stability_distinct"})
 # the history logs sums over an epoch's batches and a validation pass, whose order follows the
 # thread count (threads.py): on MNIST two fits with the same weights, epoch by epoch, logged
 # losses 1e-6 apart when their tuned thread counts differed. Every measure of the fitted model

@@ -64,7 +64,7 @@ def run(cells: Cells, planned: Planned) -> str:
                         lambda f: _second_views(f, sweep=seed0 and explored))
         cell.update(penalty_weight=est.penalty_weight_, stopped_early=est.stopped_early_,
                     dead_fraction=est.dead_fraction_, batch_size=est.batch_size_,
-                    precision=est.precision_, stability=_stability(cells, key, est, planned))
+                    precision=est.precision_, **_stability(cells, key, est, planned))
     return cells.write(cell, key)
 
 
@@ -80,20 +80,23 @@ def _second_views(f: Fitted, sweep: bool) -> dict:
     return out
 
 
-def _stability(cells: Cells, key: str, est, planned: Planned) -> dict[str, float]:
-    """Atom stability against each earlier seed of the same model and target whose atoms
-    are on disk (``atoms/``, kept out of the committed results: a run resumed elsewhere
-    compares the seeds it has); this fit's atoms are saved for the seeds after it."""
+def _stability(cells: Cells, key: str, est, planned: Planned) -> dict[str, dict[str, float]]:
+    """Atom stability, and the share of distinct atoms reproduced, against each earlier seed
+    of the same model and target whose atoms are on disk (``atoms/``, kept out of the
+    committed results: a run resumed elsewhere compares the seeds it has); this fit's atoms
+    are saved for the seeds after it."""
     atoms = cells.cfg.out / "atoms"
     save_atoms(atoms / f"{key}.npz", est)
-    out = {}
+    out: dict[str, dict[str, float]] = {"stability": {}, "stability_distinct": {}}
     for s in cells.seeds:
         if s >= planned.seed:
             break
         other = load_atoms(atoms / f"{cell_key(*planned[:2], 'matched', planned.point, s)}"
                                    ".npz")
         if other is not None:
-            out[f"seed{s}"] = metrics.atom_stability(est.components_, other)
+            out["stability"][f"seed{s}"] = metrics.atom_stability(est.components_, other)
+            out["stability_distinct"][f"seed{s}"] = metrics.distinct_atom_share(
+                est.components_, other)
     return out
 
 
@@ -112,8 +115,8 @@ def _group(cells: list[dict]) -> dict:
     raws = [c["test_raw"] for c in cells if c.get("test_raw")]
     if raws:
         out.update({f"raw_{k}": summarize([r.get(k) for r in raws]) for k in VIEWS["raw"]})
-    out["stability"] = summarize([v for c in cells
-                                  for v in (c.get("stability") or {}).values()])
+    for k in ("stability", "stability_distinct"):
+        out[k] = summarize([v for c in cells for v in (c.get(k) or {}).values()])
     first = min(cells, key=lambda c: c["seed"])
     if first.get("sweep"):
         out["sweep"] = first["sweep"]
