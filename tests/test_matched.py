@@ -6,7 +6,9 @@ import math
 import pytest
 import torch
 
+from psae import metrics
 from psae.cli import main
+from psae.reproduce.cells import load_atoms
 from psae.reproduce.matched.claims import matched_claims, shown_measures
 from psae.training.stopping import Plateau
 
@@ -67,7 +69,10 @@ def test_a_resumed_run_may_add_seeds_and_runs_only_theirs(run, tmp_path):
         cell = json.loads((out / "cells" / name).read_text())
         stab, distinct = cell["stability"], cell["stability_distinct"]
         assert set(stab) == {"seed0"} and 0.0 < stab["seed0"] < 0.999, (name, stab)
-        assert set(distinct) == {"seed0"} and 0.0 <= distinct["seed0"] <= 1.0, (name, distinct)
+        assert set(distinct) == {"seed0"}, (name, distinct)
+        # recomputed from the atoms the two cells saved
+        atoms = [load_atoms(out / "atoms" / f"{name[:-len('1.json')]}{s}.npz") for s in (0, 1)]
+        assert distinct["seed0"] == metrics.distinct_atom_share(atoms[1], atoms[0]), name
     md = (out / "report.md").read_text()
     assert "| atom stability | distinct atoms kept |" in md  # two seeds: their columns
 
@@ -313,3 +318,24 @@ def test_the_matched_report_has_no_paper_protocol_section(run):
                      "Model selection:", "Validation grid", "Paper protocol"):
         assert leftover not in md, leftover
     assert "Matched protocol:" in md and "max_epochs" in md
+
+
+def test_a_group_mixing_cells_without_the_distinct_share_reports_none():
+    from psae.reproduce.matched.cells import _group
+
+    def cell(seed, stability, distinct=None):
+        c = {"seed": seed, "test": {"L0": {"mean": 5.0, "std": 1.0}}, "test_raw": None,
+             "stability": stability}
+        if distinct is not None:
+            c["stability_distinct"] = distinct
+        return c
+
+    new = [cell(0, {}, {}), cell(1, {"seed0": 0.5}, {"seed0": 0.4}),
+           cell(2, {"seed0": 0.6, "seed1": 0.7}, {"seed0": 0.2, "seed1": 0.3})]
+    assert _group(new)["stability_distinct"]["n"] == 3
+    assert _group(new)["stability_distinct"]["mean"] == pytest.approx(0.3)
+    old_second = [new[0], cell(1, {"seed0": 0.5}), new[2]]  # seed 1 fitted before the field
+    assert _group(old_second)["stability_distinct"]["mean"] is None
+    assert _group(old_second)["stability"]["n"] == 3
+    old_first = [cell(0, {}), new[1], new[2]]  # seed 0 compares with nothing either way
+    assert _group(old_first)["stability_distinct"]["n"] == 3

@@ -117,8 +117,16 @@ def test_distinct_atom_share_discounts_atoms_that_resemble_each_other():
     R1, R2 = u + 0.05 * rng.normal(size=(20, 50)), u + 0.05 * rng.normal(size=(20, 50))
     assert metrics.atom_stability(R1, R2) > 0.8
     assert metrics.distinct_atom_share(R1, R2) <= 0.2
-    # duplicated and zero atoms are not distinct features
-    assert metrics.distinct_atom_share(np.vstack([A, A[:3]]), np.vstack([A, A[:3]])) == 17 / 23
+    # unrelated dictionaries of MNIST's shape share no feature, though their matched pairs
+    # often beat their atoms' nearest others (cosines about 0.1 on both sides)
+    U, V = rng.normal(size=(300, 784)), rng.normal(size=(300, 784))
+    assert metrics.distinct_atom_share(U, V) == 0.0
+    assert metrics.distinct_atom_share(U, V, min_cosine=-1.0) > 0.1
+    # duplicated and zero atoms are not distinct features, whatever the rounding
+    for seed in range(10):
+        D = np.random.default_rng(seed).normal(size=(30, 50)).astype(np.float32)
+        D = np.vstack([D, D[:3]])
+        assert metrics.distinct_atom_share(D, D[::-1]) == 27 / 33
     Z = A.copy()
     Z[0] = 0
     assert metrics.distinct_atom_share(Z, Z) == 19 / 20

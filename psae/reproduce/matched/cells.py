@@ -87,6 +87,8 @@ def _stability(cells: Cells, key: str, est, planned: Planned) -> dict[str, dict[
     are saved for the seeds after it."""
     atoms = cells.cfg.out / "atoms"
     save_atoms(atoms / f"{key}.npz", est)
+    # as saved (float16), like the earlier seeds': a rerun from the atoms alone agrees
+    mine = load_atoms(atoms / f"{key}.npz")
     out: dict[str, dict[str, float]] = {"stability": {}, "stability_distinct": {}}
     for s in cells.seeds:
         if s >= planned.seed:
@@ -96,7 +98,7 @@ def _stability(cells: Cells, key: str, est, planned: Planned) -> dict[str, dict[
         if other is not None:
             out["stability"][f"seed{s}"] = metrics.atom_stability(est.components_, other)
             out["stability_distinct"][f"seed{s}"] = metrics.distinct_atom_share(
-                est.components_, other)
+                est.components_ if mine is None else mine, other)
     return out
 
 
@@ -115,8 +117,14 @@ def _group(cells: list[dict]) -> dict:
     raws = [c["test_raw"] for c in cells if c.get("test_raw")]
     if raws:
         out.update({f"raw_{k}": summarize([r.get(k) for r in raws]) for k in VIEWS["raw"]})
-    for k in ("stability", "stability_distinct"):
-        out[k] = summarize([v for c in cells for v in (c.get(k) or {}).values()])
+    out["stability"] = summarize([v for c in cells for v in (c.get("stability") or {}).values()])
+    # cells fitted before the distinct share was recorded have none: a mean over the pairs
+    # that remain would pass for one over all of them
+    complete = all(c.get("stability_distinct") is not None or not c.get("stability")
+                   for c in cells)
+    out["stability_distinct"] = summarize(
+        [v for c in cells for v in (c.get("stability_distinct") or {}).values()]
+        if complete else [])
     first = min(cells, key=lambda c: c["seed"])
     if first.get("sweep"):
         out["sweep"] = first["sweep"]
