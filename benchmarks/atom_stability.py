@@ -4,8 +4,9 @@ resemble each other.
 For every model and target of a matched run whose seeds' atoms are on disk (``atoms/`` of the
 run folder, written by each cell and kept out of git): over every pair of seeds, the mean
 cosine of the Hungarian-matched atoms (``psae.metrics.atom_stability``, what the run's cells
-record) and the share of matched atoms the other seed reproduces more closely than the atom's
-own nearest other atom (``psae.metrics.distinct_atom_share``); and per seed, how alike a
+record) and the share of matched pairs that are one feature found twice: cosine at least 0.5
+and above both atoms' nearest other atom in their own dictionary
+(``psae.metrics.distinct_atom_share``); and per seed, how alike a
 model's own atoms are (mean cosine between two atoms, each atom's nearest other). It reads the
 cells' atoms, not their scores, so it fills in the corrected measure for runs fitted before the
 cells recorded it.
@@ -25,21 +26,12 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+from code_spread import atoms as own_likeness  # the script's folder is on sys.path
 
 from psae import metrics
 from psae.reproduce.cells import load_atoms, save_atoms
 
 NAME = re.compile(r"(?P<group>.+)__seed(?P<seed>\d+)\.npz$")
-
-
-def own_likeness(A: np.ndarray) -> dict:
-    U = np.asarray(A, np.float64)
-    U = U / np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-12)
-    C = U @ U.T
-    n = len(C)
-    np.fill_diagonal(C, np.nan)
-    return {"mean_cosine": float(np.nanmean(C)) if n > 1 else None,
-            "mean_nearest_other": float(np.nanmax(C, axis=1).mean()) if n > 1 else None}
 
 
 def groups(folder: Path) -> dict[str, dict[int, np.ndarray]]:

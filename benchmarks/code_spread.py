@@ -47,8 +47,9 @@ def by_brightness(l0: np.ndarray, bright: np.ndarray, cuts: np.ndarray) -> dict:
             "bin_share": [float(s) for s in share], "bin_mean_l0": mean}
 
 
-def atoms(model) -> dict:
-    D = np.asarray(model.components_, np.float64)
+def atoms(components) -> dict:
+    """How alike a dictionary's own atoms are (rows of ``components``)."""
+    D = np.asarray(components, np.float64)
     D = D / np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
     C = D @ D.T
     n = len(C)
@@ -92,7 +93,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "code_spread", "dataset": ds.name, "model": args.model or "smoke",
         "brightness_cuts": [float(c) for c in cuts], "splits": out,
-        "test_mean_reweighted_to_train_brightness": reweighted, "atoms": atoms(model),
+        "test_mean_reweighted_to_train_brightness": reweighted, "atoms": atoms(model.components_),
         "threads": args.threads, "cores": os.cpu_count(), "torch": torch.__version__,
         "loadavg_1min": os.getloadavg()[0]}))
 

@@ -63,8 +63,9 @@ MEASURES = {m.key: m for m in (
     Measure("stability", "atom stability", True,
             "atom stability across seeds (1 = the same atoms)"),
     Measure("stability_distinct", "distinct atoms kept", True,
-            "share of atoms another seed reproduces more closely than the model's own nearest "
-            "other atom (atom stability corrected for atoms that resemble each other)"),
+            "share of matched atoms another seed reproduces at cosine >= 0.5 and more closely "
+            "than the model's own nearest other atom (atom stability corrected for atoms that "
+            "resemble each other)"),
 )}
 
 

@@ -147,12 +147,14 @@ def threshold_sweep(est, Xtr, ytr, Xev, yev, at_theta: dict | None = None) -> li
     return rows
 
 
-def save_atoms(path: Path, est) -> None:
-    """A fit's decoder atoms as unit vectors in float16, for the stability of its seeds."""
+def save_atoms(path: Path, est) -> np.ndarray:
+    """A fit's decoder atoms as unit vectors in float16, for the stability of its seeds;
+    returns them as :func:`load_atoms` will read them."""
     A = np.asarray(est.components_, dtype=np.float64)
     n = np.linalg.norm(A, axis=1, keepdims=True)
-    save_npz(path, {"atoms": np.divide(A, n, out=np.zeros_like(A), where=n > 0)
-                    .astype(np.float16)})
+    atoms = np.divide(A, n, out=np.zeros_like(A), where=n > 0).astype(np.float16)
+    save_npz(path, {"atoms": atoms})
+    return atoms.astype(np.float32)
 
 
 def load_atoms(path: Path) -> np.ndarray | None:

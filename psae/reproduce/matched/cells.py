@@ -86,9 +86,8 @@ def _stability(cells: Cells, key: str, est, planned: Planned) -> dict[str, dict[
     committed results: a run resumed elsewhere compares the seeds it has); this fit's atoms
     are saved for the seeds after it."""
     atoms = cells.cfg.out / "atoms"
-    save_atoms(atoms / f"{key}.npz", est)
     # as saved (float16), like the earlier seeds': a rerun from the atoms alone agrees
-    mine = load_atoms(atoms / f"{key}.npz")
+    mine = save_atoms(atoms / f"{key}.npz", est)
     out: dict[str, dict[str, float]] = {"stability": {}, "stability_distinct": {}}
     for s in cells.seeds:
         if s >= planned.seed:
@@ -97,8 +96,7 @@ def _stability(cells: Cells, key: str, est, planned: Planned) -> dict[str, dict[
                                    ".npz")
         if other is not None:
             out["stability"][f"seed{s}"] = metrics.atom_stability(est.components_, other)
-            out["stability_distinct"][f"seed{s}"] = metrics.distinct_atom_share(
-                est.components_ if mine is None else mine, other)
+            out["stability_distinct"][f"seed{s}"] = metrics.distinct_atom_share(mine, other)
     return out
 
 
