@@ -75,10 +75,10 @@ def load(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def quality(encode, decode, Xtr, ytr, Xte, yte) -> dict:
     """FVU and dead units on the test rows, CA of the codes: one scorer for both libraries."""
     Htr, Hte = encode(Xtr), encode(Xte)
-    fvu = float(((decode(Hte) - Xte) ** 2).sum() / ((Xte - Xte.mean(0)) ** 2).sum())
-    return {"FVU": fvu, "CA": metrics.classification_accuracy(Htr, ytr, Hte, yte),
-            "L0": float(np.count_nonzero(Hte, axis=1).mean()),
-            "dead_fraction": float((np.abs(Hte).max(0) == 0).mean())}
+    return {"FVU": metrics.fraction_of_variance_unexplained(Xte, decode(Hte)),
+            "CA": metrics.classification_accuracy(Htr, ytr, Hte, yte),
+            "L0": float(metrics.l0_counts(Hte, threshold=0).mean()),  # exact zeros: TopK's
+            "dead_fraction": metrics.dead_units(Hte, threshold=0)}
 
 
 def fit_psae(precision: str, data, args, seed: int, epochs: int | None = None) -> dict:
@@ -164,7 +164,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     overcomplete_sae()  # fail before any fitting when the peer is missing
     data = load(args)
-    args.lr = min(1e-2, 1.0 / data[0].shape[1]) * (args.batch / 128) ** 0.5  # psae's default
+    # psae's default step (SparseAutoencoder._learning_rate, which needs a fitted batch size)
+    args.lr = min(1e-2, 1.0 / data[0].shape[1]) * (args.batch / 128) ** 0.5
     load_before = os.getloadavg()[0]
     rounds: list[dict[str, dict]] = []
     for r in range(args.rounds):
