@@ -112,15 +112,18 @@ def test_kth_largest_is_exact(shape, k, kind):
 
 def _both_paths(monkeypatch, name, x, dead=None, prepare=None):
     """The step's (terms, h, grads) on the dense path and on the sparse one, float32."""
-    out = []
+    out, calls, real = [], [], fused_sparse._sparse_path_gradients
+    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(sparse_products, "MIN_PRODUCT", 0)
     for density in (-1.0, 1.0):
         monkeypatch.setattr(sparse_products, "MAX_DENSITY", density)
-        monkeypatch.setattr(sparse_products, "MIN_PRODUCT", 0)
         m, obj = _model(name, torch.float32)
         if prepare:
             prepare(m)
         terms, h = sparse_gradients(m, obj, x, "fp32", 1e-3, dead)
         out.append((terms, h, [p.grad.clone() for p in m.parameters()]))
+        assert len(calls) == (density > 0)  # each path really ran
     return out
 
 
@@ -129,6 +132,7 @@ def _assert_same_step(dense, sparse):
     assert torch.equal(sparse[1], dense[1])  # the same codes
     for gd, gs in zip(dense[2], sparse[2], strict=True):
         torch.testing.assert_close(gs, gd, rtol=1e-4, atol=1e-6)
+        assert gs.stride() == gd.stride()  # the layout Adam and all-reduce see
 
 
 @pytest.mark.parametrize("name", ["topk", "batchtopk", "jumprelu", "sqjumprelu"])
@@ -182,6 +186,36 @@ def test_code_pattern_products_equal_dense():
     assert empty.nnz == 0
     assert not empty.decode(A.new_zeros(0), A).any()
     assert not empty.left_product(X.new_zeros(0), X).any()
+
+
+def test_sampled_product_ignores_uninitialised_memory(monkeypatch):
+    """``sampled_addmm`` with beta = 0 still multiplies its input's values on the CPU: the
+    pattern must hand it zeros, whatever fresh memory holds (here NaN)."""
+    real = torch.Tensor.new_empty
+    monkeypatch.setattr(torch.Tensor, "new_empty",
+                        lambda self, *a, **k: real(self, *a, **k).fill_(float("nan")))
+    g = torch.Generator().manual_seed(1)
+    p = CodePattern.from_dense(torch.rand(6, 5, generator=g) < 0.5)
+    left, right = torch.randn(6, 3, generator=g), torch.randn(3, 5, generator=g)
+    torch.testing.assert_close(p.sampled(left, right), p.gather(left @ right))
+
+
+@pytest.mark.parametrize("precision, path", [("fp32", "sparse"), ("bf16", "dense")])
+def test_sparse_gradients_follow_the_rule(monkeypatch, precision, path):
+    """Through :func:`sparse_gradients` itself: a sparse enough code at MNIST's shapes takes
+    the sparse path in float32 and stays dense in bf16 (or with ``sparse=False``)."""
+    calls, real = [], fused_sparse._sparse_path_gradients
+    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    obj = Objective.of("topk", n_components=1000, k=25)
+    mech = sparsity.get("topk")
+    m = Autoencoder(784, 1000, mech.code(1000, dict(obj.settings)), mech.decoder,
+                    generator=torch.Generator().manual_seed(0), pre_bias=True)
+    x = torch.rand(64, 784, generator=torch.Generator().manual_seed(1))
+    sparse_gradients(m, obj, x, precision)
+    assert bool(calls) == (path == "sparse")
+    sparse_gradients(m, obj, x, precision, sparse=False)
+    assert len(calls) == (path == "sparse")
 
 
 def test_sparse_products_decision_rule():

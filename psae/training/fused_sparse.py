@@ -133,10 +133,11 @@ def _jump_theta_grad(code: JumpReLU, a, gate, g, objective, w_s, n) -> torch.Ten
     return _theta_grad(code, (g * k).sum(dim=0), pen, w_s)
 
 
-def _sparse_theta_grad(code: JumpReLU, a, gate, delta2, W2, objective, w_s, n) -> torch.Tensor:
+def _sparse_theta_grad(code: JumpReLU, a, gate, delta2, W2t, objective, w_s, n
+                       ) -> torch.Tensor:
     """:func:`_theta_grad` with ``g`` sampled on the kernel's entries only."""
     kern = CodePattern.from_dense((a - code.threshold).abs() <= 0.5 * code.bandwidth)
-    g_kernel = kern.column_sums(kern.sampled(delta2, W2))
+    g_kernel = kern.column_sums(kern.sampled(delta2, W2t.t()))
     if objective.mechanism.penalty is squared_l0_penalty:
         per_row = gate.sum(dim=1, dtype=a.dtype).mul_(2.0 / n)  # ∂ mean_j L0_j² / ∂H_ji
         pen = kern.column_sums(per_row[kern.rows])
@@ -167,7 +168,7 @@ def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
         h, idx = _codes(code, a)
         gate = h > 0
     fwd = _Forward(x, xc, xcc, a, h, gate)
-    if sparse and sparse_capable(a, precision, x.shape[1]):
+    if sparse and sparse_capable(a, precision, x.shape[1]):  # before counting the code's entries
         nnz = idx.numel() if idx is not None else int(gate.sum())
         if use_sparse_products(a, nnz, precision, x.shape[1]):
             return _sparse_path_gradients(module, objective, fwd, idx, weight_decay, dead)
@@ -227,7 +228,7 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
 
 
 def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, dead):
-    """The rest of the step (float32) with the code's products on its non-zeros
+    """The rest of the step (float32 or float64) with the code's products on its non-zeros
     (:class:`CodePattern`): decode, ∂W2 and ∂W1 as bags, ``g`` only where the code is on."""
     W1, b1, W2, b2 = module.W1, module.b1, module.W2, module.b2
     x, a, h, gate = fwd.x, fwd.a, fwd.h, fwd.gate
@@ -252,7 +253,7 @@ def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, 
         sparsity = recon.new_zeros(())
     delta2.mul_(2.0 * w_r / n)
     dW2t = pattern.left_product(values, delta2)
-    delta1 = pattern.sampled(delta2, W2)  # g = ∂cost/∂h on the pattern
+    delta1 = pattern.sampled(delta2, W2t.t())  # g = ∂cost/∂h on the pattern
     if perm is not None:
         delta1.mul_(values > 0)  # TopK's rectified entries pass no gradient
     dW1 = pattern.left_product(delta1, fwd.xc)
@@ -263,7 +264,7 @@ def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, 
         dW1.index_add_(0, cols, aux_pattern.left_product(da, fwd.xc))
         db1.index_add_(0, cols, aux_pattern.column_sums(da))
     if jump:
-        code.log_threshold.grad = _sparse_theta_grad(code, a, gate, delta2, W2, objective,
+        code.log_threshold.grad = _sparse_theta_grad(code, a, gate, delta2, W2t, objective,
                                                      w_s, n)
     W2.grad = dW2t.t().contiguous()
     W1.grad, b1.grad = dW1, db1

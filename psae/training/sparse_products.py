@@ -10,9 +10,9 @@ all but N·k of the code's entries are zero. Three of them only ever meet the co
   zero elsewhere): a CSR ``sampled_addmm`` computes just those entries.
 
 Only the encoder's product ``x W1ᵀ`` stays dense, since every pre-activation takes part in the
-selection. :func:`use_sparse_products` says when this pays: on a CPU, in float32 (bf16 products
-on AMX are already faster than gathering), for codes at most 1/8 full and products large enough
-that the gathers' overhead is repaid (measured in benchmarks/README).
+selection. :func:`use_sparse_products` says when this pays: on a CPU, in float32 or float64
+(bf16 products on AMX are already faster than gathering), for codes at most 1/8 full and
+products large enough that the gathers' overhead is repaid (measured in benchmarks/README).
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ class CodePattern:
 
     @property
     def nnz(self) -> int:
+        """The number of entries that are on."""
         return int(self.cols.numel())
 
     def gather(self, dense: torch.Tensor) -> torch.Tensor:
@@ -108,10 +109,13 @@ class CodePattern:
                                include_last_offset=True)
 
     def sampled(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """The entries of ``left @ right`` (N × D by D × M) on the pattern only."""
+        """The entries of ``left @ right`` (N × D by D × M) on the pattern only; a column-major
+        ``right`` (the transpose of a row-major M × D) saves the product a copy."""
         with warnings.catch_warnings():  # CSR's "beta" notice, once per process
             warnings.simplefilter("ignore", UserWarning)
-            csr = torch.sparse_csr_tensor(self.crow, self.cols, left.new_empty(self.nnz),
+            # zeros, not empty: on the CPU beta = 0 still multiplies the old values, and 0 · NaN
+            # from uninitialised memory would poison the product
+            csr = torch.sparse_csr_tensor(self.crow, self.cols, left.new_zeros(self.nnz),
                                           (self.n_rows, self.n_cols), check_invariants=False)
             return torch.sparse.sampled_addmm(csr, left, right, beta=0.0).values()
 
