@@ -1,13 +1,16 @@
 """The hand-derived step of TopK, BatchTopK and both JumpReLUs against autograd (the oracle),
-with and without dead units for AuxK, in float64 and in bf16."""
+with and without dead units for AuxK, in float64 and in bf16, on both its paths: dense products
+and products on the code's non-zeros (:mod:`psae.training.sparse_products`)."""
 
 import pytest
 import torch
 
 from psae import sparsity
+from psae.training import fused_sparse, sparse_products
 from psae.training.fused_sparse import sparse_fusable, sparse_gradients
 from psae.training.network import Autoencoder
 from psae.training.objective import Objective
+from psae.training.sparse_products import CodePattern, use_sparse_products
 from psae.training.trainer import Trainer
 
 D, M, N = 14, 24, 37
@@ -30,12 +33,28 @@ def _model(name: str, dtype=torch.float64, seed: int = 0) -> tuple[Autoencoder, 
     return m.to(dtype), obj
 
 
+@pytest.fixture(params=["dense", "sparse"])
+def products(request, monkeypatch):
+    """Force the step's path (the test shapes are too small and too full for the rule to pick
+    the sparse one); the test gets the path's name and a list of its sparse calls."""
+    sparse = request.param == "sparse"
+    monkeypatch.setattr(sparse_products, "MAX_DENSITY", 1.0 if sparse else -1.0)
+    monkeypatch.setattr(sparse_products, "MIN_PRODUCT", 0)
+    calls, real = [], fused_sparse._sparse_path_gradients
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients", spy)
+    return request.param, calls
+
+
 CASES = [("topk", 0), ("topk", 7), ("batchtopk", 0), ("batchtopk", 7), ("jumprelu", 0),
          ("sqjumprelu", 0)]  # AuxK (dead units) belongs to the top-k codes
 
 
 @pytest.mark.parametrize("name, n_dead", CASES)
-def test_sparse_gradients_equal_autograd(name, n_dead):
+def test_sparse_gradients_equal_autograd(name, n_dead, products):
     x = torch.rand(N, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     a, obj = _model(name)
     b, _ = _model(name)
@@ -57,6 +76,7 @@ def test_sparse_gradients_equal_autograd(name, n_dead):
                                    msg=f"{name} dead={n_dead} {pname}")
     if n_dead:
         assert float(sparse.detach()) > 0  # AuxK really ran
+    assert bool(products[1]) == (products[0] == "sparse")
 
 
 @pytest.mark.parametrize("name", ["topk", "jumprelu"])
@@ -88,3 +108,123 @@ def test_kth_largest_is_exact(shape, k, kind):
     flat = a.flatten()
     k = min(k, flat.numel())
     assert float(kth_largest(flat, k)) == float(flat.topk(k).values.min())
+
+
+def _both_paths(monkeypatch, name, x, dead=None, prepare=None):
+    """The step's (terms, h, grads) on the dense path and on the sparse one, float32."""
+    out, calls, real = [], [], fused_sparse._sparse_path_gradients
+    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(sparse_products, "MIN_PRODUCT", 0)
+    for density in (-1.0, 1.0):
+        monkeypatch.setattr(sparse_products, "MAX_DENSITY", density)
+        m, obj = _model(name, torch.float32)
+        if prepare:
+            prepare(m)
+        terms, h = sparse_gradients(m, obj, x, "fp32", 1e-3, dead)
+        out.append((terms, h, [p.grad.clone() for p in m.parameters()]))
+        assert len(calls) == (density > 0)  # each path really ran
+    return out
+
+
+def _assert_same_step(dense, sparse):
+    torch.testing.assert_close(sparse[0], dense[0], rtol=1e-5, atol=1e-6)
+    assert torch.equal(sparse[1], dense[1])  # the same codes
+    for gd, gs in zip(dense[2], sparse[2], strict=True):
+        torch.testing.assert_close(gs, gd, rtol=1e-4, atol=1e-6)
+        assert gs.stride() == gd.stride()  # the layout Adam and all-reduce see
+
+
+@pytest.mark.parametrize("name", ["topk", "batchtopk", "jumprelu", "sqjumprelu"])
+@pytest.mark.parametrize("case", ["all_negative", "silent_units", "all_dead", "strided"])
+def test_sparse_path_edge_cases_match_dense(monkeypatch, name, case):
+    """Rows whose top-k are all rectified to zero, units with no entry, every unit dead
+    (AuxK on all of them) and a non-contiguous batch give the dense path's step."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(N, D, generator=g)
+    dead, prepare = None, None
+    if case == "all_negative":
+        def prepare(m):
+            m.b1.data.fill_(-50.0)  # every pre-activation negative: TopK keeps only zeros
+    elif case == "silent_units":
+        def prepare(m):
+            m.b1.data[: M // 2] = -50.0  # half the units never fire (nor reach the kernel)
+    elif case == "all_dead":
+        dead = torch.ones(M, dtype=torch.bool)
+    else:
+        x = torch.rand(D, 2 * N, generator=g).t()[::2]
+    dense, sparse = _both_paths(monkeypatch, name, x, dead, prepare)
+    _assert_same_step(dense, sparse)
+    if case == "all_dead" and name in ("topk", "batchtopk"):
+        assert float(sparse[0][2]) > 0
+
+
+def test_code_pattern_products_equal_dense():
+    """Decode, left product, sampled product and column sums against dense arithmetic, with
+    empty rows and empty units."""
+    g = torch.Generator().manual_seed(0)
+    n, m, d = 9, 11, 5
+    mask = torch.rand(n, m, generator=g) < 0.3
+    mask[2] = False
+    mask[:, 4] = False
+    h = torch.randn(n, m, generator=g, dtype=torch.float64) * mask
+    p = CodePattern.from_dense(mask)
+    v = p.gather(h)
+    A, X = (torch.randn(m, d, generator=g, dtype=torch.float64),
+            torch.randn(n, d, generator=g, dtype=torch.float64))
+    torch.testing.assert_close(p.decode(v, A), h @ A)
+    torch.testing.assert_close(p.left_product(v, X), h.t() @ X)
+    torch.testing.assert_close(p.sampled(X, A.t()), (X @ A.t())[mask])
+    torch.testing.assert_close(p.column_sums(v), h.sum(dim=0))
+    idx = torch.randn(n, m, generator=g).topk(3, dim=1, sorted=False).indices
+    q, perm = CodePattern.from_topk(idx, m)
+    vals = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    dense = torch.zeros(n, m, dtype=torch.float64).scatter_(1, idx, vals)
+    torch.testing.assert_close(q.decode(vals.flatten()[perm], A), dense @ A)
+    assert torch.equal(q.gather(dense), vals.flatten()[perm])
+    empty = CodePattern.from_dense(torch.zeros(n, m, dtype=torch.bool))
+    assert empty.nnz == 0
+    assert not empty.decode(A.new_zeros(0), A).any()
+    assert not empty.left_product(X.new_zeros(0), X).any()
+
+
+def test_sampled_product_ignores_uninitialised_memory(monkeypatch):
+    """``sampled_addmm`` with beta = 0 still multiplies its input's values on the CPU: the
+    pattern must hand it zeros, whatever fresh memory holds (here NaN)."""
+    real = torch.Tensor.new_empty
+    monkeypatch.setattr(torch.Tensor, "new_empty",
+                        lambda self, *a, **k: real(self, *a, **k).fill_(float("nan")))
+    g = torch.Generator().manual_seed(1)
+    p = CodePattern.from_dense(torch.rand(6, 5, generator=g) < 0.5)
+    left, right = torch.randn(6, 3, generator=g), torch.randn(3, 5, generator=g)
+    torch.testing.assert_close(p.sampled(left, right), p.gather(left @ right))
+
+
+@pytest.mark.parametrize("precision, path", [("fp32", "sparse"), ("bf16", "dense")])
+def test_sparse_gradients_follow_the_rule(monkeypatch, precision, path):
+    """Through :func:`sparse_gradients` itself: a sparse enough code at MNIST's shapes takes
+    the sparse path in float32 and stays dense in bf16 (or with ``sparse=False``)."""
+    calls, real = [], fused_sparse._sparse_path_gradients
+    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    obj = Objective.of("topk", n_components=1000, k=25)
+    mech = sparsity.get("topk")
+    m = Autoencoder(784, 1000, mech.code(1000, dict(obj.settings)), mech.decoder,
+                    generator=torch.Generator().manual_seed(0), pre_bias=True)
+    x = torch.rand(64, 784, generator=torch.Generator().manual_seed(1))
+    sparse_gradients(m, obj, x, precision)
+    assert bool(calls) == (path == "sparse")
+    sparse_gradients(m, obj, x, precision, sparse=False)
+    assert len(calls) == (path == "sparse")
+
+
+def test_sparse_products_decision_rule():
+    """Sparse only on the CPU, not in bf16, for codes at most 1/8 full and products of at
+    least ``MIN_PRODUCT`` multiply-adds."""
+    a = torch.zeros(256, 1000)
+    assert use_sparse_products(a, 256 * 25, "fp32", 784)
+    assert not use_sparse_products(a, 256 * 25, "bf16", 784)
+    assert not use_sparse_products(a, 256 * 200, "fp32", 784)  # 1/5 full
+    assert not use_sparse_products(a, 256 * 25, "fp32", 16)  # 4 million multiply-adds
+    assert not use_sparse_products(a.to("meta"), 256 * 25, "fp32", 784)
+    assert not use_sparse_products(a.half(), 256 * 25, "fp32", 784)

@@ -18,6 +18,8 @@ straight-through pseudo-derivatives of :mod:`psae.sparsity.jumprelu`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..sparsity.auxk import auxk_penalty
@@ -28,6 +30,7 @@ from ..sparsity.topk import TopK
 from .fused import add_weight_decay, casts
 from .network import Autoencoder
 from .objective import Objective
+from .sparse_products import CodePattern, sparse_capable, use_sparse_products
 
 __all__ = ["sparse_fusable", "sparse_gradients"]
 
@@ -44,17 +47,26 @@ def sparse_fusable(module: Autoencoder, objective: Objective, solver: str) -> bo
     return isinstance(code, JumpReLU) and objective.mechanism.penalty in _GATE_PENALTIES
 
 
-def _codes(code, a: torch.Tensor) -> torch.Tensor:
-    """``h`` of the top-k codes, as their forward makes it (BatchTopK's threshold tracked)."""
+def _top_k(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``k`` largest pre-activations per row, rectified: the dense code ``h``, the kept
+    values (N × k) and their columns."""
+    vals, idx = a.topk(min(k, a.shape[1]), dim=1, sorted=False)
+    vals.relu_()
+    return torch.zeros_like(a).scatter_(1, idx, vals), vals, idx
+
+
+def _codes(code, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``h`` of the top-k codes, as their forward makes it (BatchTopK's threshold tracked),
+    and TopK's kept columns (N × k; None for BatchTopK)."""
     if isinstance(code, TopK):
-        vals, idx = a.topk(min(code.k, a.shape[1]), dim=1, sorted=False)
-        return torch.zeros_like(a).scatter_(1, idx, vals.relu_())
+        h, _, idx = _top_k(a, code.k)
+        return h, idx
     # the batch's k·B largest are those at or above its (k·B)-th largest value (ties between
     # distinct float32 pre-activations aside), found without a top-k of the whole batch
     tau = kth_largest(a.flatten(), min(code.k * a.shape[0], a.numel()))
     h = a.relu() * (a >= tau)
     code.track_low(tau if bool(tau > 0) else _min_positive(a))
-    return h
+    return h, None
 
 
 def _min_positive(a: torch.Tensor) -> torch.Tensor:
@@ -71,9 +83,7 @@ def _auxk(code, a, e, W2, dead, w_s, n, cast, grad):
     cols = torch.nonzero(dead).flatten()
     if cols.numel() == 0:
         return e.new_zeros(()), None
-    ad = a.index_select(1, cols)
-    vals, j = ad.topk(min(2 * code.k, cols.numel()), dim=1, sorted=False)
-    z = torch.zeros_like(ad).scatter_(1, j, vals.relu_())
+    z, _, _ = _top_k(a.index_select(1, cols), 2 * code.k)
     W2d = W2.index_select(1, cols)
     zc, W2dc = cast(z), cast(W2d)
     r = e - torch.mm(zc, W2dc.t())
@@ -85,42 +95,108 @@ def _auxk(code, a, e, W2, dead, w_s, n, cast, grad):
     return value, (cols, dW2, da)
 
 
-def _jump_theta_grad(code: JumpReLU, a, gate, g, objective, w_s, n) -> torch.Tensor:
-    """∂cost/∂log θ: the reconstruction's through ``h`` and the L0 term's through the gates,
-    both with the rectangle kernel's straight-through derivative."""
+def _sparse_auxk(code, a, e, W2t, dead, w_s, n):
+    """:func:`_auxk` on the dead units' own top-2k: its value, and ∂W2ᵀ's rows, the pattern
+    and ∂a's values there for those units (None without dead units)."""
+    cols = torch.nonzero(dead).flatten()
+    if cols.numel() == 0:
+        return e.new_zeros(()), None
+    _, vals, j = _top_k(a.index_select(1, cols), 2 * code.k)
+    pattern, perm = CodePattern.from_topk(j, cols.numel())
+    z = vals.flatten()[perm]
+    W2dt = W2t.index_select(0, cols)
+    r = e - pattern.decode(z, W2dt)
+    value = torch.dot(r.view(-1), r.view(-1)) / n
+    r.mul_(-2.0 * w_s / n)  # ∂(w_s · value)/∂ê
+    dW2t = pattern.left_product(z, r)
+    da = pattern.sampled(r, W2dt.t()).mul_(z > 0)
+    return value, (cols, dW2t, pattern, da)
+
+
+def _theta_grad(code: JumpReLU, g_kernel: torch.Tensor, pen: torch.Tensor, w_s: float
+                ) -> torch.Tensor:
+    """∂cost/∂log θ from each unit's ``Σ_j g_ji K_ji`` (the reconstruction's part) and its
+    L0 term's ``Σ_j K_ji ∂S/∂H_ji``, with the rectangle kernel's straight-through derivative."""
     theta, eps = code.threshold, code.bandwidth
-    k = _kernel(a, theta, eps)
+    d_theta = -(theta / eps) * g_kernel - (w_s / eps) * pen
+    return d_theta * theta  # θ = exp(log θ)
+
+
+def _jump_theta_grad(code: JumpReLU, a, gate, g, objective, w_s, n) -> torch.Tensor:
+    """:func:`_theta_grad` on dense ``N × M`` tensors."""
+    k = _kernel(a, code.threshold, code.bandwidth)
     if objective.mechanism.penalty is squared_l0_penalty:
         per_row = gate.sum(dim=1, keepdim=True).mul_(2.0 / n)  # ∂ mean_j L0_j² / ∂H_ji
         pen = (k * per_row).sum(dim=0)
     else:
         pen = k.sum(dim=0) / n
-    d_theta = -(theta / eps) * (g * k).sum(dim=0) - (w_s / eps) * pen
-    return d_theta * theta  # θ = exp(log θ)
+    return _theta_grad(code, (g * k).sum(dim=0), pen, w_s)
+
+
+def _sparse_theta_grad(code: JumpReLU, a, gate, delta2, W2t, objective, w_s, n
+                       ) -> torch.Tensor:
+    """:func:`_theta_grad` with ``g`` sampled on the kernel's entries only."""
+    kern = CodePattern.from_dense((a - code.threshold).abs() <= 0.5 * code.bandwidth)
+    g_kernel = kern.column_sums(kern.sampled(delta2, W2t.t()))
+    if objective.mechanism.penalty is squared_l0_penalty:
+        per_row = gate.sum(dim=1, dtype=a.dtype).mul_(2.0 / n)  # ∂ mean_j L0_j² / ∂H_ji
+        pen = kern.column_sums(per_row[kern.rows])
+    else:
+        pen = kern.column_sums(a.new_ones(kern.nnz)) / n
+    return _theta_grad(code, g_kernel, pen, w_s)
 
 
 @torch.no_grad()
 def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
                      precision: str = "fp32", weight_decay: float = 0.0,
-                     dead: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     dead: torch.Tensor | None = None, sparse: bool = True
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Set the ``.grad`` of every parameter for the cost of ``x``; return its (total,
     reconstruction, sparsity), as :meth:`Trainer.loss` gives them, and the codes ``h``.
-    ``dead``: the units AuxK revives (TopK and BatchTopK)."""
-    W1, b1, W2, b2 = module.W1, module.b1, module.W2, module.b2
-    code, n = module.code, x.shape[0]
-    w_r, w_s = objective.mechanism.weights(objective.settings)
-    cast, grad = casts(precision)
-
+    ``dead``: the units AuxK revives (TopK and BatchTopK). The code's products are taken on
+    its non-zeros where ``sparse`` and :func:`use_sparse_products` say so, else dense."""
+    W1, b1, b2, code = module.W1, module.b1, module.b2, module.code
+    cast, _ = casts(precision)
     xc = x - b2
-    xcc, W1c, W2c = cast(xc), cast(W1), cast(W2)
-    a = torch.add(torch.mm(xcc, W1c.t()), b1)
-    jump = isinstance(code, JumpReLU)
-    if jump:
+    xcc = cast(xc)
+    a = torch.add(torch.mm(xcc, cast(W1).t()), b1)
+    idx = None
+    if isinstance(code, JumpReLU):
         gate = a > code.threshold
         h = a * gate
     else:
-        h = _codes(code, a)
+        h, idx = _codes(code, a)
         gate = h > 0
+    fwd = _Forward(x, xc, xcc, a, h, gate)
+    if sparse and sparse_capable(a, precision, x.shape[1]):  # before counting the code's entries
+        nnz = idx.numel() if idx is not None else int(gate.sum())
+        if use_sparse_products(a, nnz, precision, x.shape[1]):
+            return _sparse_path_gradients(module, objective, fwd, idx, weight_decay, dead)
+    return _dense_gradients(module, objective, fwd, precision, weight_decay, dead)
+
+
+@dataclass
+class _Forward:
+    """The step's forward pass up to the code: input, centred input (and its cast),
+    pre-activations, code and gate."""
+
+    x: torch.Tensor
+    xc: torch.Tensor
+    xcc: torch.Tensor
+    a: torch.Tensor
+    h: torch.Tensor
+    gate: torch.Tensor
+
+
+def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, dead):
+    """The rest of the step with dense ``N × M`` products (bf16 where ``precision`` asks)."""
+    W1, b1, W2, b2 = module.W1, module.b1, module.W2, module.b2
+    x, a, h, gate = fwd.x, fwd.a, fwd.h, fwd.gate
+    code, n = module.code, x.shape[0]
+    w_r, w_s = objective.mechanism.weights(objective.settings)
+    cast, grad = casts(precision)
+    W2c = cast(W2)
+    jump = isinstance(code, JumpReLU)
     hc = cast(h)
     y = torch.add(torch.mm(hc, W2c.t()), b2)
     delta2 = y - x
@@ -144,8 +220,54 @@ def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
         delta1.index_add_(1, cols, da)
     if jump:
         code.log_threshold.grad = _jump_theta_grad(code, a, gf, g, objective, w_s, n)
-    W1.grad = grad(torch.mm(cast(delta1).t(), xcc))
+    W1.grad = grad(torch.mm(cast(delta1).t(), fwd.xcc))
     b1.grad = delta1.sum(dim=0)
+    b2.grad = delta2.sum(dim=0) - torch.mv(W1.t(), b1.grad)
+    total = add_weight_decay(module, w_r * recon + w_s * sparsity, weight_decay)
+    return torch.stack([total, recon, sparsity]), h
+
+
+def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, dead):
+    """The rest of the step (float32 or float64) with the code's products on its non-zeros
+    (:class:`CodePattern`): decode, ∂W2 and ∂W1 as bags, ``g`` only where the code is on."""
+    W1, b1, W2, b2 = module.W1, module.b1, module.W2, module.b2
+    x, a, h, gate = fwd.x, fwd.a, fwd.h, fwd.gate
+    code, n = module.code, x.shape[0]
+    w_r, w_s = objective.mechanism.weights(objective.settings)
+    if idx is not None:  # TopK: its k columns per row, some of them rectified to zero
+        pattern, perm = CodePattern.from_topk(idx, a.shape[1])
+    else:
+        pattern, perm = CodePattern.from_dense(gate), None
+    values = pattern.gather(h)
+    W2t = W2.t().contiguous()  # the atoms as rows, for the bags
+    delta2 = pattern.decode(values, W2t).add_(b2).sub_(x)
+    recon = torch.dot(delta2.view(-1), delta2.view(-1)) / n
+    aux = None
+    jump = isinstance(code, JumpReLU)
+    if jump:
+        sparsity = objective.mechanism.penalty(h, None, objective.settings,
+                                               gate=gate.to(a.dtype))
+    elif dead is not None and bool(dead.any()):
+        sparsity, aux = _sparse_auxk(code, a, -delta2, W2t, dead, w_s, n)
+    else:
+        sparsity = recon.new_zeros(())
+    delta2.mul_(2.0 * w_r / n)
+    dW2t = pattern.left_product(values, delta2)
+    delta1 = pattern.sampled(delta2, W2t.t())  # g = ∂cost/∂h on the pattern
+    if perm is not None:
+        delta1.mul_(values > 0)  # TopK's rectified entries pass no gradient
+    dW1 = pattern.left_product(delta1, fwd.xc)
+    db1 = pattern.column_sums(delta1)
+    if aux is not None:
+        cols, aux_dW2t, aux_pattern, da = aux
+        dW2t.index_add_(0, cols, aux_dW2t)
+        dW1.index_add_(0, cols, aux_pattern.left_product(da, fwd.xc))
+        db1.index_add_(0, cols, aux_pattern.column_sums(da))
+    if jump:
+        code.log_threshold.grad = _sparse_theta_grad(code, a, gate, delta2, W2t, objective,
+                                                     w_s, n)
+    W2.grad = dW2t.t().contiguous()
+    W1.grad, b1.grad = dW1, db1
     b2.grad = delta2.sum(dim=0) - torch.mv(W1.t(), b1.grad)
     total = add_weight_decay(module, w_r * recon + w_s * sparsity, weight_decay)
     return torch.stack([total, recon, sparsity]), h
