@@ -21,9 +21,14 @@ THETA_INIT = 1e-3
 BANDWIDTH = 0.05
 
 
+def in_kernel(a: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Where the rectangle kernel ``K((a − θ)/ε)`` is 1 (a boolean mask)."""
+    return (a - theta).abs() <= 0.5 * eps
+
+
 def _kernel(a: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
     """``K((a − θ)/ε)`` for the rectangle kernel."""
-    return ((a - theta).abs() <= 0.5 * eps).to(a.dtype)
+    return in_kernel(a, theta, eps).to(a.dtype)
 
 
 class _Jump(torch.autograd.Function):

@@ -24,7 +24,7 @@ import torch
 
 from ..sparsity.auxk import auxk_penalty
 from ..sparsity.batchtopk import BatchTopK, kth_largest
-from ..sparsity.jumprelu import JumpReLU, _kernel, l0_penalty
+from ..sparsity.jumprelu import JumpReLU, _kernel, in_kernel, l0_penalty
 from ..sparsity.sqjumprelu import squared_l0_penalty
 from ..sparsity.topk import TopK
 from .fused import add_weight_decay, casts
@@ -136,7 +136,7 @@ def _jump_theta_grad(code: JumpReLU, a, gate, g, objective, w_s, n) -> torch.Ten
 def _sparse_theta_grad(code: JumpReLU, a, gate, delta2, W2t, objective, w_s, n
                        ) -> torch.Tensor:
     """:func:`_theta_grad` with ``g`` sampled on the kernel's entries only."""
-    kern = CodePattern.from_dense((a - code.threshold).abs() <= 0.5 * code.bandwidth)
+    kern = CodePattern.from_dense(in_kernel(a, code.threshold, code.bandwidth))
     g_kernel = kern.column_sums(kern.sampled(delta2, W2t.t()))
     if objective.mechanism.penalty is squared_l0_penalty:
         per_row = gate.sum(dim=1, dtype=a.dtype).mul_(2.0 / n)  # ∂ mean_j L0_j² / ∂H_ji
