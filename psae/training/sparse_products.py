@@ -51,8 +51,8 @@ def use_sparse_products(a: torch.Tensor, nnz: int, precision: str, n_features: i
 class CodePattern:
     """Where an ``n_rows × n_cols`` code is on: its entries in row-major order (``rows``,
     ``cols``, row offsets ``crow``), and the column-major order of the same entries (``order``,
-    column offsets ``ccol``) for the products that sum per unit. Values live outside, in one
-    1-D tensor per quantity, in row-major order."""
+    their rows in it ``col_rows``, column offsets ``ccol``) for the products that sum per unit.
+    Values live outside, in one 1-D tensor per quantity, in row-major order."""
 
     rows: torch.Tensor
     cols: torch.Tensor
@@ -60,6 +60,7 @@ class CodePattern:
     n_rows: int
     n_cols: int
     order: torch.Tensor
+    col_rows: torch.Tensor
     ccol: torch.Tensor
 
     @classmethod
@@ -69,7 +70,8 @@ class CodePattern:
         within a row, as CSR asks)."""
         crow = _offsets(rows, n_rows)
         order = torch.argsort(cols, stable=True)
-        return cls(rows, cols, crow, n_rows, n_cols, order, _offsets(cols[order], n_cols))
+        return cls(rows, cols, crow, n_rows, n_cols, order, rows[order],
+                   _offsets(cols[order], n_cols))
 
     @classmethod
     def from_topk(cls, idx: torch.Tensor, n_cols: int) -> tuple[CodePattern, torch.Tensor]:
@@ -104,7 +106,7 @@ class CodePattern:
 
     def left_product(self, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``Hᵀ X`` for ``X`` (N × D): each unit's bag of samples, M × D."""
-        return F.embedding_bag(self.rows[self.order], x, self.ccol, mode="sum",
+        return F.embedding_bag(self.col_rows, x, self.ccol, mode="sum",
                                per_sample_weights=values[self.order],
                                include_last_offset=True)
 
