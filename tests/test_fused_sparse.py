@@ -40,13 +40,15 @@ def products(request, monkeypatch):
     sparse = request.param == "sparse"
     monkeypatch.setattr(sparse_products, "MAX_DENSITY", 1.0 if sparse else -1.0)
     monkeypatch.setattr(sparse_products, "MIN_PRODUCT", 0)
-    calls, real = [], fused_sparse._sparse_path_gradients
+    return request.param, _spy_sparse_path(monkeypatch)
 
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients", spy)
-    return request.param, calls
+
+def _spy_sparse_path(monkeypatch) -> list:
+    """A list that grows by one each time the step takes its sparse path."""
+    calls, real = [], fused_sparse._sparse_path_gradients
+    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
 
 
 CASES = [("topk", 0), ("topk", 7), ("batchtopk", 0), ("batchtopk", 7), ("jumprelu", 0),
@@ -112,9 +114,7 @@ def test_kth_largest_is_exact(shape, k, kind):
 
 def _both_paths(monkeypatch, name, x, dead=None, prepare=None):
     """The step's (terms, h, grads) on the dense path and on the sparse one, float32."""
-    out, calls, real = [], [], fused_sparse._sparse_path_gradients
-    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    out, calls = [], _spy_sparse_path(monkeypatch)
     monkeypatch.setattr(sparse_products, "MIN_PRODUCT", 0)
     for density in (-1.0, 1.0):
         monkeypatch.setattr(sparse_products, "MAX_DENSITY", density)
@@ -204,9 +204,7 @@ def test_sampled_product_ignores_uninitialised_memory(monkeypatch):
 def test_sparse_gradients_follow_the_rule(monkeypatch, precision, path):
     """Through :func:`sparse_gradients` itself: a sparse enough code at MNIST's shapes takes
     the sparse path in float32 and stays dense in bf16 (or with ``sparse=False``)."""
-    calls, real = [], fused_sparse._sparse_path_gradients
-    monkeypatch.setattr(fused_sparse, "_sparse_path_gradients",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _spy_sparse_path(monkeypatch)
     obj = Objective.of("topk", n_components=1000, k=25)
     mech = sparsity.get("topk")
     m = Autoencoder(784, 1000, mech.code(1000, dict(obj.settings)), mech.decoder,
