@@ -93,7 +93,7 @@ def test_trainer_step_is_one_optimiser_step_on_the_pure_objective():
     terms = trainer.step(x, 0.5)
     fwd = Autoencoder(10, 6, generator=torch.Generator().manual_seed(1))(x)
     total, recon, sparse = Objective.of("sql0", lam=10.0)(x, fwd.h, fwd.y, 0.5)
-    wd = 0.5e-3 * sum(before[k].square().sum() for k in ("W1", "W2"))
+    wd = 0.5e-3 * sum(before[k].square().sum() for k in ("W1", "atoms"))
     torch.testing.assert_close(terms, torch.stack([total + wd, recon, sparse]).detach())
     assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
     losses = [float(trainer.step(x, 0.5)[0]) for _ in range(30)]

@@ -39,9 +39,43 @@ def test_fused_gradients_equal_autograd(penalty, act, dec):
     terms, _ = fused_gradients(b, obj, x, 0.4, "fp32", weight_decay=1e-2)
     torch.testing.assert_close(terms, torch.stack([total, recon, sparse]).detach(),
                                rtol=1e-10, atol=1e-12)
-    for name in ("W1", "b1", "W2", "b2"):
+    for name in ("W1", "b1", "atoms", "b2"):
         torch.testing.assert_close(getattr(b, name).grad, getattr(a, name).grad, rtol=1e-9,
                                    atol=1e-12, msg=f"{penalty} {act}/{dec} {name}")
+        # in the parameter's own layout: fused Adam runs 4x slower on mismatched strides
+        assert getattr(b, name).grad.stride() == getattr(b, name).stride()
+
+
+def test_decoder_is_stored_atom_by_atom_with_w2_its_view():
+    m = Autoencoder(5, 3, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    r = (6.0 / 9) ** 0.5
+    W1 = (torch.rand(3, 5, generator=g) * 2 - 1) * r
+    W2 = (torch.rand(5, 3, generator=g) * 2 - 1) * r  # the draw W2 (D × M) always had
+    assert torch.equal(m.W1, W1) and torch.equal(m.W2, W2)
+    assert m.atoms.shape == (3, 5) and m.atoms.is_contiguous()
+    with torch.no_grad():
+        m.W2[4, 1] = 7.0  # one storage: a write through the view reaches the parameter
+    assert float(m.atoms.detach()[1, 4]) == 7.0
+    m.normalise_decoder()
+    torch.testing.assert_close(m.W2.norm(dim=0), torch.ones(3))
+
+
+def test_resampling_clears_the_moments_of_the_resampled_units_only():
+    from psae.training.monitor import resample_dead
+    from psae.training.trainer import adam
+
+    m = Autoencoder(6, 4, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(32, 6, generator=torch.Generator().manual_seed(1))
+    opt = adam(m.parameters(), 1e-2)
+    Trainer(m, Objective.of("none")).loss(x)[0].backward()
+    opt.step()
+    dead = torch.tensor([True, False, False, True])
+    assert resample_dead(m, dead, x, opt, torch.Generator().manual_seed(2)) == 2
+    for p in (m.W1, m.b1, m.atoms):
+        for key in ("exp_avg", "exp_avg_sq"):
+            moment = opt.state[p][key]
+            assert not moment[dead].any() and moment[~dead].abs().sum() > 0, (p.shape, key)
 
 
 def test_every_paper_mechanism_is_fused_and_others_fall_back_to_autograd():
@@ -64,7 +98,7 @@ def test_bf16_step_tracks_the_float32_step():
     t32, _ = fused_gradients(a, obj, x, 0.5, "fp32")
     t16, _ = fused_gradients(b, obj, x, 0.5, "bf16")
     torch.testing.assert_close(t16, t32, rtol=2e-2, atol=1e-3)
-    for name in ("W1", "W2"):
+    for name in ("W1", "atoms"):
         ga, gb = getattr(a, name).grad, getattr(b, name).grad
         rel = float((ga - gb).norm() / ga.norm())
         assert rel < 2e-2, (name, rel)

@@ -124,6 +124,7 @@ def _both_paths(monkeypatch, name, x, dead=None, prepare=None):
         terms, h = sparse_gradients(m, obj, x, "fp32", 1e-3, dead)
         out.append((terms, h, [p.grad.clone() for p in m.parameters()]))
         assert len(calls) == (density > 0)  # each path really ran
+        assert all(p.grad.stride() == p.stride() for p in m.parameters())  # as Adam wants
     return out
 
 

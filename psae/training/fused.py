@@ -50,7 +50,7 @@ def add_weight_decay(module: Autoencoder, total: torch.Tensor, weight_decay: flo
         return total
     W1, W2 = module.W1, module.W2
     W1.grad.add_(W1, alpha=weight_decay)
-    W2.grad.add_(W2, alpha=weight_decay)
+    module.atoms.grad.add_(module.atoms, alpha=weight_decay)
     return total + (0.5 * weight_decay) * (W1.square().sum() + W2.square().sum())
 
 
@@ -81,7 +81,7 @@ def fused_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
     delta2.mul_(derivative_from_output(module.decoder_activation, y)).mul_(2.0 * w_r / n)
     sparsity, dS = objective.mechanism.penalty_grad(h, sigma, objective.settings)
     d2c = cast(delta2)
-    W2.grad = grad(torch.mm(d2c.t(), hc))
+    module.atoms.grad = grad(torch.mm(hc.t(), d2c))  # ∂W2ᵀ, in the decoder's layout
     b2.grad = delta2.sum(dim=0)
     back = torch.mm(d2c, W2c)
     if dS is not None and w_s:

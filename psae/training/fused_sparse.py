@@ -76,7 +76,7 @@ def _min_positive(a: torch.Tensor) -> torch.Tensor:
 
 
 def _auxk(code, a, e, W2, dead, w_s, n, cast, grad):
-    """AuxK on the dead columns only: its value, ∂W2 for those columns and ∂a for them.
+    """AuxK on the dead columns only: its value, ∂W2ᵀ's rows for those units and ∂a for them.
 
     ``e = x − y`` (held constant): the ``2k`` largest dead pre-activations reconstruct it
     through their own decoder columns, ``ê = z W2[:, dead]ᵀ``; cost ``mean_j ‖e_j − ê_j‖²``."""
@@ -90,9 +90,9 @@ def _auxk(code, a, e, W2, dead, w_s, n, cast, grad):
     value = torch.dot(r.view(-1), r.view(-1)) / n
     r.mul_(-2.0 * w_s / n)  # ∂(w_s · value)/∂ê
     rc = cast(r)
-    dW2 = grad(torch.mm(rc.t(), zc))
+    dW2t = grad(torch.mm(zc.t(), rc))
     da = grad(torch.mm(rc, W2dc)).mul_(z > 0)
-    return value, (cols, dW2, da)
+    return value, (cols, dW2t, da)
 
 
 def _sparse_auxk(code, a, e, W2t, dead, w_s, n):
@@ -211,15 +211,16 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
         sparsity = recon.new_zeros(())
     delta2.mul_(2.0 * w_r / n)
     d2c = cast(delta2)
-    W2.grad = grad(torch.mm(d2c.t(), hc))
+    dW2t = grad(torch.mm(hc.t(), d2c))
     g = grad(torch.mm(d2c, W2c))  # ∂cost/∂h
     delta1 = g * gate
     if aux is not None:
-        cols, dW2, da = aux
-        W2.grad.index_add_(1, cols, dW2)
+        cols, aux_dW2t, da = aux
+        dW2t.index_add_(0, cols, aux_dW2t)
         delta1.index_add_(1, cols, da)
     if jump:
         code.log_threshold.grad = _jump_theta_grad(code, a, gf, g, objective, w_s, n)
+    module.atoms.grad = dW2t
     W1.grad = grad(torch.mm(cast(delta1).t(), fwd.xcc))
     b1.grad = delta1.sum(dim=0)
     b2.grad = delta2.sum(dim=0) - torch.mv(W1.t(), b1.grad)
@@ -230,7 +231,7 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
 def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, dead):
     """The rest of the step (float32 or float64) with the code's products on its non-zeros
     (:class:`CodePattern`): decode, ∂W2 and ∂W1 as bags, ``g`` only where the code is on."""
-    W1, b1, W2, b2 = module.W1, module.b1, module.W2, module.b2
+    W1, b1, b2 = module.W1, module.b1, module.b2
     x, a, h, gate = fwd.x, fwd.a, fwd.h, fwd.gate
     code, n = module.code, x.shape[0]
     w_r, w_s = objective.mechanism.weights(objective.settings)
@@ -239,7 +240,7 @@ def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, 
     else:
         pattern, perm = CodePattern.from_dense(gate), None
     values = pattern.gather(h)
-    W2t = W2.t().contiguous()  # the atoms as rows, for the bags
+    W2t = module.atoms  # the atoms as rows, for the bags
     delta2 = pattern.decode(values, W2t).add_(b2).sub_(x)
     recon = torch.dot(delta2.view(-1), delta2.view(-1)) / n
     aux = None
@@ -266,7 +267,7 @@ def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, 
     if jump:
         code.log_threshold.grad = _sparse_theta_grad(code, a, gate, delta2, W2t, objective,
                                                      w_s, n)
-    W2.grad = dW2t.t().contiguous()
+    module.atoms.grad = dW2t
     W1.grad, b1.grad = dW1, db1
     b2.grad = delta2.sum(dim=0) - torch.mv(W1.t(), b1.grad)
     total = add_weight_decay(module, w_r * recon + w_s * sparsity, weight_decay)

@@ -185,14 +185,10 @@ def resample_dead(module: Autoencoder, dead: torch.Tensor, x: torch.Tensor,
     centred = x[pick] - (module.b2 if getattr(module, "pre_bias", False) else 0.0)
     module.W1[idx] = direction * norm
     module.b1[idx] = -(direction * norm * centred).sum(dim=1)  # a = 0 at the chosen input
-    module.W2[:, idx] = direction.t() * 0.2
+    module.atoms[idx] = direction * 0.2
     if optimizer is not None:  # moments of the old, dead unit would steer the new one
-        for p, rows in ((module.W1, idx), (module.b1, idx)):
+        for p in (module.W1, module.b1, module.atoms):
             for key in ("exp_avg", "exp_avg_sq"):
                 if p in optimizer.state and key in optimizer.state[p]:
-                    optimizer.state[p][key][rows] = 0
-        if module.W2 in optimizer.state:
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in optimizer.state[module.W2]:
-                    optimizer.state[module.W2][key][:, idx] = 0
+                    optimizer.state[p][key][idx] = 0
     return int(idx.numel())
