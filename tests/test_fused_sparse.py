@@ -183,6 +183,13 @@ def test_code_pattern_products_equal_dense():
     dense = torch.zeros(n, m, dtype=torch.float64).scatter_(1, idx, vals)
     torch.testing.assert_close(q.decode(vals.flatten()[perm], A), dense @ A)
     assert torch.equal(q.gather(dense), vals.flatten()[perm])
+    units = torch.tensor([0, 2, 3, 5, 6, 8, 9, 10, 12, 15, 16])  # m columns among 17
+    wide = torch.zeros(n, 17, dtype=torch.float64).index_copy_(1, units, h)
+    r, B = p.renumbered(units, 17), torch.randn(17, d, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(r.decode(v, B), wide @ B)
+    torch.testing.assert_close(r.sampled(X, B.t()), (X @ B.t())[wide != 0])
+    torch.testing.assert_close(r.left_product(v, X), wide.t() @ X)
+    torch.testing.assert_close(r.column_sums(v), wide.sum(dim=0))
     empty = CodePattern.from_dense(torch.zeros(n, m, dtype=torch.bool))
     assert empty.nnz == 0
     assert not empty.decode(A.new_zeros(0), A).any()

@@ -102,14 +102,16 @@ def _sparse_auxk(code, a, e, W2t, dead, w_s, n):
     if cols.numel() == 0:
         return e.new_zeros(()), None
     _, vals, j = _top_k(a.index_select(1, cols), 2 * code.k)
-    pattern, perm = CodePattern.from_topk(j, cols.numel())
+    pattern, perm = CodePattern.from_topk(j, cols.numel())  # numbered among the dead
     z = vals.flatten()[perm]
-    W2dt = W2t.index_select(0, cols)
-    r = e - pattern.decode(z, W2dt)
+    # decode and ∂z read the atoms in place, under the units' own numbers (no gathered copy
+    # of the dead atoms); the per-unit sums stay among the dead
+    units = pattern.renumbered(cols, W2t.shape[0])
+    r = e - units.decode(z, W2t)
     value = torch.dot(r.view(-1), r.view(-1)) / n
     r.mul_(-2.0 * w_s / n)  # ∂(w_s · value)/∂ê
     dW2t = pattern.left_product(z, r)
-    da = pattern.sampled(r, W2dt.t()).mul_(z > 0)
+    da = units.sampled(r, W2t.t()).mul_(z > 0)
     return value, (cols, dW2t, pattern, da)
 
 
