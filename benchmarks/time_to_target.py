@@ -39,9 +39,11 @@ def _fvu(X: np.ndarray, Y: np.ndarray) -> float:
     return float(((X - Y) ** 2).sum() / ((X - X.mean(axis=0)) ** 2).sum())
 
 
-def one(model: str, proto: MatchedProtocol, target: int, Xtr, Xte, threads: int) -> dict:
+def one(model: str, proto: MatchedProtocol, target: int, Xtr, Xte, threads: int,
+        batch_size: int | str) -> dict:
     est = make_matched_model(model, None if model == "rae" else target, proto, seed=0,
                              device="cpu", threads=threads)
+    est.set_params(batch_size=batch_size)
     t0 = time.perf_counter()
     est.fit(Xtr)
     seconds = time.perf_counter() - t0
@@ -54,7 +56,7 @@ def one(model: str, proto: MatchedProtocol, target: int, Xtr, Xte, threads: int)
             "l0_miss": None if model == "rae" else round(l0 / target - 1, 4),
             "fvu_test": round(fvu, 4), "fvu_test_raw_codes": round(fvu_raw, 4),
             "dead_fraction": round(float(est.dead_fraction_), 4),
-            "precision": est.precision_,
+            "precision": est.precision_, "batch_size": est.batch_size_,
             "on_target_5pct": model == "rae" or abs(l0 / target - 1) <= 0.05}
 
 
@@ -66,6 +68,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=20, help="the schedule (as the protocol's)")
     p.add_argument("--max-epochs", type=int, default=100, help="the cap")
     p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--batch-size", default="auto",
+                   help="the protocol's 'auto', or a number (its step size scales by √B)")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -84,7 +88,8 @@ def main() -> None:
     out = {}
     for m in models:
         log(f"{m} ...")
-        out[m] = one(m, proto, args.target, Xtr, Xte, args.threads)
+        batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
+        out[m] = one(m, proto, args.target, Xtr, Xte, args.threads, batch)
         log(f"{m}: {out[m]}")
     print(json.dumps({
         "benchmark": "time_to_target", "dataset": ds.name, "rows": len(Xtr),

@@ -100,6 +100,7 @@ def test_time_to_target_smoke():
         assert positive(row["fit_s"]) and row["epochs"] >= 1
         assert isinstance(row["stopped_by_rule"], bool) and row["l0_test"] >= 0
         assert (row["l0_miss"] is None) == (name == "rae")
+        assert row["batch_size"] == 128  # "auto" on the smoke's few rows
     assert positive(out["slowest_fit_s"]) and isinstance(out["all_on_target"], bool)
 
 
