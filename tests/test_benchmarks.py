@@ -153,3 +153,12 @@ def test_atom_stability_smoke():
     assert group["seeds"] == [0, 1] and group["pairs"] == 1
     assert 0 < group["stability"] < 1 and 0 <= group["stability_distinct"] <= 1
     assert -1 <= group["own_mean_cosine"] <= group["own_nearest_other"] <= 1
+
+
+def test_scoring_share_smoke():
+    out = run_smoke("scoring_share.py")
+    assert out["threads"] == [1] and set(out["results"]["1"]) == {"rae", "topk", "psae"}
+    for row in out["results"]["1"].values():
+        assert positive(row["fit_s"]) and positive(row["score_s"]) and 0 < row["share"] < 1
+        assert 0 < row["CA"] <= 1 and row["epochs"] >= 1
+    assert positive(out["max_share"]) and isinstance(out["all_at_most_10pct"], bool)
