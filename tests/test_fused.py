@@ -71,7 +71,11 @@ def test_resampling_clears_the_moments_of_the_resampled_units_only():
     Trainer(m, Objective.of("none")).loss(x)[0].backward()
     opt.step()
     dead = torch.tensor([True, False, False, True])
+    before = m.atoms.detach().clone()
     assert resample_dead(m, dead, x, opt, torch.Generator().manual_seed(2)) == 2
+    with torch.no_grad():  # new atoms at norm 0.2, the live ones untouched
+        torch.testing.assert_close(m.W2[:, dead].norm(dim=0), torch.full((2,), 0.2))
+        assert torch.equal(m.atoms[~dead], before[~dead])
     for p in (m.W1, m.b1, m.atoms):
         for key in ("exp_avg", "exp_avg_sq"):
             moment = opt.state[p][key]

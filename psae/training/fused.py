@@ -45,7 +45,8 @@ def casts(precision: str):
 
 def add_weight_decay(module: Autoencoder, total: torch.Tensor, weight_decay: float
                      ) -> torch.Tensor:
-    """``(λ_wd / 2)(‖W1‖² + ‖W2‖²)`` added to ``total`` and its gradient to W1's and W2's."""
+    """``(λ_wd / 2)(‖W1‖² + ‖W2‖²)`` added to ``total`` and its gradient to W1's and the decoder's
+    (``atoms``, W2ᵀ)."""
     if weight_decay <= 0:
         return total
     W1, W2 = module.W1, module.W2
@@ -58,7 +59,7 @@ def add_weight_decay(module: Autoencoder, total: torch.Tensor, weight_decay: flo
 def fused_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
                     sigma: float | None, precision: str = "fp32", weight_decay: float = 0.0
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Set ``.grad`` of W1, b1, W2, b2 for the cost of ``x``; return its (total,
+    """Set ``.grad`` of W1, b1, atoms (∂W2ᵀ), b2 for the cost of ``x``; return its (total,
     reconstruction, sparsity), as :meth:`Trainer.loss` would give them, and the codes ``h``.
 
     Forward: ``a = x W1ᵀ + b1``, ``h = f(a)``, ``y = g(h W2ᵀ + b2)``. With

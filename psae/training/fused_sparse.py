@@ -104,7 +104,7 @@ def _sparse_auxk(code, a, e, W2t, dead, w_s, n):
     _, vals, j = _top_k(a.index_select(1, cols), 2 * code.k)
     pattern, perm = CodePattern.from_topk(j, cols.numel())  # numbered among the dead
     z = vals.flatten()[perm]
-    # decode and ∂z read the atoms in place, under the units' own numbers (no gathered copy
+    # the decode and ∂a read the atoms in place, under the units' own numbers (no gathered copy
     # of the dead atoms); the per-unit sums stay among the dead
     units = pattern.renumbered(cols, W2t.shape[0])
     r = e - units.decode(z, W2t)

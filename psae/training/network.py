@@ -76,8 +76,11 @@ class Autoencoder(nn.Module):
     The decoder is stored atom by atom, as the parameter ``atoms`` (M × D, W2ᵀ); ``W2`` is its
     view. The sparse-code steps add a sample's atoms as rows and produce the decoder's gradient
     in that layout: stored as W2, each step paid two transposing copies of the decoder (a TopK
-    step on MNIST took 16-18 ms against 11 ms now, benchmarks/model_steps.py), and fused Adam
-    runs 4x slower on a transposed parameter than on a contiguous one.
+    step on MNIST took 16-18 ms against 11 ms now, benchmarks/model_steps.py). The parameter
+    itself is contiguous, since fused Adam measured 4x slower on a transposed parameter (its
+    gradient transposed alike) than on a contiguous one; every hand-derived gradient is
+    written in its parameter's layout. (The bf16 autograd path still hands back W2's gradient
+    as D × M, which autograd copies into the atoms' layout.)
 
     ``code`` is the code layer (an :class:`Activation`, or a sparse layer such as TopK);
     ``precision="bf16"`` runs both products in bf16 with float32 results

@@ -91,7 +91,8 @@ class CodePattern:
 
     def renumbered(self, units: torch.Tensor, n_cols: int) -> CodePattern:
         """The same entries with column ``c`` renamed ``units[c]`` among ``n_cols`` (``units``
-        ascending, so each row's columns stay ascending and the column-major order holds)."""
+        strictly increasing, so each row's columns stay ascending and the column-major order
+        holds)."""
         cols = units[self.cols]
         return CodePattern(self.rows, cols, self.crow, self.n_rows, n_cols, self.order,
                            self.col_rows, _offsets(cols[self.order], n_cols))
