@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -339,3 +340,28 @@ def test_a_group_mixing_cells_without_the_distinct_share_reports_none():
     assert _group(old_second)["stability"]["n"] == 3
     old_first = [cell(0, {}), new[1], new[2]]  # seed 0 compares with nothing either way
     assert _group(old_first)["stability_distinct"]["n"] == 3
+
+
+def test_a_users_matched_schedule_covers_mnists_samples(tmp_path):
+    """A user's file gets as many training samples as MNIST's schedule (20 epochs of 60,000
+    rows), between 20 and 200 epochs, its cap 5x: the steered fits wait for a setpoint ramped
+    over 60 % of the schedule, so 200 fixed epochs made a large file's fits run 120 or more."""
+    from psae.reproduce.matched.settings import FULL, matched_for, user_schedule
+    from psae.reproduce.runner import RunConfig
+
+    mnist = FULL["mnist"]
+    assert user_schedule(60_000, False) == (mnist.epochs, mnist.max_epochs) == (20, 100)
+    assert user_schedule(4_000, False) == (200, 1000)  # small files as before
+    assert user_schedule(24_000, False) == (50, 250)
+    assert user_schedule(10**7, False) == (20, 100)  # the floor
+    assert user_schedule(24_000, True) == (50, 50) and user_schedule(4_000, True) == (60, 60)
+    p = matched_for("a-file", False, n_features=256, n_rows=24_000)
+    assert (p.n_components, p.targets, p.epochs, p.max_epochs) == (100, (5, 10, 20), 50, 250)
+    rng = np.random.default_rng(0)  # through the run's config, from the file's own rows
+    data = tmp_path / "wide.npz"
+    np.savez(data, X_train=rng.random((8_000, 16), dtype=np.float32),
+             X_test=rng.random((100, 16), dtype=np.float32))
+    cfg = RunConfig(datasets=[], data=[str(data)], models=["topk"], out=tmp_path / "run",
+                    protocol_name="matched")
+    proto = cfg.matched_protocol(cfg.names[0])
+    assert (proto.epochs, proto.max_epochs) == (150, 750)  # 1,200,000 / 8,000

@@ -133,8 +133,9 @@ class RunConfig:
         return sorted(f for f in files if f and not Path(f).resolve().is_relative_to(PACKAGE))
 
     def matched_protocol(self, dataset: str) -> MatchedProtocol:
-        width = self.user[dataset].dataset.n_features if dataset in self.user else None
-        return matched_for(dataset, self.quick, width,
+        u = self.user.get(dataset)
+        return matched_for(dataset, self.quick, u.dataset.n_features if u else None,
+                           u.n_train if u else None,
                            n_components=self.overrides.get("n_components"))
 
     def splits(self, dataset: str) -> Splits:

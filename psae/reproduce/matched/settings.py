@@ -17,7 +17,8 @@ from ...datasets.registry import SOURCES
 from ...errors import ParameterError
 from ...estimator import SparseAutoencoder
 
-__all__ = ["MatchedProtocol", "matched_for", "matched_models", "make_matched_model", "FIXED"]
+__all__ = ["MatchedProtocol", "matched_for", "matched_models", "make_matched_model", "FIXED",
+           "user_schedule"]
 
 
 @dataclass(frozen=True)
@@ -53,17 +54,35 @@ FIXED = {"kl": {"beta": 0.1}}
 unit's mean activation at it (0.01 could not reach 5 active units on digits; 0.1 can)."""
 
 
+USER_SAMPLES = 1_200_000
+"""Training samples a user file's matched schedule covers: MNIST's (20 epochs of 60,000 rows).
+The L0 controller ramps its setpoint over the first 60 % of the schedule and the stopping rule
+waits for the setpoint, so a schedule fixed at 200 epochs kept every steered fit on a large
+file running for at least 120 of them."""
+
+
+def user_schedule(n_rows: int | None, quick: bool) -> tuple[int, int]:
+    """(schedule, cap) in epochs for a user's file of ``n_rows`` training rows: the schedule
+    covers :data:`USER_SAMPLES` between 20 and 200 epochs (200 up to 6,000 rows, as before),
+    the cap is 5x it as on MNIST; a quick run takes at most 60, its cap its schedule."""
+    full = 200 if not n_rows else int(min(200, max(20, round(USER_SAMPLES / n_rows))))
+    if quick:
+        return min(60, full), min(60, full)
+    return full, 5 * full
+
+
 def matched_for(dataset: str, quick: bool, n_features: int | None = None,
-                **overrides) -> MatchedProtocol:
+                n_rows: int | None = None, **overrides) -> MatchedProtocol:
     """The matched protocol of ``dataset``; for a user's file, M = 100 and targets 5, 10, 20
-    (scaled to the file's width when narrower)."""
+    (scaled to the file's width when narrower), its epochs by :func:`user_schedule` from its
+    ``n_rows`` training rows."""
     table = QUICK if quick else FULL
     proto = table.get(dataset)
     if proto is None:
         m = min(100, max(20, 2 * (n_features or 100)))
         proto = MatchedProtocol(m, tuple(t for t in (m // 20, m // 10, m // 5) if t >= 1),
-                                60 if quick else 200, 60 if quick else 1000, max(1, m // 10),
-                                "user data: M by rule")
+                                *user_schedule(n_rows, quick), max(1, m // 10),
+                                "user data: M and epochs by rule")
     n = overrides.get("n_components")
     return replace(proto, n_components=n) if n else proto
 
