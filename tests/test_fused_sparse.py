@@ -10,7 +10,7 @@ from psae.training import fused_sparse, sparse_products
 from psae.training.fused_sparse import sparse_fusable, sparse_gradients
 from psae.training.network import Autoencoder
 from psae.training.objective import Objective
-from psae.training.sparse_products import CodePattern, use_sparse_products
+from psae.training.sparse_products import CodePattern, decode_rows, use_sparse_products
 from psae.training.trainer import Trainer
 
 D, M, N = 14, 24, 37
@@ -190,6 +190,7 @@ def test_code_pattern_products_equal_dense():
     torch.testing.assert_close(r.sampled(X, B.t()), (X @ B.t())[wide != 0])
     torch.testing.assert_close(r.left_product(v, X), wide.t() @ X)
     torch.testing.assert_close(r.column_sums(v), wide.sum(dim=0))
+    torch.testing.assert_close(decode_rows(h, A), h @ A)  # row 2 empty
     empty = CodePattern.from_dense(torch.zeros(n, m, dtype=torch.bool))
     assert empty.nnz == 0
     assert not empty.decode(A.new_zeros(0), A).any()

@@ -159,3 +159,30 @@ def test_gains_too_small_to_matter_make_a_plateau():
     # at FVU 0.5 the same 0.2 % an epoch is progress (0.6 % over the 3-epoch patience)
     assert epochs_until_stop([0.5 * 0.998 ** e for e in range(100)]) is None
     assert epochs_until_stop([0.5 * 0.999 ** e for e in range(100)]) == 7
+
+
+def test_sparse_held_out_codes_are_decoded_on_their_non_zeros(monkeypatch):
+    """The rule's RE of a sparse code (raw and trimmed) through the bags equals the dense
+    decode's; the bag path is forced at this toy size and checked to have run."""
+    from psae.sparsity.topk import TopK
+    from psae.training import sparse_products, stopping
+
+    calls = []
+    real = stopping.decode_rows
+    monkeypatch.setattr(stopping, "decode_rows", lambda h, a: calls.append(1) or real(h, a))
+    monkeypatch.setattr(sparse_products, "MIN_PRODUCT", 0)
+    g = torch.Generator().manual_seed(3)
+    module = Autoencoder(12, 40, TopK(4), "identity", generator=g, pre_bias=True)
+    module.eval()
+    X = torch.rand(60, 12, generator=g)
+    with torch.no_grad():
+        module.b2.copy_(X.mean(dim=0))
+        H = module.encode(X)
+        raw = float((X - module.decode(H)).square().mean())
+        theta = float(H[H > 0].kthvalue(H.gt(0).sum() - 120).values)
+        trimmed = float((X - module.decode(H * (H > theta))).square().mean())
+    stopper = Plateau(X)
+    assert stopper.validation_re(module) == pytest.approx(raw, rel=1e-5) and len(calls) == 1
+    stopper = Plateau(X, target_l0=2)
+    assert stopper.validation_re(module) == pytest.approx(trimmed, rel=1e-5)
+    assert stopper.lowest_raw == pytest.approx(raw, rel=1e-5) and len(calls) == 3

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CodePattern", "sparse_capable", "use_sparse_products"]
+__all__ = ["CodePattern", "decode_rows", "sparse_capable", "use_sparse_products"]
 
 MAX_DENSITY = 1 / 8
 """The fullest code that takes the sparse path: past it the gathers cost more than the dense
@@ -132,6 +132,15 @@ class CodePattern:
     def column_sums(self, values: torch.Tensor) -> torch.Tensor:
         """Each unit's sum over samples (M)."""
         return values.new_zeros(self.n_cols).index_add_(0, self.cols, values)
+
+
+def decode_rows(h: torch.Tensor, atoms: torch.Tensor) -> torch.Tensor:
+    """``h @ atoms`` for a code ``h`` (N × M) with few non-zeros and ``atoms`` (M × D, rows
+    contiguous): each row's bag of atoms, without the column-major order a step's pattern
+    also builds."""
+    rows, cols = h.nonzero(as_tuple=True)
+    return F.embedding_bag(cols, atoms, _offsets(rows, h.shape[0]), mode="sum",
+                           per_sample_weights=h[rows, cols], include_last_offset=True)
 
 
 def _offsets(sorted_ids: torch.Tensor, n: int) -> torch.Tensor:

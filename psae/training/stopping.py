@@ -35,6 +35,7 @@ import math
 import torch
 
 from ..metrics import calibrated_threshold
+from .sparse_products import decode_rows, use_sparse_products
 
 __all__ = ["Plateau"]
 
@@ -125,7 +126,7 @@ class Plateau:
             total = 0.0
             for s in range(0, self.X_val.shape[0], self.batch):
                 x = self.X_val[s:s + self.batch]
-                total += float((x - module(x).y).square().sum())
+                total += float((x - _decode(module, module.encode(x))).square().sum())
             return total / self.X_val.numel()
         finally:
             module.train(was_training)
@@ -142,8 +143,8 @@ class Plateau:
         total = raw = 0.0
         for s in range(0, H.shape[0], self.batch):
             x = self.X_val[s:s + self.batch]
-            total += float((x - module.decode(trimmed[s:s + self.batch])).square().sum())
-            raw += float((x - module.decode(H[s:s + self.batch])).square().sum())
+            total += float((x - _decode(module, trimmed[s:s + self.batch])).square().sum())
+            raw += float((x - _decode(module, H[s:s + self.batch])).square().sum())
         self.lowest_raw = min(self.lowest_raw, raw / self.X_val.numel())
         return total / self.X_val.numel()
 
@@ -174,3 +175,13 @@ class Plateau:
             trainer.scale_lr(self.factor)
             return re, False
         return re, True
+
+
+def _decode(module, h: torch.Tensor) -> torch.Tensor:
+    """``module.decode(h)``; a code sparse enough for :func:`use_sparse_products` decoded as a
+    bag of atoms per row. The held-out codes are decoded up to twice an epoch, and a dense
+    decode of 6,000 JumpReLU codes at M = 1,000 cost 55 ms of a 2.4 s MNIST epoch."""
+    if module.decoder_activation == "identity" and use_sparse_products(
+            h, int(torch.count_nonzero(h)), module.precision, module.atoms.shape[1]):
+        return decode_rows(h, module.atoms).add_(module.b2)
+    return module.decode(h)
