@@ -86,9 +86,9 @@ def main() -> None:
     Xtr, Xte = (nz.transform(X).astype(np.float32) for X in (ds.X_train, ds.X_test))
     load_before = os.getloadavg()[0]
     out = {}
+    batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     for m in models:
         log(f"{m} ...")
-        batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
         out[m] = one(m, proto, args.target, Xtr, Xte, args.threads, batch)
         log(f"{m}: {out[m]}")
     print(json.dumps({

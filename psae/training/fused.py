@@ -49,10 +49,10 @@ def add_weight_decay(module: Autoencoder, total: torch.Tensor, weight_decay: flo
     (``atoms``, W2ᵀ)."""
     if weight_decay <= 0:
         return total
-    W1, W2 = module.W1, module.W2
+    W1, atoms = module.W1, module.atoms  # ‖W2‖ = ‖W2ᵀ‖
     W1.grad.add_(W1, alpha=weight_decay)
-    module.atoms.grad.add_(module.atoms, alpha=weight_decay)
-    return total + (0.5 * weight_decay) * (W1.square().sum() + W2.square().sum())
+    atoms.grad.add_(atoms, alpha=weight_decay)
+    return total + (0.5 * weight_decay) * (W1.square().sum() + atoms.square().sum())
 
 
 @torch.no_grad()

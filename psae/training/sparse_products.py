@@ -109,14 +109,11 @@ class CodePattern:
     def decode(self, values: torch.Tensor, atoms: torch.Tensor) -> torch.Tensor:
         """``H A`` for the code ``H`` with these values and ``atoms`` ``A`` (M × D, rows
         contiguous): each sample's bag of atoms, N × D."""
-        return F.embedding_bag(self.cols, atoms, self.crow, mode="sum",
-                               per_sample_weights=values, include_last_offset=True)
+        return _bag_sums(self.cols, atoms, self.crow, values)
 
     def left_product(self, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``Hᵀ X`` for ``X`` (N × D): each unit's bag of samples, M × D."""
-        return F.embedding_bag(self.col_rows, x, self.ccol, mode="sum",
-                               per_sample_weights=values[self.order],
-                               include_last_offset=True)
+        return _bag_sums(self.col_rows, x, self.ccol, values[self.order])
 
     def sampled(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """The entries of ``left @ right`` (N × D by D × M) on the pattern only; a column-major
@@ -139,8 +136,14 @@ def decode_rows(h: torch.Tensor, atoms: torch.Tensor) -> torch.Tensor:
     contiguous): each row's bag of atoms, without the column-major order a step's pattern
     also builds."""
     rows, cols = h.nonzero(as_tuple=True)
-    return F.embedding_bag(cols, atoms, _offsets(rows, h.shape[0]), mode="sum",
-                           per_sample_weights=h[rows, cols], include_last_offset=True)
+    return _bag_sums(cols, atoms, _offsets(rows, h.shape[0]), h[rows, cols])
+
+
+def _bag_sums(ids: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor,
+              weights: torch.Tensor) -> torch.Tensor:
+    """One weighted sum of ``table``'s rows ``ids`` per bag, the bags cut by CSR ``offsets``."""
+    return F.embedding_bag(ids, table, offsets, mode="sum", per_sample_weights=weights,
+                           include_last_offset=True)
 
 
 def _offsets(sorted_ids: torch.Tensor, n: int) -> torch.Tensor:

@@ -67,7 +67,7 @@ def user_schedule(n_rows: int | None, quick: bool) -> tuple[int, int]:
     the cap is 5x it as on MNIST; a quick run takes at most 60, its cap its schedule."""
     full = 200 if not n_rows else int(min(200, max(20, round(USER_SAMPLES / n_rows))))
     if quick:
-        return min(60, full), min(60, full)
+        return (min(60, full),) * 2
     return full, 5 * full
 
 
