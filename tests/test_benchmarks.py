@@ -162,3 +162,11 @@ def test_scoring_share_smoke():
         assert positive(row["fit_s"]) and positive(row["score_s"]) and 0 < row["share"] < 1
         assert 0 < row["CA"] <= 1 and row["epochs"] >= 1
     assert positive(out["max_share"]) and isinstance(out["all_at_most_10pct"], bool)
+
+
+def test_reproduce_jobs_smoke():
+    out = run_smoke("reproduce_jobs.py")
+    assert [r["jobs"] for r in out["runs"]] == [1, 2]
+    assert all(r["cells"] == 3 and r["wall_s"] > 0 for r in out["runs"])  # RAE, TopK at 2
+    assert out["same_cells"] and out["max_rel_re_diff"] < 1e-3
+    assert out["speedup"] > 0 and {"threads", "loadavg_1min_before"} <= set(out)

@@ -95,6 +95,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "every model at the same target mean L0s, trained to convergence "
                         "(docs/protocol.md); both; or a protocol registered with "
                         "psae.reproduce.protocols (default: paper)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cells fitted at once, each group of a model's cells in one worker "
+                        "process with --threads divided among them (default 1: one cell "
+                        "at a time in this process)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_reproduce)
     return p
@@ -116,7 +120,7 @@ def cmd_reproduce(args) -> int:
         threads=getattr(args, "threads", None) or "auto",
         data=args.data, label_column=parse_label_column(args.label_column),
         protocol_name=args.protocol, report_only=args.report_only, force=args.force,
-        recheck=args.recheck,
+        recheck=args.recheck, jobs=args.jobs,
     )
     for u in cfg.user.values():
         for text in told(u.dataset.notes):

@@ -117,13 +117,14 @@ def compare(data: str | os.PathLike[str] | np.ndarray | tuple = "digits", *,
             quick: bool = False, out: str | os.PathLike[str] = "runs/compare",
             data_dir: str | None = None, epochs: int | None = None,
             n_components: int | None = None, device: str = "auto",
-            threads: int | str = "auto", resume: bool = False, force: bool = False,
-            progress: bool = False, name: str = "data") -> Results:
+            threads: int | str = "auto", jobs: int = 1, resume: bool = False,
+            force: bool = False, progress: bool = False, name: str = "data") -> Results:
     """Run a protocol (``"matched"``, ``"paper"``, ``"both"`` or one registered with
     :func:`psae.reproduce.protocols.register`) on ``data`` for ``models``
     (default: all) with ``seeds`` seeds, write the run folder ``out`` as ``psae reproduce``
-    does, and return its :class:`Results`. The parameters are the command's options; ``name``
-    is the data set's name in the results when ``data`` is arrays."""
+    does, and return its :class:`Results`. The parameters are the command's options (``jobs``:
+    cells fitted at once, in worker processes); ``name`` is the data set's name in the results
+    when ``data`` is arrays."""
     from . import models as all_models
     from .paper.settings import DATASETS
     from .runner import RunConfig, run
@@ -140,6 +141,7 @@ def compare(data: str | os.PathLike[str] | np.ndarray | tuple = "digits", *,
                     resume=resume, progress=progress, command=f"psae.reproduce.compare({what}, "
                     f"protocol={protocol!r})",
                     overrides={"epochs": epochs, "n_components": n_components},
-                    threads=threads, data=files, protocol_name=protocol, force=force)
+                    threads=threads, jobs=jobs, data=files, protocol_name=protocol,
+                    force=force)
     run(cfg)
     return Results.from_folder(out)

@@ -67,6 +67,10 @@ class Cells:
         """Run one cell (or take it from disk) and return its key."""
         return self._rules[planned.kind].run(self, planned)
 
+    def rules_of(self, kind: str):
+        """The ``CellRules`` of the protocol whose cells have ``kind``."""
+        return self._rules[kind]
+
     def path(self, key: str) -> Path:
         return self.cfg.out / "cells" / f"{key}.json"
 

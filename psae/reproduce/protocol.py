@@ -29,8 +29,10 @@ class CellRules:
     take from disk) one cell and return its key. ``fingerprint(cfg)``: the settings that decide
     its cells, which a resumed run must match. ``gather(cfg, rows)``: its part of
     ``results.json`` from its finished cells (called with no rows in runs that do not fit
-    it). ``results.csv`` and ``Results.rows()`` list the built-in protocols' cells; another
-    protocol's are in ``results.json`` under its own keys.
+    it). ``together(planned)``: a key that the cells which must run in order, in one process,
+    share under ``--jobs`` (None: one model on one data set). ``results.csv`` and
+    ``Results.rows()`` list the built-in protocols' cells; another protocol's are in
+    ``results.json`` under its own keys.
     """
 
     kinds: tuple[str, ...]
@@ -39,6 +41,7 @@ class CellRules:
     run: Callable[[Cells, Planned], str]
     fingerprint: Callable[[Any], dict]
     gather: Callable[[Any, list[dict]], dict]
+    together: Callable[[Planned], tuple] | None = None
 
 
 @dataclass(frozen=True)

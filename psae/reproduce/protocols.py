@@ -11,11 +11,11 @@ from __future__ import annotations
 from .protocol import CellRules, Protocol
 
 __all__ = ["Protocol", "CellRules", "register", "unregister", "registered", "fitting_protocols",
-           "protocol_of_kind", "BOTH"]
+           "protocol_of_kind", "BOTH", "BUILT_IN"]
 
 
 _REGISTRY: dict[str, Protocol] = {}
-_BUILT_IN = ("matched", "paper")
+BUILT_IN = ("matched", "paper")
 # what --protocol both names (kept from before protocols were registered)
 BOTH = ("paper", "matched")
 _loaded = False
@@ -54,7 +54,7 @@ def register(protocol: Protocol) -> Protocol:
 
 def unregister(name: str) -> None:
     """Remove a protocol added with :func:`register` (the built-in ones stay)."""
-    if name in _BUILT_IN:
+    if name in BUILT_IN:
         raise ValueError(f"{name!r} is built in and cannot be removed")
     _REGISTRY.pop(name, None)
 

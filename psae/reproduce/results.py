@@ -52,9 +52,10 @@ def _ds_info(cfg, name: str, sp) -> dict:
 
 
 def _machine(cfg) -> dict:
+    """Where the run ran (``jobs`` > 1: ``threads`` shared out among the worker processes)."""
     return {"cores": os.cpu_count(), "device": str(cfg.device), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "platform": platform.platform(),
-            "python": sys.version.split()[0]}
+            "threads": torch.get_num_threads(), "jobs": cfg.jobs,
+            "platform": platform.platform(), "python": sys.version.split()[0]}
 
 
 def gather(cfg, splits: dict, cells: dict, seeds: list[int], threshold: float, started: str,

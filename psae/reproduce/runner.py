@@ -80,6 +80,7 @@ class RunConfig:
     report_only: bool = False  # write results and report from the finished cells; train nothing
     force: bool = False  # write into a --out holding other files (never replacing them)
     recheck: bool = False  # resume under changed training code if it refits cells identically
+    jobs: int = 1  # cells fitted at once, in worker processes (parallel.py); bits only, as threads
     user: dict[str, UserData] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -96,6 +97,8 @@ class RunConfig:
                                  f"choose from {', '.join(models())}")
         if self.seeds < 1:
             raise ParameterError(f"--seeds must be >= 1, got {self.seeds}")
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ParameterError(f"--jobs must be an integer >= 1, got {self.jobs!r}")
         if self.report_only and not (self.out / "run.json").exists():
             raise ParameterError(f"--report-only needs a run in {self.out}: it has no run.json")
         self.resume = self.resume or self.report_only
@@ -411,13 +414,12 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
     plan = cells.plan()
     bar = _progress(cfg, plan)
     missing = 0
-    for cell in plan:
-        bar.set_postfix_str(f"{cell.dataset}__{cell.model}__{cell.kind}")
-        try:
-            cells.run(cell)
-        except NotRun:
-            missing += 1
-        bar.update(cell.cost)
+    if cfg.jobs > 1 and not cfg.report_only:
+        from .parallel import run_parallel
+
+        run_parallel(cells, plan, cfg.jobs, lambda cell: bar.update(cell.cost))
+    else:
+        missing = _run_in_turn(cells, plan, bar)
     bar.close()
     if missing:
         log.info("--report-only: %d of %d cells not run; the results hold the %d finished",
@@ -429,6 +431,19 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
     _write_outputs(cfg.out, results)
     log.info("done in %.1fs", results["seconds"])
     return results
+
+
+def _run_in_turn(cells: Cells, plan: list[Planned], bar) -> int:
+    """Run the plan's cells one after another; how many ``--report-only`` found missing."""
+    missing = 0
+    for cell in plan:
+        bar.set_postfix_str(f"{cell.dataset}__{cell.model}__{cell.kind}")
+        try:
+            cells.run(cell)
+        except NotRun:
+            missing += 1
+        bar.update(cell.cost)
+    return missing
 
 
 def _write_outputs(out: Path, results: dict) -> None:

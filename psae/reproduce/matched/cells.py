@@ -155,5 +155,11 @@ def gather(cfg, rows: list[dict]) -> dict:
             "matched_protocol": {n: cfg.matched_protocol(n).as_dict() for n in cfg.names}}
 
 
+def together(planned: Planned) -> tuple:
+    """What must run in order under ``--jobs``: one model at one target (a seed compares its
+    atoms with the earlier seeds')."""
+    return planned.dataset, planned.model, planned.point
+
+
 RULES = CellRules(kinds=("matched",), plan=plan, estimator=estimator, run=run,
-                  fingerprint=fingerprint, gather=gather)
+                  fingerprint=fingerprint, gather=gather, together=together)

@@ -1,0 +1,167 @@
+"""Cells in parallel (``--jobs N``): N worker processes, each fitting whole groups of cells.
+
+A group is what must run in order in one process, as its protocol says (``CellRules.together``):
+by default one model on one data set (the paper's grid points and the final fits they choose);
+for the matched protocol one model at one target (a later seed compares its atoms with the
+earlier seeds' on disk). Groups share nothing else, so they run in any order, the costliest
+first. Each worker fits with ``threads // N`` threads (at least one; ``auto`` keeps measuring
+one thread against that share): small products do not use many threads well, so on two cores
+two one-thread fits did 1.08-1.19x the epochs of one two-thread fit (``benchmarks/README.md``).
+Workers are started with ``spawn`` (a forked copy of a process that has run OpenMP code may
+hang), and each holds its own copy of the run's data. A cell is written by the worker that
+fits it, atomically, as a run in turn writes it, so a parallel run resumes like any other.
+
+The first error stops the run: no group starts after it and no running group starts another
+cell; the cells being fitted finish and are kept, and the error is raised. Ctrl-C interrupts
+the workers' cells too (they share the terminal's signal). A script that calls
+``compare(..., jobs=N)`` needs the ``if __name__ == "__main__":`` guard that ``spawn`` asks of
+any script.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import multiprocessing
+import pickle
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+import torch
+
+from ..errors import ParameterError, PsaeError
+from .cell_runner import Cells
+from .cells import Planned
+from .protocols import BUILT_IN
+
+__all__ = ["groups", "run_parallel", "worker_threads"]
+
+log = logging.getLogger("psae.reproduce")
+
+_CELLS: Cells | None = None  # a worker's cells, made once by _start
+_STOP = None  # set by the first group that fails, or by the parent: start no more cells
+
+
+def _by_model(p: Planned) -> tuple:
+    return p.dataset, p.model
+
+
+def groups(cells: Cells, plan: list[Planned]) -> list[list[Planned]]:
+    """The plan as groups that must each run in order (its protocol's ``together``, by
+    default one model on one data set), costliest first (ties in plan order)."""
+    by_key: dict[tuple, list[Planned]] = {}
+    for p in plan:
+        rules = cells.rules_of(p.kind)
+        key = (rules.together or _by_model)(p)
+        by_key.setdefault((id(rules), *key), []).append(p)
+    return sorted(by_key.values(), key=lambda g: -sum(p.cost for p in g))
+
+
+def worker_threads(threads: int | str, jobs: int) -> int:
+    """Each worker's threads: the run's (``auto``: torch's count here, which ``auto`` would
+    use) shared out among ``jobs``."""
+    total = threads if isinstance(threads, int) else torch.get_num_threads()
+    return max(1, total // jobs)
+
+
+def _start(cfg, splits, seeds, protocols, log_file: str, threads: int, stop) -> None:
+    """A worker's set-up: the protocols registered in the parent (they live only there), the
+    run's log, its threads, and the cells it fits."""
+    global _CELLS, _STOP
+    from .protocols import fitting_protocols, register
+    from .runner import _LogFile
+
+    known = {p.name for p in fitting_protocols()}
+    for p in protocols:
+        if p.name not in known:
+            register(p)
+    handler = _LogFile(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    torch.set_num_threads(threads)
+    _CELLS, _STOP = Cells(cfg, splits, seeds), stop
+
+
+def _ready() -> None:
+    """Nothing: submitted once per worker so that all are started before any cell runs."""
+
+
+def _run_group(group: list[Planned]) -> dict[str, dict]:
+    """Fit (or take from disk) a group's cells in order, until the run is stopped; the
+    finished cells' records by key."""
+    out = {}
+    for p in group:
+        if _STOP.is_set():
+            break
+        try:
+            key = _CELLS.run(p)
+        except BaseException:
+            _STOP.set()  # before the parent hears of it: a queued group must not start
+            raise
+        out[key] = _CELLS.done[key]
+    return out
+
+
+def _sendable(protocols: list) -> list:
+    """The run's protocols that are not built in, checked to pickle (a worker needs them)."""
+    extra = [p for p in protocols if p.name not in BUILT_IN]
+    try:
+        pickle.dumps(extra)
+    except (pickle.PicklingError, AttributeError, TypeError) as e:
+        raise ParameterError(f"--jobs: a protocol of this run cannot be sent to worker "
+                             f"processes ({e}); define its functions in an importable "
+                             "module or run with --jobs 1") from None
+    return extra
+
+
+def run_parallel(cells: Cells, plan: list[Planned], jobs: int,
+                 advance: Callable[[Planned], None]) -> None:
+    """Run ``plan`` in up to ``jobs`` worker processes (no more than there are groups); each
+    group's finished cells join ``cells.done`` when it ends, and each is passed to
+    ``advance`` (the progress bar)."""
+    grouped = groups(cells, plan)
+    jobs = max(1, min(jobs, len(grouped)))
+    threads = worker_threads(cells.cfg.threads, jobs)
+    cfg = copy.copy(cells.cfg)  # not a new RunConfig: that would read the --data files again
+    if isinstance(cfg.threads, int):
+        cfg.threads = threads
+    protocols = _sendable(cfg.protocols)
+    log.info("%d cells in %d groups on %d worker processes of %d thread(s) each",
+             len(plan), len(grouped), jobs, threads)
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start,
+                                 initargs=(cfg, cells.splits, cells.seeds, protocols,
+                                           str(cfg.out / "log.txt"), threads, stop)) as pool:
+            # every worker is started before any works: a worker that dies while another is
+            # being started leaves the pool waiting on that one for ever (CPython 3.11)
+            wait([pool.submit(_ready) for _ in range(jobs)])
+            pending = {pool.submit(_run_group, g): g for g in grouped}
+            try:
+                _collect(cells, pending, advance)
+            except BaseException:
+                stop.set()
+                for future in pending:
+                    future.cancel()
+                raise
+    except BrokenProcessPool as e:
+        raise PsaeError(f"a worker process of --jobs {jobs} ended abruptly ({e}: out of "
+                        "memory, killed, or a protocol it could not load); the finished cells "
+                        "are kept: run the same command again to go on") from None
+
+
+def _collect(cells: Cells, pending: dict, advance: Callable[[Planned], None]) -> None:
+    """Take each group's cells as it ends; raise the first error."""
+    while pending:
+        finished, _ = wait(pending, return_when=FIRST_EXCEPTION)
+        for future in finished:
+            group = pending.pop(future)
+            if (error := future.exception()) is not None:
+                raise error
+            done = future.result()
+            cells.done.update(done)
+            for p in group[:len(done)]:
+                advance(p)
