@@ -21,7 +21,6 @@ any script.
 from __future__ import annotations
 
 import copy
-import logging
 import multiprocessing
 import pickle
 from collections.abc import Callable
@@ -34,10 +33,9 @@ from ..errors import ParameterError, PsaeError
 from .cell_runner import Cells
 from .cells import Planned
 from .protocols import BUILT_IN
+from .run_log import attach_log, log
 
 __all__ = ["groups", "run_parallel", "worker_threads"]
-
-log = logging.getLogger("psae.reproduce")
 
 _CELLS: Cells | None = None  # a worker's cells, made once by _start
 _STOP = None  # set by the first group that fails, or by the parent: start no more cells
@@ -70,16 +68,12 @@ def _start(cfg, splits, seeds, protocols, log_file: str, threads: int, stop) -> 
     run's log, its threads, and the cells it fits."""
     global _CELLS, _STOP
     from .protocols import fitting_protocols, register
-    from .runner import _LogFile
 
     known = {p.name for p in fitting_protocols()}
     for p in protocols:
         if p.name not in known:
             register(p)
-    handler = _LogFile(log_file)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    attach_log(log_file)
     torch.set_num_threads(threads)
     _CELLS, _STOP = Cells(cfg, splits, seeds), stop
 

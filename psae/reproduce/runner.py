@@ -43,6 +43,7 @@ from .protocol import Protocol
 from .protocols import BOTH, fitting_protocols
 from .recheck import finished_cells, pick, recheck, unchecked
 from .results import gather, to_csv
+from .run_log import attach_log
 
 __all__ = ["RunConfig", "run", "ResumeMismatchError"]
 
@@ -220,27 +221,8 @@ def check_out(cfg: RunConfig) -> None:
                      writes=OUTPUTS)
 
 
-class _LogFile(logging.FileHandler):
-    """The run's log.txt; a write that fails (a full disk) stops the run with a psae error
-    instead of logging's own traceback on stderr."""
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
-        import errno
-        import sys
-
-        from ..io.ownership import disk_full
-
-        e = sys.exc_info()[1]
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise disk_full(self.baseFilename, e) from e
-        raise e if e is not None else RuntimeError("log write failed")
-
-
 def _setup_logging(out: Path) -> logging.Handler:
-    handler = _LogFile(out / "log.txt")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    handler = attach_log(out / "log.txt")
     record_file(out / "log.txt", append=True)  # psae's log, which it appends to
     return handler
 
