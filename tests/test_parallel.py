@@ -14,7 +14,7 @@ from psae.errors import ParameterError, PsaeError
 from psae.reproduce import compare, protocols
 from psae.reproduce.cell_runner import Cells
 from psae.reproduce.cells import Planned
-from psae.reproduce.parallel import groups, worker_threads
+from psae.reproduce.parallel import groups, run_parallel, worker_threads
 from psae.reproduce.protocols import CellRules, Protocol
 from psae.reproduce.runner import RunConfig
 
@@ -165,3 +165,53 @@ def test_no_more_workers_than_groups(tmp_path, toy):
     log = (out / "log.txt").read_text()
     assert "1 cells in 1 groups on 1 worker processes of 2 thread(s) each" in log
     assert json.loads((out / "results.json").read_text())["machine"]["jobs"] == 2
+
+
+# --- a toy protocol whose cells are one group: the bar must move before the group ends --------
+def _plan_one(cells):
+    return [Planned(name, m, "toyone", None, 0, 1.0) for name in cells.cfg.names
+            for m in cells.cfg.models]
+
+
+def _run_one(cells, planned):
+    if planned.model == "kl":  # waits for the parent to have shown l1's cell as done
+        for _ in range(300):
+            if (cells.cfg.out / "l1 shown").exists():
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the progress bar did not move before the group ended")
+    key = f"{planned.dataset}__{planned.model}__toyone__seed0"
+    return cells.write({"dataset": planned.dataset, "model": planned.model, "kind": "toyone",
+                        "point": None, "seed": 0, "params": {}, "seconds": 0.0, "test": {}},
+                       key)
+
+
+def _one_group(planned):
+    return (planned.dataset,)
+
+
+TOY_ONE = Protocol("toyone", "toyone_claims", holds=bool, claims=_nothing, figures=_empty,
+                   section=_nothing, cells=CellRules(("toyone",), _plan_one, _nothing, _run_one,
+                                                     _empty, _empty, together=_one_group))
+
+
+def test_the_bar_moves_per_cell_not_per_group(tmp_path):
+    protocols.register(TOY_ONE)
+    try:
+        cfg = RunConfig(datasets=["digits"], models=["l1", "kl"], out=tmp_path / "run",
+                        protocol_name="toyone", threads=2, jobs=2)
+        cfg.out.mkdir()  # as a run makes it, for its log
+        cells = Cells(cfg, {"digits": cfg.splits("digits")}, [0])
+        shown = []
+
+        def advance(planned):
+            shown.append(planned.model)
+            if planned.model == "l1":
+                (cfg.out / "l1 shown").touch()
+
+        run_parallel(cells, cells.plan(), 2, advance)
+    finally:
+        protocols.unregister("toyone")
+    assert shown == ["l1", "kl"]  # each once, l1 while kl's cell was still waiting
+    assert sorted(cells.done) == ["digits__kl__toyone__seed0", "digits__l1__toyone__seed0"]

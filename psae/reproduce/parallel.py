@@ -39,6 +39,7 @@ __all__ = ["groups", "run_parallel", "worker_threads"]
 
 _CELLS: Cells | None = None  # a worker's cells, made once by _start
 _STOP = None  # set by the first group that fails, or by the parent: start no more cells
+_FINISHED = None  # a worker tells the parent of each cell it finishes (the progress bar)
 
 
 def _by_model(p: Planned) -> tuple:
@@ -63,10 +64,11 @@ def worker_threads(threads: int | str, jobs: int) -> int:
     return max(1, total // jobs)
 
 
-def _start(cfg, splits, seeds, protocols, log_file: str, threads: int, stop) -> None:
+def _start(cfg, splits, seeds, protocols, log_file: str, threads: int, stop,
+           finished) -> None:
     """A worker's set-up: the protocols registered in the parent (they live only there), the
     run's log, its threads, and the cells it fits."""
-    global _CELLS, _STOP
+    global _CELLS, _STOP, _FINISHED
     from .protocols import fitting_protocols, register
 
     known = {p.name for p in fitting_protocols()}
@@ -75,18 +77,18 @@ def _start(cfg, splits, seeds, protocols, log_file: str, threads: int, stop) -> 
             register(p)
     attach_log(log_file)
     torch.set_num_threads(threads)
-    _CELLS, _STOP = Cells(cfg, splits, seeds), stop
+    _CELLS, _STOP, _FINISHED = Cells(cfg, splits, seeds), stop, finished
 
 
 def _ready() -> None:
     """Nothing: submitted once per worker so that all are started before any cell runs."""
 
 
-def _run_group(group: list[Planned]) -> dict[str, dict]:
-    """Fit (or take from disk) a group's cells in order, until the run is stopped; the
-    finished cells' records by key."""
+def _run_group(number: int, group: list[Planned]) -> dict[str, dict]:
+    """Fit (or take from disk) a group's cells in order, until the run is stopped, telling
+    the parent of each as it ends; the finished cells' records by key."""
     out = {}
-    for p in group:
+    for i, p in enumerate(group):
         if _STOP.is_set():
             break
         try:
@@ -95,6 +97,7 @@ def _run_group(group: list[Planned]) -> dict[str, dict]:
             _STOP.set()  # before the parent hears of it: a queued group must not start
             raise
         out[key] = _CELLS.done[key]
+        _FINISHED.put((number, i))
     return out
 
 
@@ -113,8 +116,8 @@ def _sendable(protocols: list) -> list:
 def run_parallel(cells: Cells, plan: list[Planned], jobs: int,
                  advance: Callable[[Planned], None]) -> None:
     """Run ``plan`` in up to ``jobs`` worker processes (no more than there are groups); each
-    group's finished cells join ``cells.done`` when it ends, and each is passed to
-    ``advance`` (the progress bar)."""
+    cell is passed to ``advance`` (the progress bar) as it ends, and a group's cells join
+    ``cells.done`` when the group ends."""
     grouped = groups(cells, plan)
     jobs = max(1, min(jobs, len(grouped)))
     threads = worker_threads(cells.cfg.threads, jobs)
@@ -125,17 +128,18 @@ def run_parallel(cells: Cells, plan: list[Planned], jobs: int,
     log.info("%d cells in %d groups on %d worker processes of %d thread(s) each",
              len(plan), len(grouped), jobs, threads)
     ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
+    stop, finished = ctx.Event(), ctx.SimpleQueue()
     try:
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start,
                                  initargs=(cfg, cells.splits, cells.seeds, protocols,
-                                           str(cfg.out / "log.txt"), threads, stop)) as pool:
+                                           str(cfg.out / "log.txt"), threads, stop,
+                                           finished)) as pool:
             # every worker is started before any works: a worker that dies while another is
             # being started leaves the pool waiting on that one for ever (CPython 3.11)
             wait([pool.submit(_ready) for _ in range(jobs)])
-            pending = {pool.submit(_run_group, g): g for g in grouped}
+            pending = {pool.submit(_run_group, n, g): n for n, g in enumerate(grouped)}
             try:
-                _collect(cells, pending, advance)
+                _collect(cells, pending, Progress(grouped, finished, advance))
             except BaseException:
                 stop.set()
                 for future in pending:
@@ -147,15 +151,42 @@ def run_parallel(cells: Cells, plan: list[Planned], jobs: int,
                         "are kept: run the same command again to go on") from None
 
 
-def _collect(cells: Cells, pending: dict, advance: Callable[[Planned], None]) -> None:
-    """Take each group's cells as it ends; raise the first error."""
+class Progress:
+    """The progress bar's view of the workers: each cell is advanced once, as soon as its
+    worker says it has ended, or at the latest when its group's result arrives."""
+
+    def __init__(self, grouped: list[list[Planned]], finished,
+                 advance: Callable[[Planned], None]) -> None:
+        self.grouped, self.finished, self.advance = grouped, finished, advance
+        self.seen: set[tuple[int, int]] = set()
+
+    def drain(self) -> None:
+        """Advance every cell the workers have reported since the last call."""
+        while not self.finished.empty():
+            self._advance(*self.finished.get())
+
+    def group_ended(self, number: int, n_done: int) -> None:
+        """Advance the group's first ``n_done`` cells that no message reported yet."""
+        self.drain()
+        for i in range(n_done):
+            self._advance(number, i)
+
+    def _advance(self, number: int, i: int) -> None:
+        if (number, i) not in self.seen:
+            self.seen.add((number, i))
+            self.advance(self.grouped[number][i])
+
+
+def _collect(cells: Cells, pending: dict, progress: Progress) -> None:
+    """Take each group's cells as it ends, advancing the bar per cell meanwhile; raise the
+    first error."""
     while pending:
-        finished, _ = wait(pending, return_when=FIRST_EXCEPTION)
+        finished, _ = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+        progress.drain()
         for future in finished:
-            group = pending.pop(future)
+            number = pending.pop(future)
             if (error := future.exception()) is not None:
                 raise error
             done = future.result()
             cells.done.update(done)
-            for p in group[:len(done)]:
-                advance(p)
+            progress.group_ended(number, len(done))
