@@ -80,7 +80,8 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
             yte)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with ``--smoke``'s small sizes filled in."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=os.environ.get("PSAE_DATA", "/work/shared/data"))
     p.add_argument("--n-train", type=int, default=10000, help="MNIST training images used")
@@ -107,29 +108,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true",
                    help="tiny run on sklearn's bundled digits, 1 repeat (for tests)")
     args = p.parse_args(argv)
-    warnings.filterwarnings("ignore", category=ConvergenceWarning)
     if args.smoke:
         args.n_components, args.epochs, args.repeats = 32, 4, 1
         args.n_timed, args.n_ca_train, args.dl_fit_samples = 50, 300, 300
         if args.threads is None:
             args.threads = 1
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    return args
 
-    Xtr, ytr, Xte, yte = load_data(args)
-    M = args.n_components
-    n_timed = min(args.n_timed, Xte.shape[0])
-    n_ca = min(args.n_ca_train, Xtr.shape[0])
-    log(f"data: train {Xtr.shape}, test {Xte.shape}; timed subset {n_timed}, CA train {n_ca}")
 
-    # --- PSAE
-    model = SparseAutoencoder(n_components=M, penalty="sql0", epochs=args.epochs, device="cpu",
-                              random_state=args.seed)
-    log(f"fit PSAE M={M}, {args.epochs} epochs")
+def run_psae(args, Xtr, ytr, Xte, yte, n_timed: int, n_ca: int) -> tuple[object, dict]:
+    """Fit PSAE, time its transform (all test rows, the timed subset, fp32 against bf16
+    interleaved) and score its codes."""
+    model = SparseAutoencoder(n_components=args.n_components, penalty="sql0",
+                              epochs=args.epochs, device="cpu", random_state=args.seed)
+    log(f"fit PSAE M={args.n_components}, {args.epochs} epochs")
     model.fit(Xtr)
     H_te = model.transform(Xte)
     psae_s = median_seconds(lambda: model.transform(Xte), args.repeats)
-    psae_rate = Xte.shape[0] / psae_s
     psae_timed_s = median_seconds(lambda: model.transform(Xte[:n_timed]), args.repeats)
     # the same fitted model's transform in each precision, interleaved round by round
     rounds: dict[str, list[float]] = {"fp32": [], "bf16": []}
@@ -141,91 +136,107 @@ def main(argv: list[str] | None = None) -> int:
     t32, t16 = (float(np.median(rounds[p])) for p in ("fp32", "bf16"))
     log(f"transform fp32 {Xte.shape[0] / t32:.0f}/s, bf16 {Xte.shape[0] / t16:.0f}/s")
     l0 = metrics.l0_stats(H_te)
-    k = max(1, int(round(l0["mean"])))
-    ca_psae = metrics.classification_accuracy(model.transform(Xtr[:n_ca]), ytr[:n_ca],
-                                              H_te[:n_timed], yte[:n_timed])
-    log(f"PSAE: {psae_rate:.0f} samples/s, mean L0 {l0['mean']:.1f}, CA {ca_psae:.4f}")
-
-    # --- dictionary learning (fitted before OMP: its atoms may be OMP's dictionary)
-    log(f"fit MiniBatchDictionaryLearning ({M} atoms, max_iter={args.dl_max_iter})")
-    dl = MiniBatchDictionaryLearning(n_components=M, max_iter=args.dl_max_iter,
-                                     random_state=args.seed)
-    n_dl = min(args.dl_fit_samples, Xtr.shape[0])
-    _, dl_fit_s = timed(lambda: dl.fit(Xtr[:n_dl]))
-    C_te, dl_s = timed(lambda: dl.transform(Xte[:n_timed]))
-    dl_rate = n_timed / dl_s
-    log(f"DL transform: {dl_rate:.1f} samples/s ({dl.transform_algorithm}); computing CA")
-    ca_dl = metrics.classification_accuracy(dl.transform(Xtr[:n_ca]), ytr[:n_ca], C_te,
-                                            yte[:n_timed])
-
-    # --- OMP with k = PSAE's mean L0
-    if args.omp_dictionary == "psae":
-        atoms = model.components_.astype(np.float64)
-    else:
-        atoms = dl.components_.astype(np.float64)
-    norms = np.linalg.norm(atoms, axis=1, keepdims=True)
-    atoms = atoms / np.where(norms > 0, norms, 1.0)
-    coder = SparseCoder(dictionary=atoms, transform_algorithm="omp",
-                        transform_n_nonzero_coefs=k)
-    O_te, omp_s = timed(lambda: coder.transform(Xte[:n_timed]))
-    omp_rate = n_timed / omp_s
-    log(f"OMP k={k}: {omp_rate:.1f} samples/s; computing CA")
-    ca_omp = metrics.classification_accuracy(coder.transform(Xtr[:n_ca]), ytr[:n_ca], O_te,
-                                             yte[:n_timed])
-
-    extra = {}
-    if args.extra_k > 0:
-        coder_x = SparseCoder(dictionary=atoms, transform_algorithm="omp",
-                              transform_n_nonzero_coefs=args.extra_k)
-        X_te, x_s = timed(lambda: coder_x.transform(Xte[:n_timed]))
-        log(f"OMP k={args.extra_k}: {n_timed / x_s:.1f} samples/s; computing CA")
-        extra = {
-            "extra_k": args.extra_k,
-            "omp_extra_k_samples_per_s": n_timed / x_s,
-            "speedup_vs_omp_extra_k": psae_rate / (n_timed / x_s),
-            "ca_omp_extra_k": metrics.classification_accuracy(
-                coder_x.transform(Xtr[:n_ca]), ytr[:n_ca], X_te, yte[:n_timed]),
-        }
-
-    print(json.dumps({
-        "speedup_vs_omp": psae_rate / omp_rate,
-        "speedup_vs_dict_learning": psae_rate / dl_rate,
-        "psae_samples_per_s": psae_rate,
+    ca = metrics.classification_accuracy(model.transform(Xtr[:n_ca]), ytr[:n_ca],
+                                         H_te[:n_timed], yte[:n_timed])
+    log(f"PSAE: {Xte.shape[0] / psae_s:.0f} samples/s, mean L0 {l0['mean']:.1f}, CA {ca:.4f}")
+    return model, {
+        "psae_samples_per_s": Xte.shape[0] / psae_s,
         "psae_samples_per_s_timed_subset": n_timed / psae_timed_s,
         "precision": getattr(model, "precision_", None),
         "fp32_samples_per_s": Xte.shape[0] / t32,
         "bf16_samples_per_s": Xte.shape[0] / t16,
         "bf16_speedup_vs_fp32": t32 / t16,
-        "omp_samples_per_s": omp_rate,
-        "dl_samples_per_s": dl_rate,
         "mean_l0": l0["mean"],
         "l0_threshold": l0["threshold"],
         "mean_l0_at_1e-3": metrics.l0_stats(H_te, 1e-3)["mean"],
         "psae_code_quantiles": dict(zip(("q50", "q90", "q99", "max"), (float(v) for v in (
             *np.quantile(H_te, [0.5, 0.9, 0.99]), H_te.max())), strict=True)),
         "psae_dead_units": metrics.dead_units(H_te),
-        "omp_n_nonzero_coefs": k,
-        "omp_dictionary": ("psae decoder atoms (components_), row-normalised"
-                           if args.omp_dictionary == "psae"
-                           else "MiniBatchDictionaryLearning atoms, row-normalised"),
+        "ca_psae": ca,
+        "psae_fit_s": model.fit_time_,
+    }
+
+
+def run_dict_learning(args, Xtr, ytr, Xte, yte, n_timed: int, n_ca: int) -> tuple[object, dict]:
+    """Fit ``MiniBatchDictionaryLearning``, time its transform and score its codes."""
+    M = args.n_components
+    log(f"fit MiniBatchDictionaryLearning ({M} atoms, max_iter={args.dl_max_iter})")
+    dl = MiniBatchDictionaryLearning(n_components=M, max_iter=args.dl_max_iter,
+                                     random_state=args.seed)
+    n_dl = min(args.dl_fit_samples, Xtr.shape[0])
+    _, dl_fit_s = timed(lambda: dl.fit(Xtr[:n_dl]))
+    C_te, dl_s = timed(lambda: dl.transform(Xte[:n_timed]))
+    log(f"DL transform: {n_timed / dl_s:.1f} samples/s ({dl.transform_algorithm}); computing CA")
+    return dl, {
+        "dl_samples_per_s": n_timed / dl_s,
         "dl_transform_algorithm": dl.transform_algorithm,
         # scikit-learn's OMP default: int(min(max(n_features / 10, 1), n_atoms)) non-zeros
         "dl_transform_n_nonzero_coefs": dl.transform_n_nonzero_coefs
         or int(min(max(Xtr.shape[1] / 10, 1), M)),
-        "ca_psae": ca_psae,
+        "ca_dl": metrics.classification_accuracy(dl.transform(Xtr[:n_ca]), ytr[:n_ca], C_te,
+                                                 yte[:n_timed]),
+        "dl_fit_s": dl_fit_s,
+        "dl_fit_samples": n_dl,
+    }
+
+
+def run_omp(atoms: np.ndarray, k: int, Xtr, ytr, Xte, yte, n_timed: int,
+            n_ca: int) -> tuple[float, float]:
+    """OMP with ``k`` non-zeros on row-normalised ``atoms``: samples per second, CA."""
+    atoms = atoms.astype(np.float64)
+    norms = np.linalg.norm(atoms, axis=1, keepdims=True)
+    atoms = atoms / np.where(norms > 0, norms, 1.0)
+    coder = SparseCoder(dictionary=atoms, transform_algorithm="omp",
+                        transform_n_nonzero_coefs=k)
+    O_te, omp_s = timed(lambda: coder.transform(Xte[:n_timed]))
+    log(f"OMP k={k}: {n_timed / omp_s:.1f} samples/s; computing CA")
+    return n_timed / omp_s, metrics.classification_accuracy(
+        coder.transform(Xtr[:n_ca]), ytr[:n_ca], O_te, yte[:n_timed])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    Xtr, ytr, Xte, yte = load_data(args)
+    data = (Xtr, ytr, Xte, yte, min(args.n_timed, Xte.shape[0]),
+            min(args.n_ca_train, Xtr.shape[0]))
+    n_timed, n_ca = data[4:]
+    log(f"data: train {Xtr.shape}, test {Xte.shape}; timed subset {n_timed}, CA train {n_ca}")
+    model, psae = run_psae(args, *data)
+    # fitted before OMP: its atoms may be OMP's dictionary
+    dl, dl_out = run_dict_learning(args, *data)
+    k = max(1, int(round(psae["mean_l0"])))
+    atoms = model.components_ if args.omp_dictionary == "psae" else dl.components_
+    omp_rate, ca_omp = run_omp(atoms, k, *data)
+    extra = {}
+    if args.extra_k > 0:
+        x_rate, ca_x = run_omp(atoms, args.extra_k, *data)
+        extra = {"extra_k": args.extra_k, "omp_extra_k_samples_per_s": x_rate,
+                 "speedup_vs_omp_extra_k": psae["psae_samples_per_s"] / x_rate,
+                 "ca_omp_extra_k": ca_x}
+
+    print(json.dumps({
+        "speedup_vs_omp": psae["psae_samples_per_s"] / omp_rate,
+        "speedup_vs_dict_learning": psae["psae_samples_per_s"] / dl_out["dl_samples_per_s"],
+        **psae,
+        "omp_samples_per_s": omp_rate,
+        "omp_n_nonzero_coefs": k,
+        "omp_dictionary": ("psae decoder atoms (components_), row-normalised"
+                           if args.omp_dictionary == "psae"
+                           else "MiniBatchDictionaryLearning atoms, row-normalised"),
         "ca_omp": ca_omp,
-        "ca_dl": ca_dl,
+        **dl_out,
         **extra,
-        "n_components": M,
+        "n_components": args.n_components,
         "n_train": int(Xtr.shape[0]),
         "n_test_psae": int(Xte.shape[0]),
         "n_test_timed": n_timed,
         "n_ca_train": n_ca,
         "n_ca_test": n_timed,
         "psae_epochs": args.epochs,
-        "psae_fit_s": model.fit_time_,
-        "dl_fit_s": dl_fit_s,
-        "dl_fit_samples": n_dl,
         "dataset": "digits (smoke)" if args.smoke else "mnist",
         "threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
