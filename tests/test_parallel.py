@@ -4,7 +4,11 @@ worker's error."""
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,6 +112,9 @@ def _run(cells, planned):
         raise RuntimeError("this cell cannot be fitted")
     if planned.model == "l0":
         os._exit(3)  # a worker that dies (out of memory, killed)
+    if planned.model == "kl":  # a long fit: says which worker fits it
+        (cells.cfg.out / "kl pid").write_text(str(os.getpid()))
+        time.sleep(120)
     if planned.model == "rae":
         started.touch()
         time.sleep(2)  # still fitting when the other worker fails
@@ -215,3 +222,70 @@ def test_the_bar_moves_per_cell_not_per_group(tmp_path):
         protocols.unregister("toyone")
     assert shown == ["l1", "kl"]  # each once, l1 while kl's cell was still waiting
     assert sorted(cells.done) == ["digits__kl__toyone__seed0", "digits__l1__toyone__seed0"]
+
+
+# --- the run's end reaches its workers -------------------------------------------------------
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import test_parallel
+from psae.reproduce import compare, protocols
+
+if __name__ == "__main__":
+    protocols.register(test_parallel.TOY)
+    compare("digits", protocol="toyjobs", models=["kl", "l1"], threads=2, jobs=2, out=sys.argv[1])
+"""
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in "ZX"  # a zombie whose new parent does not reap it is gone too
+
+
+def _start_run(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
+    out = tmp_path / "run"
+    run = subprocess.Popen([sys.executable, str(script), str(out)], stderr=subprocess.PIPE,
+                           text=True, start_new_session=True)  # no terminal's signal reaches it
+    for _ in range(600):
+        if (out / "kl pid").exists() and (out / "kl pid").read_text():
+            return run, int((out / "kl pid").read_text())
+        if run.poll() is not None:
+            pytest.fail(f"the run ended early: {run.stderr.read()}")
+        time.sleep(0.1)
+    run.kill()
+    pytest.fail("the long cell did not start")
+
+
+def _gone_within(pid, seconds):
+    for _ in range(int(seconds * 10)):
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ctrl_c_sent_to_the_run_alone_interrupts_its_workers(tmp_path):
+    run, worker = _start_run(tmp_path)
+    try:
+        os.kill(run.pid, signal.SIGINT)  # as `kill -INT`: the workers do not get it themselves
+        run.wait(timeout=30)  # not the 120 s of the cell being fitted
+        assert run.returncode != 0 and "KeyboardInterrupt" in run.stderr.read()
+        assert _gone_within(worker, 10)
+    finally:
+        run.kill()
+
+
+def test_workers_end_with_their_run(tmp_path):
+    run, worker = _start_run(tmp_path)
+    try:
+        run.kill()  # no Python code runs in the parent: only the worker itself can notice
+        run.wait()
+        assert _gone_within(worker, 10)
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)

@@ -169,3 +169,31 @@ def test_settings_a_fit_would_refuse_are_refused_before_any_cell(tmp_path, capsy
                  "--out", str(out)]) == 2
     assert "psae on digits: epochs=3 is fewer than the 4 sigma stages" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_damaged_cell_is_run_again_not_a_crash(tmp_path):
+    from psae.reproduce.cell_runner import Cells
+    from psae.reproduce.runner import RunConfig
+
+    cfg = RunConfig(datasets=["digits"], models=["rae"], out=tmp_path / "x", quick=True)
+    cells = Cells(cfg, {"digits": cfg.splits("digits")}, [0])
+    path = cells.path("k")
+    path.parent.mkdir(parents=True)
+    for bad in (b"\xff\xfe not UTF-8", b"[1, 2]", b'{"params": {}, "seed": 0', b"null"):
+        path.write_bytes(bad)
+        assert not cells.resumed("k", {}, 0), bad
+    path.write_text(json.dumps({"params": {}, "seed": 0}))
+    assert cells.resumed("k", {}, 0) and "k" in cells.done
+
+
+def test_a_log_that_cannot_be_recorded_is_not_left_attached(tmp_path, monkeypatch):
+    from psae.reproduce import runner
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner, "record_file", full)
+    before = list(runner.log.handlers)
+    with pytest.raises(OSError):
+        runner._setup_logging(tmp_path)
+    assert runner.log.handlers == before

@@ -94,10 +94,10 @@ class Cells:
         if not path.exists():
             return False
         try:
-            cell = json.loads(path.read_text())
-        except json.JSONDecodeError:
+            cell = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
             cell = None
-        if cell is not None and cell.get("params") == params and cell.get("seed") == seed:
+        if isinstance(cell, dict) and cell.get("params") == params and cell.get("seed") == seed:
             self.done[key] = cell
             log.info("resume: %s already done, skipped", key)
             return True

@@ -12,17 +12,25 @@ hang), and each holds its own copy of the run's data. A cell is written by the w
 fits it, atomically, as a run in turn writes it, so a parallel run resumes like any other.
 
 The first error stops the run: no group starts after it and no running group starts another
-cell; the cells being fitted finish and are kept, and the error is raised. Ctrl-C interrupts
-the workers' cells too (they share the terminal's signal). A script that calls
-``compare(..., jobs=N)`` needs the ``if __name__ == "__main__":`` guard that ``spawn`` asks of
-any script.
+cell; the cells being fitted finish and are kept, and the error is raised. A worker that dies
+is the exception: the pool then ends the others at once, and the cells they were fitting are
+lost (nothing half-written is left; the finished ones are kept). Ctrl-C (SIGINT to the run, from
+the terminal or not) interrupts the cells being fitted, within two seconds, and keeps the
+finished ones; an idle worker ignores it. A worker whose run is gone (killed, out of memory)
+ends at once rather than fit cells nobody will collect, beside a resumed run that fits them
+too. A script that calls ``compare(..., jobs=N)`` needs the ``if __name__ == "__main__":``
+guard that ``spawn`` asks of any script.
 """
 
 from __future__ import annotations
 
 import copy
 import multiprocessing
+import multiprocessing.connection
+import os
 import pickle
+import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -39,7 +47,8 @@ __all__ = ["groups", "run_parallel", "worker_threads"]
 
 _CELLS: Cells | None = None  # a worker's cells, made once by _start
 _STOP = None  # set by the first group that fails, or by the parent: start no more cells
-_FINISHED = None  # a worker tells the parent of each cell it finishes (the progress bar)
+_REPORTS = None  # a worker tells the parent its pid, and each cell it finishes
+_INTERRUPT_GRACE_S = 2.0  # a worker the terminal's Ctrl-C reached stops well within this
 
 
 def _by_model(p: Planned) -> tuple:
@@ -65,10 +74,13 @@ def worker_threads(threads: int | str, jobs: int) -> int:
 
 
 def _start(cfg, splits, seeds, protocols, log_file: str, threads: int, stop,
-           finished) -> None:
+           reports) -> None:
     """A worker's set-up: the protocols registered in the parent (they live only there), the
-    run's log, its threads, and the cells it fits."""
-    global _CELLS, _STOP, _FINISHED
+    run's log, its threads, and the cells it fits; it ignores Ctrl-C while idle, and ends with
+    its parent."""
+    global _CELLS, _STOP, _REPORTS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # idle: a traceback would break the pool
+    _end_with_parent()
     from .protocols import fitting_protocols, register
 
     known = {p.name for p in fitting_protocols()}
@@ -77,7 +89,23 @@ def _start(cfg, splits, seeds, protocols, log_file: str, threads: int, stop,
             register(p)
     attach_log(log_file)
     torch.set_num_threads(threads)
-    _CELLS, _STOP, _FINISHED = Cells(cfg, splits, seeds), stop, finished
+    _CELLS, _STOP, _REPORTS = Cells(cfg, splits, seeds), stop, reports
+    reports.put(("started", os.getpid()))
+
+
+def _end_with_parent() -> None:
+    """End this worker as soon as its parent process is gone: otherwise it would go on with
+    its group and the queued ones, unseen, beside a resumed run fitting the same cells (and
+    then wait for work for ever). Files are written atomically, so ending mid-cell is safe."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="psae-end-with-parent", daemon=True).start()
 
 
 def _ready() -> None:
@@ -91,13 +119,16 @@ def _run_group(number: int, group: list[Planned]) -> dict[str, dict]:
     for i, p in enumerate(group):
         if _STOP.is_set():
             break
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a cell may be interrupted
         try:
             key = _CELLS.run(p)
         except BaseException:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             _STOP.set()  # before the parent hears of it: a queued group must not start
             raise
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         out[key] = _CELLS.done[key]
-        _FINISHED.put((number, i))
+        _REPORTS.put((number, i))
     return out
 
 
@@ -128,42 +159,65 @@ def run_parallel(cells: Cells, plan: list[Planned], jobs: int,
     log.info("%d cells in %d groups on %d worker processes of %d thread(s) each",
              len(plan), len(grouped), jobs, threads)
     ctx = multiprocessing.get_context("spawn")
-    stop, finished = ctx.Event(), ctx.SimpleQueue()
+    stop, reports = ctx.Event(), ctx.SimpleQueue()
     try:
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start,
                                  initargs=(cfg, cells.splits, cells.seeds, protocols,
                                            str(cfg.out / "log.txt"), threads, stop,
-                                           finished)) as pool:
+                                           reports)) as pool:
             # every worker is started before any works: a worker that dies while another is
             # being started leaves the pool waiting on that one for ever (CPython 3.11)
             wait([pool.submit(_ready) for _ in range(jobs)])
             pending = {pool.submit(_run_group, n, g): n for n, g in enumerate(grouped)}
+            progress = Progress(grouped, reports, advance)
             try:
-                _collect(cells, pending, Progress(grouped, finished, advance))
-            except BaseException:
+                _collect(cells, pending, progress)
+            except BaseException as e:
                 stop.set()
                 for future in pending:
                     future.cancel()
+                if isinstance(e, KeyboardInterrupt):
+                    _interrupt_busy(pending, progress)
                 raise
     except BrokenProcessPool as e:
-        raise PsaeError(f"a worker process of --jobs {jobs} ended abruptly ({e}: out of "
+        why = f"{e}; {e.__cause__}" if e.__cause__ else str(e)
+        raise PsaeError(f"a worker process of --jobs {jobs} ended abruptly ({why}: out of "
                         "memory, killed, or a protocol it could not load); the finished cells "
-                        "are kept: run the same command again to go on") from None
+                        "are kept: run the same command again to go on") from e
+
+
+def _interrupt_busy(pending: dict, progress: Progress) -> None:
+    """Pass a Ctrl-C on to the workers still fitting a cell after a grace period: the
+    terminal's reaches them itself, a ``kill -INT`` of the run does not. Idle workers ignore
+    it."""
+    running = [f for f in pending if not f.done()]
+    if running and wait(running, timeout=_INTERRUPT_GRACE_S).not_done:
+        progress.drain()
+        for pid in progress.pids:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
 
 class Progress:
-    """The progress bar's view of the workers: each cell is advanced once, as soon as its
-    worker says it has ended, or at the latest when its group's result arrives."""
+    """What the workers report: their pids as they start, and each cell as it ends, which the
+    progress bar advances by once (or at the latest when its group's result arrives)."""
 
-    def __init__(self, grouped: list[list[Planned]], finished,
+    def __init__(self, grouped: list[list[Planned]], reports,
                  advance: Callable[[Planned], None]) -> None:
-        self.grouped, self.finished, self.advance = grouped, finished, advance
+        self.grouped, self.reports, self.advance = grouped, reports, advance
         self.seen: set[tuple[int, int]] = set()
+        self.pids: set[int] = set()
 
     def drain(self) -> None:
-        """Advance every cell the workers have reported since the last call."""
-        while not self.finished.empty():
-            self._advance(*self.finished.get())
+        """Take every report the workers have sent since the last call."""
+        while not self.reports.empty():
+            a, b = self.reports.get()
+            if a == "started":
+                self.pids.add(b)
+            else:
+                self._advance(a, b)
 
     def group_ended(self, number: int, n_done: int) -> None:
         """Advance the group's first ``n_done`` cells that no message reported yet."""

@@ -223,7 +223,12 @@ def check_out(cfg: RunConfig) -> None:
 
 def _setup_logging(out: Path) -> logging.Handler:
     handler = attach_log(out / "log.txt")
-    record_file(out / "log.txt", append=True)  # psae's log, which it appends to
+    try:
+        record_file(out / "log.txt", append=True)  # psae's log, which it appends to
+    except BaseException:  # a full disk: a later run in this process must not log here too
+        log.removeHandler(handler)
+        handler.close()
+        raise
     return handler
 
 

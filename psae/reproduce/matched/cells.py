@@ -39,8 +39,8 @@ def estimator(cells: Cells, planned: Planned):
 
 
 def run(cells: Cells, planned: Planned) -> str:
-    """Fit one model at one target for one seed; seed 0 at the explorer's target (and RAE)
-    also keeps its model, and its threshold sweep."""
+    """Fit one model at one target for one seed; seed 0 at the explorer's target also keeps
+    its model and its threshold sweep, and RAE's seed 0 keeps its model."""
     name, model, _, target, seed, _ = planned
     key = cell_key(name, model, "matched", target, seed)
     params = {"target_l0": target}
