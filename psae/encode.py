@@ -86,10 +86,11 @@ def inverse_transform(est, H) -> np.ndarray:
 
 def score(est, X) -> float:
     """Negative mean reconstruction error (eq. 13) of the checked ``X``, batch by batch through
-    ``est``'s own ``transform`` and ``inverse_transform``."""
+    :func:`transform` and :func:`inverse_transform` (not the estimator's public methods, which
+    return what ``set_output`` asks and check feature names again)."""
     total = 0.0
     for s in range(0, X.shape[0], TRANSFORM_BATCH):
         xb = np.asarray(X[s:s + TRANSFORM_BATCH], dtype=np.float64)
-        x_hat = est.inverse_transform(est.transform(xb))
+        x_hat = inverse_transform(est, transform(est, xb))
         total += float(np.sum((xb - x_hat) ** 2))
     return -total / (X.shape[0] * X.shape[1])

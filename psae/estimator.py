@@ -18,12 +18,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import encode, model_files, sparsity
 from .distributed import Comm
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .params import resolve_device, stage_epochs, validate
 from .streaming import check_streamed, is_streamed
 from .training import fit as fitting
 from .training.network import Activation
 from .validation import check_finite, validated
+
+LAYOUT = ("n_components", "penalty", "encoder_activation", "decoder_activation")
+"""The parameters that say how the fitted weights are laid out and read: fixed by ``fit``."""
 
 __all__ = ["SparseAutoencoder", "resolve_device"]
 
@@ -181,7 +184,9 @@ default=None
     n_iter_ : int
         Epochs run.
     batch_size_ : int
-        The batch size ``fit`` used.
+        The batch size ``fit`` used (at most the number of training rows).
+    stopped_early_ : bool
+        Whether ``early_stopping`` ended the fit before its epochs or ``max_epochs`` ran out.
     precision_ : {{"fp32", "bf16"}}
         The precision ``fit`` ran in.
     dead_fraction_ : float
@@ -300,6 +305,27 @@ default=None
     def _revive(self) -> str:
         return self.mechanism.revive if self.revive == "auto" else self.revive
 
+    def _layout(self) -> dict:
+        """The parameters the weights are laid out and read by (:data:`LAYOUT`), now."""
+        now = {name: getattr(self, name) for name in LAYOUT}
+        now["penalty"] = self.mechanism.name  # "psae" and "sql0" are one model
+        return now
+
+    def _check_layout(self) -> None:
+        """Refuse to read the fitted weights by a layout ``set_params`` changed since ``fit``
+        (they would fail to load, or encode by another code layer without a word)."""
+        fitted = getattr(self, "_fitted_layout", None)  # None: pickled by an older psae
+        if fitted is None:
+            return
+        now = self._layout()
+        changed = [name for name in LAYOUT if now[name] != fitted[name]]
+        if changed:
+            was = ", ".join(f"{n}={fitted[n]!r}" for n in changed)
+            raise ParameterError(
+                f"this model was fitted with {was}, and set_params has since made it "
+                + ", ".join(f"{n}={now[n]!r}" for n in changed)
+                + f": fit it again, or set_params({was}) to use the fitted weights")
+
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None) -> SparseAutoencoder:
         """Train on ``X`` (n_samples, n_features); ``y`` is ignored.
@@ -323,6 +349,8 @@ default=None
         if is_streamed(X):
             check_streamed(X)
             self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):  # an earlier fit's, on a DataFrame
+                del self.feature_names_in_
             return X
         return validated(self, X, dtype=[np.float32, np.float64], ensure_min_samples=2)
 
@@ -333,11 +361,13 @@ default=None
 
     @property
     def _n_features_out(self) -> int:
-        return self.n_components
+        fitted = getattr(self, "encoder_weight_", None)
+        return self.n_components if fitted is None else fitted.shape[0]
 
     # ------------------------------------------------------------------ encoding
     def _check_input(self, X):
         check_is_fitted(self, "encoder_weight_")
+        self._check_layout()
         if is_streamed(X):
             check_streamed(X, n_features=self.n_features_in_, name=type(self).__name__)
             return X
@@ -357,6 +387,7 @@ default=None
     def inverse_transform(self, H):
         """Reconstructions ``Y = g(H W2ᵀ + b2)`` from codes of shape (n_samples, n_components)."""
         check_is_fitted(self, "decoder_weight_")
+        self._check_layout()
         H = self._check_codes(H)
         return encode.inverse_transform(self, H)
 

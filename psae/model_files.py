@@ -29,6 +29,7 @@ _TYPE_NAMES = {numbers.Integral: "an integer", numbers.Real: "a number", str: "a
 def state(est) -> tuple[dict, dict[str, np.ndarray]]:
     """The fitted ``est`` as ``(config, arrays)``: what :mod:`psae.persistence` writes."""
     check_is_fitted(est, "encoder_weight_")
+    est._check_layout()  # the config must describe these weights
     arrays = {t: np.ascontiguousarray(getattr(est, a))
               for t, a in zip(TENSORS, WEIGHTS, strict=True)}
     for k, v in (getattr(est, "code_state_", None) or {}).items():
@@ -42,6 +43,8 @@ def state(est) -> tuple[dict, dict[str, np.ndarray]]:
               "fit_time": getattr(est, "fit_time_", None),
               "precision": getattr(est, "precision_", None),
               "dead_fraction": getattr(est, "dead_fraction_", None),
+              "batch_size": getattr(est, "batch_size_", None),
+              "stopped_early": getattr(est, "stopped_early_", None),
               "penalty_weight": getattr(est, "penalty_weight_", None),
               "inference_threshold": getattr(est, "inference_threshold_", None)}
     if hasattr(est, "feature_names_in_"):
@@ -80,6 +83,7 @@ def from_state(cls, config: dict, arrays: dict[str, np.ndarray], where: str = "m
     model.code_state_ = {k[len(CODE_PREFIX):]: v for k, v in arrays.items()
                          if k.startswith(CODE_PREFIX)}
     encode.code_layer(model)  # a code state that does not fit the model fails here, not later
+    model._fitted_layout = model._layout()
     return model
 
 
@@ -198,6 +202,17 @@ def load_fields(est, config: dict, D: int, file: str) -> None:
                                    f"got {precision!r}")
         est.precision_ = precision
     est.dead_fraction_ = field(config, "dead_fraction", numbers.Real, file)
+    batch = field(config, "batch_size", numbers.Integral, file)  # absent before 2026-12-05
+    if batch is not None:
+        if batch < 1:
+            raise ModelFormatError(f"{file}: field 'batch_size' must be >= 1, got {batch}")
+        est.batch_size_ = int(batch)
+    stopped = config.get("stopped_early")
+    if stopped is not None:
+        if not isinstance(stopped, bool):
+            raise ModelFormatError(f"{file}: field 'stopped_early' must be true or false, "
+                                   f"got {stopped!r}")
+        est.stopped_early_ = stopped
     est.penalty_weight_ = field(config, "penalty_weight", numbers.Real, file)
     theta = field(config, "inference_threshold", numbers.Real, file)
     if theta is not None and not 0 <= theta < float("inf"):

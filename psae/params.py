@@ -155,6 +155,22 @@ def _check_unused(est, mech) -> None:
                 "penalties")
 
 
+def _check_steering(est, mech) -> None:
+    """``target_l0`` needs per-step codes (Adam's steps) and a knob it can move (a weight
+    above 0): refused before the fit rather than a fit that never steers."""
+    if est.target_l0 is None or mech.knob is None:
+        return
+    if est.solver == "lbfgs":
+        raise ParameterError("target_l0 steers the penalty weight from each step's codes, "
+                             "and solver='lbfgs' takes whole-batch iterations without them; "
+                             "use solver='adam'")
+    name = mech.knob[0]
+    value = mech.settings(est.get_params()).get(name)
+    if isinstance(value, numbers.Real) and not value > 0:
+        raise ParameterError(f"target_l0 steers {name} multiplicatively, so it must start "
+                             f"above 0, got {name}={value!r}; leave it at its default")
+
+
 def _check_mechanism_params(est, mech) -> None:
     """The values of the parameters only some mechanisms use."""
     M = est.n_components
@@ -195,6 +211,7 @@ def validate(est, loading: bool = False) -> None:
     mech = est.mechanism  # raises for an unknown penalty
     if not loading:
         _check_unused(est, mech)
+        _check_steering(est, mech)
         calibrated = est.target_l0 is not None or (mech.name == "batchtopk"
                                                    and est.early_stopping)
         if getattr(est, "raw_codes", False) and not calibrated:

@@ -190,3 +190,73 @@ def test_check_estimator_passes():
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
     assert skipped <= {"check_array_api_input"}
     assert len(results) > 40
+
+
+# --- what a demanding scikit-learn user tries (a helper's review, 2026-12-05) ---------------
+def _small(rows=60, cols=6):
+    return np.random.default_rng(0).random((rows, cols)).astype(np.float32)
+
+
+def test_pandas_output_and_dataframe_input_work_without_warnings():
+    import warnings
+
+    import pandas as pd
+
+    X = pd.DataFrame(_small(), columns=[f"f{i}" for i in range(6)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        model = SparseAutoencoder(n_components=4, epochs=4, random_state=0)
+        H = model.set_output(transform="pandas").fit_transform(X)
+        model.score(X)
+    assert isinstance(H, pd.DataFrame) and H.shape == (60, 4)
+
+
+def test_a_batch_larger_than_the_data_is_the_data_and_sets_the_step_size():
+    small = SparseAutoencoder(n_components=4, epochs=4, batch_size=1000, random_state=0)
+    exact = SparseAutoencoder(n_components=4, epochs=4, batch_size=40, random_state=0)
+    X = _small(40)
+    small.fit(X)
+    exact.fit(X)
+    assert small.batch_size_ == 40
+    np.testing.assert_array_equal(small.encoder_weight_, exact.encoder_weight_)
+
+
+def test_steering_that_cannot_steer_is_refused_before_the_fit():
+    from psae.errors import ParameterError
+
+    X = _small()
+    with pytest.raises(ParameterError, match="solver='lbfgs'"):
+        SparseAutoencoder(n_components=4, solver="lbfgs", target_l0=1, epochs=4).fit(X)
+    with pytest.raises(ParameterError, match="lam=0.0"):
+        SparseAutoencoder(n_components=4, lam=0.0, target_l0=1, epochs=4).fit(X)
+
+
+def test_early_stopping_on_too_few_rows_says_so():
+    from psae.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="1 held out and 11 to train on"):
+        SparseAutoencoder(n_components=2, epochs=4, early_stopping=True).fit(_small(12))
+    SparseAutoencoder(n_components=2, epochs=4, early_stopping=True,
+                      validation_fraction=0.2).fit(_small(12))  # 2 and 10: enough
+
+
+def test_set_params_after_fit_cannot_misread_the_weights(tmp_path):
+    from psae.errors import ParameterError
+
+    X = _small()
+    model = SparseAutoencoder(n_components=4, epochs=4, random_state=0).fit(X)
+    H = model.transform(X)
+    model.set_params(n_components=8)
+    assert len(model.get_feature_names_out()) == 4  # the fitted model's outputs
+    for use in (lambda: model.transform(X), lambda: model.inverse_transform(H),
+                lambda: model.score(X), lambda: model.save(tmp_path / "m")):
+        with pytest.raises(ParameterError, match=r"fitted with n_components=4.*n_components=8"):
+            use()
+    model.set_params(n_components=4, penalty="psae")  # "psae" names "sql0": the same model
+    model.save(tmp_path / "m")
+    back = SparseAutoencoder.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.transform(X), H)
+    assert back.batch_size_ == model.batch_size_ and back.stopped_early_ is False
+    back.set_params(penalty="topk")
+    with pytest.raises(ParameterError, match="penalty='sql0'"):
+        back.transform(X)

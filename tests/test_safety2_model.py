@@ -330,7 +330,8 @@ def test_check_estimator_passes_at_the_defaults(est):
 def test_a_collapsed_fit_restarts_and_says_so():
     X = np.random.RandomState(0).normal(loc=100, size=(80, 2))  # scikit-learn's check data
     est = SparseAutoencoder(n_components=3, random_state=0, device="cpu")
-    with pytest.warns(ConvergenceWarning, match=r"collapsed.*restarting.*learning rate 0\.001"):
+    # 80 rows: a batch of 80, so the step size is 1e-2 * sqrt(80 / 128), then a tenth of it
+    with pytest.warns(ConvergenceWarning, match=r"collapsed.*restarting.*learning rate 0\.000791"):
         est.fit(X)
     assert est.history_[0]["restart"] >= 1 and len(est.history_) == 100
     H = est.transform(X)

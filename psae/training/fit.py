@@ -19,6 +19,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from .. import encode
 from ..distributed import Comm
 from ..errors import ParameterError, TrainingCollapsedError
 from ..metrics import DEFAULT_THRESHOLD, calibrated_threshold
@@ -71,8 +72,9 @@ def _fit(est, X, comm: Comm) -> None:
     seed = draw_seed(est, comm)
     settings = est._settings()
     X, val = hold_out(est, X, seed, device)
-    est.batch_size_ = est.batch_size if est.batch_size != "auto" else \
-        (256 if X.shape[0] >= 20000 else 128)
+    # the batch slicing takes at most every row: the step size must be the real batch's
+    est.batch_size_ = min(X.shape[0], est.batch_size if est.batch_size != "auto" else
+                          (256 if X.shape[0] >= 20000 else 128))
     check_memory(est, X, settings, device)
     batches = make_batches(X, est.batch_size_, device, comm)
     lr = est._learning_rate(X.shape[1])
@@ -134,6 +136,13 @@ def hold_out(est, X, seed: int, device) -> tuple[np.ndarray, torch.Tensor | None
                              "without it, or load the data")
     n = X.shape[0]
     n_val = min(n - 1, max(1, int(round(est.validation_fraction * n))))
+    if n_val < 2 or n - n_val < 2:
+        # one held-out row has no variance to explain (the rule could never see the model
+        # leave its start), one training row no spread to learn from
+        raise ParameterError(
+            f"early_stopping holds out validation_fraction={est.validation_fraction} of "
+            f"{n} rows: {n_val} held out and {n - n_val} to train on, and it needs at least "
+            "2 of each; use more rows, another validation_fraction, or early_stopping=False")
     perm = np.random.default_rng(seed).permutation(n)
     val = torch.as_tensor(np.ascontiguousarray(X[perm[:n_val]], dtype=np.float32))
     return np.ascontiguousarray(X[perm[n_val:]]), val.to(device)
@@ -263,6 +272,7 @@ def store(est, module: Autoencoder, history: list[dict], stages: list[dict],
     for name, p in zip(WEIGHTS, weights, strict=True):
         setattr(est, name, np_(p))
     est.code_state_ = {k: np_(v) for k, v in module.code.state_dict().items()}
+    est._fitted_layout = est._layout()
     est.history_ = history
     est.n_iter_ = len(history)
     est.stages_ = stages
@@ -307,7 +317,7 @@ def calibrate(est, X, val: torch.Tensor | None, seed: int) -> float | None:
     else:
         idx = np.random.default_rng(seed + 4).permutation(X.shape[0])[:CALIBRATION_ROWS]
         rows = np.asarray(X[np.sort(idx)], dtype=np.float32)
-    return calibrated_threshold(est.transform(rows, raw=True), target)
+    return calibrated_threshold(encode.transform(est, rows, raw=True), target)
 
 
 def collapse(est, X, rows: int = 2048) -> tuple[str, float, int] | None:
@@ -319,7 +329,8 @@ def collapse(est, X, rows: int = 2048) -> tuple[str, float, int] | None:
     low = high = None
     total = 0.0
     for s in range(0, n, chunk):
-        H = est.transform(np.asarray(X[s:min(n, s + chunk)]))
+        # encode's own transform: the public one returns what set_output asks (a DataFrame)
+        H = encode.transform(est, np.asarray(X[s:min(n, s + chunk)]))
         lo, hi = H.min(axis=0), H.max(axis=0)
         low = lo if low is None else np.minimum(low, lo)
         high = hi if high is None else np.maximum(high, hi)
