@@ -76,11 +76,12 @@ def hoyer_sparseness(H) -> np.ndarray:
     M = H.shape[1]
     if M < 2:
         raise InputError("Hoyer sparseness needs at least 2 code units")
-    l1 = np.abs(H).sum(axis=1)
-    l2 = np.sqrt((H**2).sum(axis=1))
+    A = np.abs(H)
+    peak = A.max(axis=1)
     S = np.full(H.shape[0], np.nan)
-    nz = l2 > 0
-    S[nz] = (np.sqrt(M) - l1[nz] / l2[nz]) / (np.sqrt(M) - 1.0)
+    nz = peak > 0  # exactly the rows zero_codes does not count
+    A = A[nz] / peak[nz, None]  # ‖h‖₁/‖h‖₂ is scale-free; scaled, no norm underflows to 0
+    S[nz] = (np.sqrt(M) - A.sum(axis=1) / np.sqrt((A**2).sum(axis=1))) / (np.sqrt(M) - 1.0)
     return np.clip(S, 0.0, 1.0, out=S)
 
 
@@ -126,7 +127,8 @@ def classification_accuracy(
     only conditions the problem); ``C`` is the inverse L2 strength of scikit-learn's
     ``LogisticRegression``, whose objective :class:`psae.classifier.SoftmaxClassifier` solves
     to convergence: the largest gradient entry below ``tol`` (on dense codes, which it solves in
-    whitened coordinates, that test is tightened by the codes' largest eigenvalue), or the
+    whitened coordinates, that test is tightened by the square root of the codes' largest
+    eigenvalue), or the
     training accuracy moving
     by less than ``stable`` (0.05 points) over each of two windows of 50 iterations: the
     accuracy has stopped moving (None: the gradient test only).
@@ -268,7 +270,10 @@ def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
     threshold, as :func:`l0_stats`) and dead units; CA too when the training codes and both
     label sets are given.
     """
-    S = hoyer_sparseness(H)
+    if _as_2d(H, "H").shape[1] < 2:  # RE, L0 and CA are still measures of one unit
+        S, why = np.full(H.shape[0], np.nan), "one code unit: Hoyer sparseness needs at least 2"
+    else:
+        S, why = hoyer_sparseness(H), "every code is all-zero: Hoyer sparseness is undefined"
     defined = S[~np.isnan(S)]
     l0 = l0_stats(H, threshold)
     out = {
@@ -282,7 +287,7 @@ def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
         "dead_units": dead_units(H, threshold),
     }
     if not defined.size:
-        out["S_note"] = "every code is all-zero: Hoyer sparseness is undefined"
+        out["S_note"] = why
     for m in measures.computed():  # measures registered beyond these (psae.measures)
         out[m.key] = float(m.compute(X, H, X_hat))
     if H_train is not None and y_train is not None and y is not None:

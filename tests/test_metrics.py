@@ -131,3 +131,18 @@ def test_distinct_atom_share_discounts_atoms_that_resemble_each_other():
     Z[0] = 0
     assert metrics.distinct_atom_share(Z, Z) == 19 / 20
     assert metrics.distinct_atom_share(A, Z) == metrics.distinct_atom_share(Z, A)
+
+
+def test_a_tiny_but_nonzero_code_has_a_sparseness_and_is_not_a_zero_code():
+    H = np.array([[1e-200, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    S = metrics.hoyer_sparseness(H)
+    assert S[0] == 1.0 and np.isnan(S[1])  # float64 norms of 1e-200 underflow to 0 unscaled
+    assert metrics.zero_codes(H) == 1
+
+
+def test_evaluate_on_one_code_unit_reports_all_but_sparseness():
+    rng = np.random.default_rng(0)
+    X, H = rng.random((20, 5)), rng.random((20, 1)) + 0.5
+    out = metrics.evaluate(X, H, 0.9 * X)
+    assert np.isnan(out["S"]) and "one code unit" in out["S_note"]
+    assert out["L0"]["mean"] == 1.0 and out["RE"] > 0
