@@ -71,12 +71,12 @@ MEASURES = {m.key: m for m in (
 
 VIEWS: dict[str, list[str]] = {
     "paper_table": ["RE", "FVU", "S", "SSD", "CA", "L0_mean", "L0_std", "dead_units"],
-    "matched_table": ["L0_mean", "L0_std", "CA", "RE", "FVU", "S", "SSD", "dead_units",
-                      "stability", "stability_distinct"],
+    "matched_table": ["L0_mean", "L0_std", "CA", "RE", "FVU", "S", "SSD", "zero_codes",
+                      "dead_units", "stability", "stability_distinct"],
     "matched_panels": ["CA", "RE", "L0_std", "stability"],
     # summarised over seeds (L0 comes from each cell's L0 record)
     "summary": ["RE", "FVU", "S", "SSD", "CA", "dead_units", "zero_codes"],
-    "matched_summary": ["RE", "FVU", "S", "SSD", "CA", "dead_units"],
+    "matched_summary": ["RE", "FVU", "S", "SSD", "CA", "dead_units", "zero_codes"],
     # measures of the raw codes (before the inference threshold), summarised as raw_<key>
     "raw": ["RE", "FVU", "S", "SSD", "L0_mean", "L0_std"],
     "csv": ["RE", "FVU", "S", "SSD", "CA", "L0_mean", "L0_std", "dead_units", "zero_codes"],

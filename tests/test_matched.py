@@ -101,7 +101,7 @@ def test_thresholded_fits_keep_their_raw_view_and_a_threshold_sweep(run):
         swept += 1
     assert swept
     md = (out / "report.md").read_text()  # both views, and the sweep, in the report
-    assert "| FVU, exact | FVU, raw |" in md and "θ: L0 · FVU · CA" in md
+    assert "| FVU, exact | FVU, raw |" in md and "θ: L0 at 0.01 · FVU · CA" in md
     assert "matched_sweep_digits.png" in md
     # one seed (the fixture's results): no pair of seeds to compare, no stability shown
     assert shown_measures(res, "digits", ["CA", "stability"]) == ["CA"]
@@ -182,6 +182,46 @@ def test_the_squared_jumprelu_ablation_rows():
     assert rows[("e", "L0_std")]["held"]  # 2.4 against PSAE's 3.0
     a_rows = [r for r in matched_claims(res) if r["id"] == "a"]
     assert len(a_rows) == 1 and a_rows[0]["held"]  # JumpReLU pair only: SAE+L0 was not run
+
+
+def test_claims_need_every_seed_on_target_and_name_what_they_leave_out():
+    res = _summary(psae=(0.95, 0.0010, 3.0), topk=(0.94, 0.0015, 0.0),
+                   jumprelu=(0.96, 0.0012, 2.6), sqjumprelu=(0.97, 0.0013, 2.4))
+    cell = {"dataset": "toy", "point": 10, "stopped_early": True}
+    res["matched"] = [{**cell, "model": m, "seed": s, "test": {"L0": {"mean": 10.2}}}
+                      for m in ("psae", "topk", "jumprelu", "sqjumprelu") for s in range(3)]
+    res["matched"][1]["test"]["L0"]["mean"] = 8.8  # PSAE's seed 1: 12 % under, mean 9.7
+    res["matched"][-1]["stopped_early"] = False  # squared JumpReLU's seed 2 hit the cap
+    res["matched_summary"]["toy"]["jumprelu"]["10"]["RE"] = {"mean": float("nan"), "std": 0.0,
+                                                            "n": 3}
+    rows = matched_claims(res)
+
+    def row(cid, metric):
+        return next(r for r in rows if r["id"] == cid and f" {metric} " in f"{r['claim']} ")
+
+    c = row("c", "CA")
+    assert c["held"] is None and "not at equal L0" in c["detail"]  # the mean alone was on it
+    d = row("d", "RE")
+    assert d["held"] is None and "a seed of jumprelu failed" in d["detail"]  # labels: keys here
+    assert "hit the epoch cap in 1 of 3 seeds" in row("d", "CA")["detail"]
+    b = [r for r in rows if r["id"] == "b"]  # PSAE is not on target: said, not dropped
+    assert [r["held"] for r in b] == [None, None] and "psae (off target)" in b[0]["detail"]
+
+
+def test_the_matched_table_counts_all_zero_codes_and_bolds_no_lone_row():
+    from psae.reproduce.matched.tables import matched_table
+
+    res = _summary(psae=(0.95, 0.0010, 3.0), topk=(0.94, 0.0015, 0.0))
+    for m, z in (("psae", 350.0), ("topk", 0.0)):
+        res["matched_summary"]["toy"][m]["10"]["zero_codes"] = {"mean": z, "std": 5.0, "n": 3}
+    res["matched_summary"]["toy"]["rae"] = {"dense": {
+        "CA": {"mean": 0.9, "std": 0.001, "n": 3}, "L0_mean": {"mean": 90.0, "std": 1, "n": 3}}}
+    head, rows = matched_table(res, "toy")
+    z = head.index("all-zero codes")
+    assert [r[z] for r in rows if r[1].text == "psae"] == [("350 ± 5", False)]
+    assert [r[z] for r in rows if r[1].text == "topk"] == [("0 ± 5", True)]  # fewest: bold
+    dense = next(r for r in rows if r[0] == "dense")
+    assert not any(isinstance(c, tuple) and c[1] for c in dense)  # alone: nothing is best
 
 
 def test_cells_of_other_training_code_are_reported_not_resumed(run, tmp_path):

@@ -125,7 +125,7 @@ def _sweep(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("mean test L0 of the trimmed codes")
+        ax.set_xlabel("mean test L0 (|h| > 0.01) of the trimmed codes")
         ax.set_title(f"{metric} ({'lower' if metric == 'FVU' else 'higher'} is better)",
                      fontsize=9)
         ax.grid(alpha=0.3)

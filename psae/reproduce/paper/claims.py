@@ -3,10 +3,10 @@
 Each claim is tested per data set on the mean over seeds of the test-set metrics (the
 ``summary`` block of the results, or recomputed from ``final`` when the summary lacks a value).
 A claim *holds* when the means are ordered as the paper says; it is *clear* when, in addition,
-the mean ± std intervals of its decisive pairs (the claimed winner and its closest rival) do not
-overlap; with fewer than 2 seeds there is no spread to judge, so nothing is clear. A claim with a
-needed model missing gets ``held=None`` (its detail still shows the comparison among the models
-present, marked "partial").
+Welch's t-test over the seeds puts its decisive pairs (the claimed winner and its closest rival)
+apart at p < 0.05; with fewer than 2 seeds there is no spread to judge, so nothing is clear.
+A claim with a needed model missing gets ``held=None`` (its detail still shows the comparison
+among the models present, marked "partial").
 """
 
 from __future__ import annotations

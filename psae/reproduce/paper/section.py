@@ -68,9 +68,9 @@ def paper_section(page: Page) -> None:
     claims = results.get("claims") or []
     doc.para(claims_answer(claims), css="answer")
     doc.para("Held: the means over seeds are ordered as the paper claims (n/a: a model or a "
-             "measure is missing). Clear: in addition, the mean ± std intervals of the decisive "
-             "pair (the claimed winner and its closest rival) do not overlap (never with a "
-             "single seed).")
+             "measure is missing). Clear: in addition, Welch's t-test over the seeds puts the "
+             "decisive pair (the claimed winner and its closest rival) apart at p < 0.05 "
+             "(never with a single seed).")
     headers, rows = claims_table(results)
     doc.table(headers, rows, empty="No claims could be evaluated.")
     _figures(page)
