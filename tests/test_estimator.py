@@ -260,3 +260,11 @@ def test_set_params_after_fit_cannot_misread_the_weights(tmp_path):
     back.set_params(penalty="topk")
     with pytest.raises(ParameterError, match="penalty='sql0'"):
         back.transform(X)
+
+
+def test_an_lbfgs_fit_does_not_claim_a_firing_record_it_never_kept():
+    model = SparseAutoencoder(n_components=4, solver="lbfgs", epochs=4, random_state=0)
+    model.fit(_small())
+    assert model.dead_fraction_ is None and all(h["l0"] is None for h in model.history_)
+    assert SparseAutoencoder(n_components=4, epochs=4, random_state=0).fit(
+        _small()).dead_fraction_ is not None

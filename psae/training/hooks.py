@@ -72,7 +72,10 @@ class FiringHook(Hook):
         return self.tracker.dead() if self.auxk else None
 
     def epoch_end(self, trainer, rec: dict, batches, generator: torch.Generator) -> None:
-        rec["l0"] = self._l0_sum / max(self._l0_n, 1)
+        if self._l0_n == 0:  # no step handed codes over (L-BFGS): nothing was tracked
+            rec["l0"] = rec["dead_fraction"] = None
+            return
+        rec["l0"] = self._l0_sum / self._l0_n
         rec["dead_fraction"] = self.tracker.dead_fraction()
         self._l0_sum, self._l0_n = 0.0, 0
 
