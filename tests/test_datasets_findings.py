@@ -146,7 +146,8 @@ def test_csv_label_column_auto_prefers_label_and_falls_back_to_none(tmp_path: Pa
 def test_csv_label_column_index_name_none(tmp_path: Path) -> None:
     p = tmp_path / "t.csv"
     p.write_text("a,b,lbl\n1,2,0\n3,4,1\n")
-    for spec, y, rec in [(-1, [0, 1], "lbl"), (0, [1, 3], "a"), ("lbl", [0, 1], "lbl"),
+    # column "a" holds 1 and 3: classes "1" and "3", numbered 0 and 1
+    for spec, y, rec in [(-1, [0, 1], "lbl"), (0, [0, 1], "a"), ("lbl", [0, 1], "lbl"),
                          (" LBL", [0, 1], "lbl"), (None, None, None)]:  # fmt: skip
         for ds in (datasets.load_arrays(p, label_column=spec), datasets.load(p, label_column=spec)):
             assert (None if ds.y_train is None else ds.y_train.tolist()) == y, spec
@@ -190,7 +191,7 @@ def test_csv_non_numeric_cell_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"t\.csv, line 3: non-numeric value 'x' in column 'b'"):
         datasets.load(p)
     p.write_text("1,2\n\n3,\n")
-    with pytest.raises(DatasetError, match=r"t\.csv, line 3: non-numeric value ''"):
+    with pytest.raises(DatasetError, match=r"t\.csv, line 3: a missing value \(empty cell\)"):
         datasets.load_arrays(p)
 
 
@@ -284,3 +285,91 @@ def test_notes_carry_their_kind_and_commands_print_only_plain_ones(tmp_path, cap
                  "6", "--epochs", "4", "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "square images" not in err and "no test split in this source" not in err
+
+
+# --- what users hand over (a helper's review of the user-data path, 2026-12-05) ---------------
+def test_pandas_csv_layouts_load_as_the_frame_they_came_from(tmp_path: Path) -> None:
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 6)).round(4), rng.integers(0, 3, 40)
+    pd.DataFrame(X).to_csv(tmp_path / "a.csv", index=False)  # header 0,1,...,5
+    pd.DataFrame(X).assign(label=y).to_csv(tmp_path / "b.csv")  # index column kept
+    a, b = datasets.load(tmp_path / "a.csv"), datasets.load(tmp_path / "b.csv")
+    np.testing.assert_allclose(a.X_train, X.astype(np.float32))
+    assert any("pandas' default column names" in n for n in a.notes)
+    np.testing.assert_allclose(b.X_train, X.astype(np.float32))
+    np.testing.assert_array_equal(b.y_train, y)
+    assert any("unnamed row index" in n for n in b.notes)
+
+
+def test_a_missing_value_in_the_first_row_is_one_not_a_header(tmp_path: Path) -> None:
+    p = tmp_path / "m.csv"
+    p.write_text("1,,0\n3,4,1\n")
+    with pytest.raises(DatasetError, match=r"line 1: a missing value \(empty cell\)"):
+        datasets.load_arrays(p)
+
+
+def test_a_column_of_sample_names_is_not_taken_for_labels(tmp_path: Path) -> None:
+    p = tmp_path / "ids.csv"
+    p.write_text("".join(f"img{i:03d},{i % 7},{i % 5}\n" for i in range(40)))
+    with pytest.raises(DatasetError, match="if it names the samples, remove it"):
+        datasets.load(p)
+    q = tmp_path / "names.csv"
+    q.write_text("".join(f"{i % 7},{i % 5},{'ab'[i % 2]}\n" for i in range(40)))
+    assert datasets.load(q).classes == ["a", "b"]  # few values: class names
+
+
+def test_labels_are_renumbered_to_their_classes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    p = tmp_path / "l.npz"
+    np.savez(p, X=rng.random((20, 4)), y=np.array([1, 2] * 10))
+    d = datasets.load(p)
+    assert d.classes == ["1", "2"] and set(d.y_train) == {0, 1}  # no empty class 0
+    np.savez(p, X=rng.random((20, 4)), y=np.arange(90_000, 90_020))
+    assert len(datasets.load(p).classes) == 20  # IDs: 20 classes, not 90,020
+
+
+def test_npz_images_and_unread_arrays_are_said(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    p = tmp_path / "i.npz"
+    X = rng.random((20, 3, 8, 8)).astype(np.float32)  # PyTorch's channels first
+    np.savez(p, X=X, labels=rng.integers(0, 2, 20))
+    d = datasets.load(p, normalize=False)
+    assert d.shape == (8, 8, 3) and d.y_train is None
+    np.testing.assert_array_equal(d.X_train, np.moveaxis(X, 1, -1).reshape(20, -1))
+    assert any("arrays not read: labels" in n for n in d.notes)
+    np.savez(p, X=X[:, :1, :, :].transpose(0, 2, 3, 1))  # (N, H, W, 1)
+    assert datasets.load(p).shape == (8, 8)
+
+
+def test_a_grey_image_folder_is_one_channel(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(2):
+                px = (np.random.default_rng(i).random((8, 8)) * 255).astype(np.uint8)
+                Image.fromarray(px, "L").save(tmp_path / split / c / f"{i}.png")
+    d = datasets.load(tmp_path, cache=False)
+    assert d.shape == (8, 8) and d.X_train.shape == (4, 64)
+    assert any("grey" in n for n in d.notes)
+
+
+def test_a_value_beyond_float32_is_an_error_not_inf(tmp_path: Path) -> None:
+    X = np.ones((10, 3))
+    X[4, 1] = 1e39
+    np.savez(tmp_path / "big.npz", X=X)
+    with pytest.raises(DatasetError, match="row 4 holds a value beyond float32's range"):
+        datasets.load(tmp_path / "big.npz")
+
+
+def test_evaluate_on_one_class_says_why_ca_is_missing() -> None:
+    from types import SimpleNamespace
+
+    from psae.cli.commands import _ca_inputs
+
+    ds = SimpleNamespace(source="one.npz", X_train=np.zeros((4, 2)), y_train=np.zeros(4, int),
+                         y_test=np.zeros(2, int))
+    *_, why = _ca_inputs(ds, "test")
+    assert "every training row of one.npz has the same label" in why

@@ -482,7 +482,8 @@ def test_csv(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.X_train, [[1, 2], [3, 4], [5, 6.5]])
     assert ds.y_train.tolist() == [0, 1, 1] and ds.X_train.dtype == np.float32
     ds = datasets.load(p, label_column=0)
-    assert ds.y_train.tolist() == [1, 3, 5] and ds.X_train.shape == (3, 2)
+    assert ds.y_train.tolist() == [0, 1, 2] and ds.classes == ["1", "3", "5"]
+    assert ds.X_train.shape == (3, 2)
     q = tmp_path / "noheader.csv"
     q.write_text("1,2\n3,4\n")
     assert datasets.load_arrays(q).X_train.shape == (2, 2)

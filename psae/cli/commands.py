@@ -234,6 +234,9 @@ def _ca_inputs(ds, split: str):
                                   "training codes and scores held-out ones)")
     if ds.y_test is None:
         return None, None, None, f"{ds.source} has no test labels"
+    if len(np.unique(ds.y_train)) < 2:
+        return None, None, None, (f"every training row of {ds.source} has the same label (a "
+                                  "classifier needs two classes or more)")
     return ds.X_train, ds.y_train, ds.y_test, None
 
 

@@ -25,27 +25,22 @@ def first_nonfinite(a: np.ndarray) -> tuple[int, str] | None:
 def encode_labels(
     ys: list[np.ndarray | None], path: Path
 ) -> tuple[list[np.ndarray | None], list[str] | None]:
-    """Labels as int64 indices and their class names.
+    """Labels as int64 indices into their sorted unique values, and those values as class
+    names (whole floats named as integers: ``1.0`` is class ``"1"``).
 
-    Non-negative integer labels (also as whole floats) are kept and the classes named ``0..max``;
-    other labels become indices into their sorted unique values.
+    Labels 0..K−1 stay as they are; others are renumbered, so labels {1, 2} are two classes,
+    not three with an empty class 0, and IDs in the tens of thousands are not that many
+    classes.
     """
     present = [y for y in ys if y is not None]
     if not present:
         return ys, None
     allv = np.concatenate(present)
-    if np.issubdtype(allv.dtype, np.integer) or (
-        np.issubdtype(allv.dtype, np.floating)
-        and np.all(np.isfinite(allv))
-        and np.all(allv == np.round(allv))
-    ):
-        ints = allv.astype(np.int64)
-        if ints.size and ints.min() >= 0 and ints.max() < 100_000:
-            return [None if y is None else y.astype(np.int64) for y in ys], [
-                str(i) for i in range(int(ints.max()) + 1)
-            ]
     if allv.dtype.kind not in "iufUSb":
         raise DatasetError(f"{path}: unsupported label dtype {allv.dtype}")
+    if allv.dtype.kind == "f" and np.all(np.isfinite(allv)) and np.all(allv == np.round(allv)):
+        ys = [None if y is None else y.astype(np.int64) for y in ys]
+        allv = allv.astype(np.int64)
     names = np.unique(allv)
     out = [None if y is None else np.searchsorted(names, y).astype(np.int64) for y in ys]
     return out, [str(n.decode() if isinstance(n, bytes) else n) for n in names.tolist()]

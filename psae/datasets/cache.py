@@ -37,7 +37,7 @@ __all__ = ["Cache", "cached", "resolve_cache_dir"]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: labels renumbered to 0..K-1, grey image folders one channel
 _MEMO = "hashes.json"
 
 

@@ -50,10 +50,24 @@ def _lines(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
+INDEX_NAMES = ("", "Unnamed: 0")
+"""What pandas writes above its row index (``to_csv`` keeps the index unless ``index=False``)."""
+
+
+def _pandas_names(cells: list[str]) -> bool:
+    """Whether ``cells`` are pandas' default column names, 0, 1, …, k−1 (after an index's empty
+    name or not): a header of numbers."""
+    names = cells[1:] if cells and cells[0] in INDEX_NAMES else cells
+    return len(names) >= 2 and names == [str(j) for j in range(len(names))]
+
+
 def _has_header(rows: list[tuple[int, list[str]]]) -> bool:
-    """Whether the first row names the columns: it has a non-numeric cell that is not a class
-    name, i.e. all its cells are text, or a text cell sits above a number."""
-    first = [not _is_number(c) for c in rows[0][1]]
+    """Whether the first row names the columns: pandas' default names 0..k−1, or a non-empty
+    non-numeric cell that is not a class name, i.e. all its cells are text, or a text cell sits
+    above a number (an empty cell is a missing value, not a name)."""
+    if len(rows) > 1 and _pandas_names(rows[0][1]):
+        return True
+    first = [bool(c) and not _is_number(c) for c in rows[0][1]]
     if not any(first):
         return False
     if all(first) or len(rows) == 1:
@@ -96,10 +110,13 @@ def _parse(
             values.append([float(c) for c in row])
         except ValueError:
             j = next(j for j, c in enumerate(cells) if j != skip and not _is_number(c))
+            if not cells[j]:
+                raise DatasetError(f"{path}, line {lineno}: a missing value (empty cell) in "
+                                   f"{_column(j, header)}; fill it in or drop the row") from None
             raise DatasetError(
                 f"{path}, line {lineno}: non-numeric value {cells[j]!r} in "
                 f"{_column(j, header)}; if that column holds class names, make it the label "
-                "column (label_column / --label-column)"
+                "column (label_column / --label-column); if it names the samples, remove it"
             ) from None
     a = np.array(values, dtype=np.float64).reshape(len(rows), -1)
     bad = first_nonfinite(a)
@@ -134,13 +151,35 @@ def _label_values(
     return y
 
 
-def _auto(header: list[str] | None, text: list[int]) -> _Choice:
+def _drop_index(rows: list[tuple[int, list[str]]], header: list[str] | None
+                ) -> tuple[list[tuple[int, list[str]]], list[str] | None, tuple[str, ...]]:
+    """Without pandas' row index (an unnamed first column of distinct whole numbers), which
+    is a row number, not a feature."""
+    if header is None or not header or header[0] not in INDEX_NAMES:
+        return rows, header, ()
+    try:
+        index = [float(cells[0]) for _, cells in rows]
+    except ValueError:
+        return rows, header, ()
+    if any(v != int(v) for v in index) or len(set(index)) != len(index):
+        return rows, header, ()
+    return ([(n, cells[1:]) for n, cells in rows], header[1:],
+            ("dropped the first column, an unnamed row index (pandas' to_csv writes it unless "
+             "index=False)",))
+
+
+def _auto(header: list[str] | None, text: list[int], ids: tuple[int, ...] = ()) -> _Choice:
     """The label column ``"auto"`` takes: a label-like header name, or in a file without header
-    the one column of class names (``text``: the columns holding no number)."""
+    the one column of class names (``text``: the columns holding no number; ``ids``: those of
+    them with a value per row or nearly, sample names rather than classes)."""
     if header is None:
-        if len(text) == 1:
+        if len(text) == 1 and text[0] not in ids:
             j = text[0]
             return j, j, (f"label column: index {j} (auto-detected: its values are class names)",)
+        if len(text) == 1:
+            return None, None, (f"column index {text[0]} holds text, but nearly every row has its "
+                                "own value (sample names?): read without labels "
+                                "(label_column=<index> takes it anyway)",)
         return None, None, ("no header row: read without labels (label_column=<index> picks one)",)
     found = [(AUTO_LABEL_NAMES.index(h.lower()), j) for j, h in enumerate(header)
              if h.lower() in AUTO_LABEL_NAMES]  # fmt: skip
@@ -181,7 +220,10 @@ def _choose(
         return None, None, ()
     if isinstance(spec, str):
         if spec == "auto":
-            return _auto(header, [] if header is not None else _text_columns(rows))
+            text = [] if header is not None else _text_columns(rows)
+            ids = tuple(j for j in text if len(rows) >= 10  # a few rows: classes, surely
+                        and len({cells[j] for _, cells in rows}) >= 0.9 * len(rows))
+            return _auto(header, text, ids)
         return _named(path, spec, header)
     if isinstance(spec, bool) or not isinstance(spec, (int, np.integer)):
         raise ParameterError(
@@ -210,13 +252,18 @@ def read_csv(path: Path, label_column: LabelColumn = "auto") -> RawData:
         header = [c.strip().strip("\"'").strip() for c in cells]
     if not rows:
         raise DatasetError(f"{path}: no data rows")
-    width = _check_widths(path, rows)
+    _check_widths(path, rows)
+    pandas_names = header is not None and _pandas_names(header)
+    rows, header, index_note = _drop_index(rows, header)
+    width = len(rows[0][1])
     if header is not None and len(header) != width:
         raise DatasetError(
             f"{path}, line {header_line}: the header has {len(header)} columns, "
             f"the data rows {width}"
         )
     col, recorded, notes = _choose(path, label_column, header, rows)
+    notes = index_note + (("first row 0, 1, 2, … read as a header (pandas' default column "
+                           "names)",) if pandas_names else ()) + notes
     if col is not None and width == 1:
         raise DatasetError(f"{path}: no feature columns besides the label")
     a = _parse(path, rows, header, col)

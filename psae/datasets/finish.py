@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..errors import ParameterError
-from ._base import Dataset, Note, RawData, stratified_subset
+from ._base import Dataset, DatasetError, Note, RawData, stratified_subset
 
 __all__ = ["finish"]
 
@@ -29,6 +29,15 @@ def _own(a: np.ndarray, dtype: type) -> np.ndarray:
     if isinstance(a, np.memmap) or not a.flags.writeable:
         return np.array(a, dtype=dtype, order="C")
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _fits_float32(a: np.ndarray, before: np.ndarray, name: str, key: str) -> np.ndarray:
+    """``a`` (float32) unless the cast made a finite value infinite (|x| > 3.4e38)."""
+    if before.dtype.kind == "f" and before.dtype.itemsize > 4 and not np.isfinite(a).all():
+        row = int(np.argmin(np.isfinite(a).all(axis=1)))
+        raise DatasetError(f"{name}: {key} row {row} holds a value beyond float32's range "
+                           "(about ±3.4e38); psae computes in float32: rescale the data")
+    return a
 
 
 def _limit_test(limit: int, n_train: int, n_test: int, n_classes: int) -> int:
@@ -80,8 +89,10 @@ def finish(
         Xte = None if Xte is None else _to_gray(Xte)
         shape = shape[:2]
         notes = (*notes, GRAY_NOTE)
-    Xtr = _own(Xtr, np.float32)
-    Xte = None if Xte is None else _own(Xte, np.float32)
+    with np.errstate(over="ignore"):  # an overflowing cast is the error below, not a warning
+        Xtr = _fits_float32(_own(Xtr, np.float32), raw.X_train, name, "X_train")
+        Xte = None if Xte is None else _fits_float32(_own(Xte, np.float32), raw.X_test, name,
+                                                     "X_test")
     if normalize:
         from psae.preprocessing import Normalizer
 

@@ -246,6 +246,10 @@ def read_image_folder(path: str | os.PathLike[str]) -> RawData:
     classes = list(CIFAR10_CLASSES) if sorted(CIFAR10_CLASSES) == names else names
     index = {c: i for i, c in enumerate(classes)}
     assert shape is not None
+    notes: tuple[str, ...] = ()
+    if _all_gray(items):  # decoded as RGB: three equal channels would triple the features
+        items = {s: [(c, f, img[..., 0]) for c, f, img in lst] for s, lst in items.items()}
+        shape, notes = shape[:2], (ONE_CHANNEL_NOTE,)
 
     def stack(lst: list[tuple[str, str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         lst.sort(key=lambda t: (index[t[0]], t[1]))
@@ -256,4 +260,13 @@ def read_image_folder(path: str | os.PathLike[str]) -> RawData:
 
     Xtr, ytr = stack(items["train"])
     Xte, yte = stack(items["test"]) if items["test"] else (None, None)
-    return RawData(Xtr, ytr, Xte, yte, tuple(int(s) for s in shape), classes)
+    return RawData(Xtr, ytr, Xte, yte, tuple(int(s) for s in shape), classes, notes=notes)
+
+
+ONE_CHANNEL_NOTE = "every image is grey (R = G = B): read as one channel"
+
+
+def _all_gray(items: _Items) -> bool:
+    """Whether every decoded image has three equal channels (stops at the first that has not)."""
+    return all(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
+               for lst in items.values() for _, _, img in lst)

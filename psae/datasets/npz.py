@@ -91,8 +91,22 @@ def _features(X: np.ndarray, path: Path, key: str) -> tuple[np.ndarray, tuple[in
         )
     if X[0].size == 0:
         raise DatasetError(f"{path}: {key} has no features (shape {X.shape})")
+    X = _channels_last(X)
     shape = tuple(int(s) for s in X.shape[1:]) if X.ndim > 2 else None
     return _finite(X.reshape(len(X), -1), path, key), shape
+
+
+def _channels_last(X: np.ndarray) -> np.ndarray:
+    """Images as (N, H, W) or (N, H, W, C): a single channel's axis dropped, and PyTorch's
+    channels-first (N, C, H, W) moved last, so that they are drawn as images."""
+    if X.ndim == 4 and X.shape[1] in (1, 3) and X.shape[3] not in (1, 3, 4):
+        X = np.moveaxis(X, 1, -1)
+    if X.ndim == 4 and X.shape[3] == 1:
+        X = X[..., 0]
+    return X
+
+
+_LAYOUT_NOTE = "images laid out as (N, H, W[, C]): a single channel dropped, channels moved last"
 
 
 def read_npz(path: Path) -> RawData:
@@ -125,9 +139,16 @@ def read_npz(path: Path) -> RawData:
         raise DatasetError(f"{path}: labels given for only one of train and test")
     (ytr, yte), classes = encode_labels([ytr, yte], path)
     notes: tuple[str, ...] = ()
+    raw = d["X_train"] if "X_train" in d else d["X"]
+    if raw.ndim == 4 and tuple(raw.shape[1:]) != shape:
+        notes += (_LAYOUT_NOTE,)
+    used = {"X_train", "y_train", "X_test", "y_test"} if "X_train" in d else {"X", "y"}
+    if unused := sorted(set(d) - used):
+        notes += (f"arrays not read: {', '.join(unused)} (psae reads "
+                  f"{', '.join(sorted(used))}{'; labels for CA go in y' if 'y' in used else ''})",)
     if shape is None and (side := _square_side(Xtr.shape[1])):
         shape = (side, side)
-        notes = (SQUARE_NOTE,)
+        notes += (SQUARE_NOTE,)
     return RawData(Xtr, ytr, Xte, yte, shape, classes, notes=notes)
 
 

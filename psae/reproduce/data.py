@@ -93,7 +93,8 @@ def _check_rows(ds: Dataset, path: str) -> None:
                          "(training, validation and test rows)")
     if ds.y_train is not None and len(np.unique(ds.y_train)) < 2:
         raise InputError(f"--data {path}: every training row has the same label; CA needs two "
-                         "classes or more (--label-column none for a file without labels)")
+                         "classes or more (to go on without labels: --label-column none for a "
+                         ".csv, or leave out the labels of an .npz)")
 
 
 def _read(path: str, label_column: LabelColumn, data_dir: str | None) -> Dataset:
