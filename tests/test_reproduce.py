@@ -197,3 +197,19 @@ def test_a_log_that_cannot_be_recorded_is_not_left_attached(tmp_path, monkeypatc
     with pytest.raises(OSError):
         runner._setup_logging(tmp_path)
     assert runner.log.handlers == before
+
+
+def test_cli_findings_epochs_seeds_and_an_empty_report(tmp_path, capsys):
+    """A helper's review of the CLI: --epochs reached the paper protocol only, --report-only
+    reported 3 seeds of a 5-seed run."""
+    from psae.cli.reproduce import _recorded_seeds
+    from psae.reproduce.matched.settings import matched_for
+
+    proto = matched_for("mnist", False, epochs=5)
+    assert (proto.epochs, proto.max_epochs) == (5, 5)
+    assert matched_for("mnist", False).epochs != 5
+    (tmp_path / "run.json").write_text(json.dumps({"fingerprint": {"seeds": 5}}))
+    assert _recorded_seeds(str(tmp_path)) == 5 and _recorded_seeds(str(tmp_path / "x")) is None
+    out = tmp_path / "none"
+    assert main(["reproduce", "--quick", "--quiet", "--out", str(out), "--report-only"]) == 2
+    assert "needs a run in" in capsys.readouterr().err and not out.exists()

@@ -6,6 +6,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from ..errors import ParameterError
 from ..reproduce.labels import models
@@ -65,13 +66,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "sql0 for psae, none for rae; default: all)")
     p.add_argument("--data-dir", default=None,
                    help="where the data sets live (default: $PSAE_DATA or a per-user dir)")
-    p.add_argument("--out", default="runs/reproduce", help="output directory")
+    p.add_argument("--out", default="runs/reproduce",
+                   help="output directory (default runs/reproduce)")
     p.add_argument("--seeds", type=int, default=None,
-                   help="seeds per final model (default 3; 1 with --quick)")
+                   help="seeds per final model (default 3; 1 with --quick; with --report-only, "
+                        "the run's own)")
     p.add_argument("--quick", action="store_true",
                    help="cut-down run (1 seed, small grids, subsets, fewer epochs); the report "
                         "says so")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto",
+                   help="auto (a GPU where there is one; the default), cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out, skipping every finished cell (the same "
                         "command run again does so too)")
@@ -87,7 +91,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="write results, figures and report from the finished cells of the run "
                         "in --out, training nothing (a partial run reports what it has; each "
                         "mean says over how many seeds)")
-    p.add_argument("--epochs", type=int, default=None, help="override every data set's epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override every data set's epochs (matched protocol: its schedule and "
+                        "its cap)")
     p.add_argument("--n-components", type=int, default=None,
                    help="override every data set's hidden size")
     p.add_argument("--protocol", default="paper", metavar="{paper,matched,both}",
@@ -104,13 +110,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _recorded_seeds(out: str) -> int | None:
+    """The seed count ``out``'s run was started with (a report shows all of them unless
+    ``--seeds`` says fewer); None where there is no readable record."""
+    try:
+        seeds = json.loads((Path(out) / "run.json").read_text())["fingerprint"]["seeds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return seeds if isinstance(seeds, int) and seeds >= 1 else None
+
+
 def cmd_reproduce(args) -> int:
     from ..datasets import parse_label_column
     from ..datasets._base import told
     from ..reproduce.runner import RunConfig, run
     from .data import note
 
-    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    seeds = args.seeds if args.seeds is not None else (
+        _recorded_seeds(args.out) if args.report_only else None) or (1 if args.quick else 3)
     named = args.datasets if args.datasets is not None else ([] if args.data else ["digits"])
     cfg = RunConfig(
         datasets=named, models=args.models or list(models()), out=args.out, seeds=seeds,

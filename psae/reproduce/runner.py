@@ -140,7 +140,8 @@ class RunConfig:
         u = self.user.get(dataset)
         return matched_for(dataset, self.quick, u.dataset.n_features if u else None,
                            u.n_train if u else None,
-                           n_components=self.overrides.get("n_components"))
+                           n_components=self.overrides.get("n_components"),
+                           epochs=self.overrides.get("epochs"))
 
     def splits(self, dataset: str) -> Splits:
         """The rows of ``dataset`` as its protocol uses them."""
@@ -268,8 +269,8 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
         if _settings(old.get("fingerprint"), code=False) != _settings(fp, code=False):
             raise ResumeMismatchError(
                 f"{cfg.out} was started with different settings (protocol, grids, data or "
-                "version): run the command that started it to continue it, or choose another "
-                "--out")
+                "version): run the command that started it to continue or report it ("
+                f"{old.get('command') or 'not recorded'}), or choose another --out")
         if _settings(old.get("fingerprint")) != _settings(fp):
             rechecked = _other_code(cfg, splits, old, fp)
         elif cfg.recheck:
@@ -355,6 +356,9 @@ def run(cfg: RunConfig) -> dict:
     The output folder is checked and the data read before anything is written, so a refused
     folder or missing data leaves no trace."""
     check_out(cfg)
+    if cfg.resume and not (cfg.out / "run.json").is_file():
+        # a long run is started with --resume; a mistyped --out shows here
+        warnings.warn(f"--resume: {cfg.out} holds no run yet: starting one there", stacklevel=2)
     splits = {}
     for name in cfg.names:
         splits[name] = cfg.splits(name)

@@ -83,8 +83,11 @@ def matched_for(dataset: str, quick: bool, n_features: int | None = None,
         proto = MatchedProtocol(m, tuple(t for t in (m // 20, m // 10, m // 5) if t >= 1),
                                 *user_schedule(n_rows, quick), max(1, m // 10),
                                 "user data: M and epochs by rule")
-    n = overrides.get("n_components")
-    return replace(proto, n_components=n) if n else proto
+    if n := overrides.get("n_components"):
+        proto = replace(proto, n_components=n)
+    if e := overrides.get("epochs"):  # --epochs: the schedule, and no epoch past it
+        proto = replace(proto, epochs=e, max_epochs=e)
+    return proto
 
 
 def matched_models(models: list[str]) -> list[str]:
