@@ -222,3 +222,30 @@ def test_mnist_shaped_page_stays_under_25_mb(tmp_path):
     print(f"MNIST-shaped page: {size / 1e6:.2f} MB written in {seconds:.1f} s")
     assert len(page_data(path)["samples"]) == N
     assert size < 25e6
+
+
+def test_thumbnails_carry_the_rows_own_numbers(tmp_path, toy):
+    """A page of a stratified sample numbered its thumbnails 0..N-1 within the sample: #1234 was
+    another image in the test split (a helper's review)."""
+    H, atoms, y = toy
+    ids = np.array([40, 7, 93, 12, 5, 61])  # the rows' places in the data they were drawn from
+    X = np.arange(12.0).reshape(6, 2)
+    data = page_data(write_explorer(tmp_path / "a", H, atoms, X, y=y, sample_ids=ids))
+    plain = page_data(write_explorer(tmp_path / "b", H, atoms, X, y=y))
+    assert data["samples"] == [int(ids[t]) for t in plain["samples"]]
+    assert data["top"] == plain["top"] and data["sample_label"] == plain["sample_label"]
+    with pytest.raises(ValueError, match="sample_ids must be 6 integers"):
+        write_explorer(tmp_path / "c", H, atoms, X, sample_ids=ids[:3])
+
+
+def test_a_model_page_numbers_its_sample_by_the_rows_given(tmp_path):
+    from psae import SparseAutoencoder
+    from psae.explore.model_page import sample_rows, write_model_page
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((300, 6)).astype(np.float32), np.repeat(np.arange(3), 100)
+    sae = SparseAutoencoder(n_components=4, epochs=4, random_state=0).fit(X)
+    path, shown = write_model_page(tmp_path / "p", sae, X, y, max_samples=60)
+    idx = sample_rows(y, 300, 60)
+    assert shown == 60 and set(page_data(path)["samples"]) <= set(idx.tolist())
+    assert max(page_data(path)["samples"]) >= 60  # row numbers of all 300, not of the 60

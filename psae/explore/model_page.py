@@ -65,5 +65,5 @@ def write_model_page(out_dir: str | Path, model, X: np.ndarray, y: np.ndarray | 
     H = sae.transform(X if normalizer is None else normalizer.transform(X))
     path = write_explorer(out_dir, H, sae.components_, X, y=y, classes=classes,
                           image_shape=_page_shape(image_shape), title=title, meta=meta,
-                          threshold=threshold, top_n=top_n)
+                          threshold=threshold, top_n=top_n, sample_ids=idx)
     return path, len(idx)

@@ -101,6 +101,7 @@ def write_explorer(
     meta: Mapping[str, object] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     top_n: int = 16,
+    sample_ids: Sequence[int] | np.ndarray | None = None,
 ) -> Path:
     """Write ``out_dir/index.html``, a self-contained page exploring the units of a sparse
     code, and return its path.
@@ -111,6 +112,8 @@ def write_explorer(
     ``contribution`` (M,) replaces the default (each unit's share of
     ``sum_j mean_i h_ij^2 ||a_j||^2``); ``meta`` is shown in the header. A code counts as
     active when ``|h| > threshold``; each unit shows its ``top_n`` strongest active inputs.
+    ``sample_ids`` (N,): each row's number as the user knows it (its row in the data the rows
+    were sampled from), shown on its thumbnails; default 0..N−1.
     """
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1, got {top_n}")
@@ -119,6 +122,11 @@ def write_explorer(
     H, atoms, X, y, classes, image_shape, contribution = _check_inputs(
         H, atoms, X_display, y, classes, image_shape, contribution
     )
+    if sample_ids is not None:
+        sample_ids = np.asarray(sample_ids)
+        if sample_ids.shape != (H.shape[0],) or sample_ids.dtype.kind not in "iu":
+            raise ParameterError(f"sample_ids must be {H.shape[0]} integers (one per row of H), "
+                                 f"got shape {sample_ids.shape} and dtype {sample_ids.dtype}")
     data, sprite_css = build_payload(
         H,
         atoms,
@@ -129,6 +137,7 @@ def write_explorer(
         contribution=contribution,
         threshold=float(threshold),
         top_n=int(top_n),
+        sample_ids=sample_ids,
     )
     path = Path(out_dir) / "index.html"
     return atomic_write(path, render_html(data, sprite_css, title, meta))

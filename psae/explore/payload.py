@@ -127,8 +127,10 @@ def build_payload(
     contribution: np.ndarray | None,
     threshold: float,
     top_n: int,
+    sample_ids: np.ndarray | None = None,
 ) -> tuple[dict, list[tuple[str, str]]]:
-    """(data for the page's script, [(css class, PNG data URI)] sprite sheets)."""
+    """(data for the page's script, [(css class, PNG data URI)] sprite sheets); ``sample_ids``:
+    each row's number as the user knows it (its row in the data the rows were sampled from)."""
     st = unit_stats(H, atoms, y, threshold, n_classes=len(classes) if y is not None else None)
     if contribution is not None:
         st["contribution"] = np.asarray(contribution, dtype=np.float64)
@@ -150,7 +152,7 @@ def build_payload(
         "top": [t.tolist() for t in tiles],
         "act": [_r4(H[t, j]) for j, t in enumerate(tops)],
         "hist": {"lo": _r4(a_lo), "hi": _r4(a_hi), "counts": a_counts.tolist()},
-        "samples": unique.tolist(),
+        "samples": (unique if sample_ids is None else np.asarray(sample_ids)[unique]).tolist(),
     }
     if y is not None:
         data["sample_label"] = np.asarray(y)[unique].astype(int).tolist()

@@ -296,13 +296,13 @@ function thumbHTML(j, i) {
 function cardBody(j) {
   if (U.count[j] === 0) {
     return '<p class="deadnote">Dead: never active (|h| &gt; ' + D.threshold + ") on these " +
-      D.N + ' samples.</p><div class="panels"><figure><figcaption>Decoder atom</figcaption>' +
+      D.N + ' samples.</p><div class="panels"><figure><figcaption>Decoder atom (model\u2019s input space)</figcaption>' +
       atomHTML(j) + "</figure></div>";
   }
   const H = D.hist, edges = [];
   const nb = H.counts[j].length;
   for (let i = 0; i <= nb; i++) edges.push(H.lo[j] + (i / nb) * (H.hi[j] - H.lo[j]));
-  let s = '<div class="panels"><figure><figcaption>Decoder atom</figcaption>' + atomHTML(j) +
+  let s = '<div class="panels"><figure><figcaption>Decoder atom (model\u2019s input space)</figcaption>' + atomHTML(j) +
     "</figure><figure><figcaption>Activation histogram (" + U.count[j] + " active samples)" +
     "</figcaption>" + histSVG(H.counts[j], edges, {}) + "</figure>";
   s += LABELLED
@@ -381,7 +381,12 @@ function legend() {
     ["Contribution", D.contribution_given ? "given by the caller." : "the unit's share of " +
       "\u03a3_j mean_i h_ij\u00b2 \u2016a_j\u2016\u00b2 (reconstruction energy; overlaps " +
       "between atoms ignored)."],
-    ["Top inputs", "the active samples with the largest |h|, at most " + D.top_n + " per unit."],
+    ["Top inputs", "the active samples with the largest |h|, at most " + D.top_n + " per unit; " +
+      "#n is the sample's row in the data the page was made from."],
+    ["Atom", "the unit's decoder atom, drawn in the space the model reconstructs (after its " +
+      "preprocessing, e.g. psae's Normalizer, which z-scores each input dimension), not in the " +
+      "thumbnails' units; each atom is scaled by its own largest |a|, with 0 white (grey for " +
+      "colour atoms)."],
   ];
   if (LABELLED) items.push(["Selectivity", "max over classes c of (p(c | fires) \u2212 p(c)) / " +
     "(1 \u2212 p(c)), p(c) being the class's share of all samples: 0 when the unit fires on the " +
