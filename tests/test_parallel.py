@@ -226,7 +226,11 @@ def test_the_bar_moves_per_cell_not_per_group(tmp_path):
 
 # --- the run's end reaches its workers -------------------------------------------------------
 SCRIPT = """
+import signal
 import sys
+# as a run started from a terminal has it: a shell's background job (CI's, here) starts with
+# SIGINT ignored, and Python then installs no KeyboardInterrupt handler of its own
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 import test_parallel
 from psae.reproduce import compare, protocols
