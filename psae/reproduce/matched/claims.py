@@ -40,14 +40,18 @@ def shown_measures(results: dict, ds: str, keys: list[str]) -> list[str]:
         for entry in targets.values())]
 
 
+def _runs(results: dict, ds: str, model: str, target: str) -> list[dict]:
+    """The seeds' cells of ``model`` at ``target`` (``results["matched"]``)."""
+    return [c for c in results.get("matched") or [] if c.get("dataset") == ds
+            and c.get("model") == model and str(c.get("point")) == str(target)]
+
+
 def _seed_l0s(results: dict, ds: str, model: str, target: str) -> list[float]:
-    """Each seed's mean test L0 at ``target`` (the cells in ``results["matched"]``)."""
+    """Each seed's mean test L0 at ``target``."""
     out = []
-    for c in results.get("matched") or []:
-        if c.get("dataset") == ds and c.get("model") == model \
-                and str(c.get("point")) == str(target):
-            l0 = ((c.get("test") or {}).get("L0") or {}).get("mean")
-            out.append(float("nan") if l0 is None else float(l0))
+    for c in _runs(results, ds, model, target):
+        l0 = ((c.get("test") or {}).get("L0") or {}).get("mean")
+        out.append(float("nan") if l0 is None else float(l0))
     return out
 
 
@@ -85,8 +89,7 @@ def _capped(results: dict, ds: str, models: list[str], t: str) -> str:
     not convergence, ended; empty when none did."""
     notes = []
     for m in models:
-        runs = [c for c in results.get("matched") or [] if c.get("dataset") == ds
-                and c.get("model") == m and str(c.get("point")) == str(t)]
+        runs = _runs(results, ds, m, t)
         capped = sum(c.get("stopped_early") is False for c in runs)
         if capped:
             notes.append(f"{model_label(results, m)} hit the epoch cap in {capped} of "
