@@ -4,9 +4,13 @@ the training and test rows, RE, S, SSD, L0 and the CA classifier, as
 10 % of a cell's time).
 
 Each model is fitted as the matched protocol fits it (seed 0, one target, the data set's
-protocol) at each thread count asked for, then scored once. Reported per thread count and
-model: fit seconds, scoring seconds, the share ``score / (fit + score)`` and the CA. The load
-average before and after says what else ran.
+protocol) at each thread count asked for, then scored ``--rounds`` times (the median is
+kept). Reported per thread count and model: fit seconds, scoring seconds, the share
+``score / (fit + score)`` and the CA. The load average before and after says what else ran.
+
+``--against REV`` also scores each fit with the CA classifier of git revision ``REV``
+(``psae/classifier.py`` as it was there), interleaved round by round with today's, and reports
+its seconds, share and CA beside them: a solver change measured on the same fits, same load.
 
 Prints one JSON object on stdout; progress goes to stderr. ``--smoke`` runs a tiny version.
 """
@@ -14,14 +18,19 @@ Prints one JSON object on stdout; progress goes to stderr. ``--smoke`` runs a ti
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 import torch
 
+import psae.classifier
 from psae import Normalizer, datasets
 from psae.reproduce.cells import score
 from psae.reproduce.matched.settings import (
@@ -38,19 +47,50 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def one(model: str, target: int, proto: MatchedProtocol, ds, Xtr, Xte, threads: int) -> dict:
+def classifier_at(rev: str):
+    """``SoftmaxClassifier`` of ``psae/classifier.py`` at git revision ``rev``."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = subprocess.run(["git", "-C", root, "show", f"{rev}:psae/classifier.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = os.path.join(tempfile.mkdtemp(), "classifier_at_rev.py")
+    with open(path, "w") as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location("classifier_at_rev", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SoftmaxClassifier
+
+
+def timed_score(est, ds, Xtr, Xte, clf) -> tuple[float, dict]:
+    psae.classifier.SoftmaxClassifier = clf  # what metrics.classification_accuracy imports
+    t0 = time.perf_counter()
+    scores, _ = score(est, Xtr, ds.y_train, Xte, ds.y_test, 0.01)
+    return time.perf_counter() - t0, scores
+
+
+def one(model: str, target: int, proto: MatchedProtocol, ds, Xtr, Xte, threads: int,
+        solvers: dict, rounds: int) -> dict:
     torch.set_num_threads(threads)
     est = make_matched_model(model, None if model == "rae" else target, proto, seed=0,
                              device="cpu", threads=threads)
     t0 = time.perf_counter()
     est.fit(Xtr)
     fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scores, _ = score(est, Xtr, ds.y_train, Xte, ds.y_test, 0.01)
-    score_s = time.perf_counter() - t0
-    return {"fit_s": round(fit_s, 3), "score_s": round(score_s, 3),
-            "share": round(score_s / (fit_s + score_s), 4), "epochs": est.n_iter_,
-            "CA": scores["CA"]}
+    secs: dict[str, list[float]] = {name: [] for name in solvers}
+    cas: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, clf in solvers.items():
+            s, scores = timed_score(est, ds, Xtr, Xte, clf)
+            secs[name].append(s)
+            cas[name] = scores["CA"]
+    out = {"fit_s": round(fit_s, 3), "epochs": est.n_iter_}
+    for name in solvers:
+        sfx = "" if name == "today" else "_against"
+        score_s = statistics.median(secs[name])
+        out.update({f"score_s{sfx}": round(score_s, 3),
+                    f"share{sfx}": round(score_s / (fit_s + score_s), 4),
+                    f"CA{sfx}": cas[name]})
+    return out
 
 
 def main() -> None:
@@ -60,12 +100,19 @@ def main() -> None:
     p.add_argument("--target", type=int, default=None, help="default: the protocol's largest")
     p.add_argument("--threads", default="1,2", help="thread counts, one set of fits each")
     p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--rounds", type=int, default=3, help="scorings of each fit (median kept)")
+    p.add_argument("--against", default=None, metavar="REV",
+                   help="also score with the CA classifier of this git revision")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
+    solvers = {"today": psae.classifier.SoftmaxClassifier}
+    if args.against:
+        solvers["against"] = classifier_at(args.against)
     if args.smoke:
         ds = datasets.load("digits")
         proto = MatchedProtocol(32, (4,), 8, 8, 4)
         models, target, threads = ("rae", "topk", "psae"), 4, (1,)
+        args.rounds = 1
     else:
         ds = datasets.load(args.dataset, root=args.data_dir)
         proto = matched_for(args.dataset, quick=False)
@@ -79,12 +126,13 @@ def main() -> None:
     for t in threads:
         out[str(t)] = {}
         for m in models:
-            out[str(t)][m] = one(m, target, proto, ds, Xtr, Xte, t)
+            out[str(t)][m] = one(m, target, proto, ds, Xtr, Xte, t, solvers, args.rounds)
             log(f"{t} thread(s) {m}: {out[str(t)][m]}")
     shares = [r["share"] for row in out.values() for r in row.values()]
     print(json.dumps({
         "benchmark": "scoring_share", "dataset": ds.name, "rows": len(Xtr),
         "n_components": proto.n_components, "target": target, "threads": list(threads),
+        "rounds": args.rounds, "against": args.against,
         "cores": os.cpu_count(), "torch": torch.__version__,
         "loadavg_1min_before": load_before, "loadavg_1min": os.getloadavg()[0],
         "results": out, "max_share": max(shares), "all_at_most_10pct": max(shares) <= 0.10}))

@@ -31,9 +31,12 @@ SPARSE_BELOW = 0.2  # share of non-zero code entries under which the sparse path
 
 
 class _Codes:
-    """What both paths share: the loss and its gradient, from a path's ``logits`` (no
-    autograd) and ``back`` (``Zᵀ G + β C`` in the solver's coordinates); ``inv`` weighs the
-    penalty per row of the solver's variable (1: ``‖W‖²`` itself)."""
+    """What both paths share: the loss and its gradient, from a path's ``logits_t`` (the
+    logits class by row, ``(Z W + b)ᵀ``) and ``back`` (``Zᵀ G + β C`` from ``Gᵀ``, in the
+    solver's coordinates); ``inv`` weighs the penalty per row of the solver's variable (1:
+    ``‖W‖²`` itself). Both keep the class axis first: with 10 classes, ``Wᵀ Zᵀ`` measured 4×
+    faster than ``Z W`` at OPTDIGITS size and 2.2× at MNIST size (one thread), and the
+    softmax gradient ``(P − Y) / n`` is written out rather than taken by autograd."""
 
     tol_scale = 1.0  # solved in the codes' own coordinates
     inv: torch.Tensor | float = 1.0
@@ -42,14 +45,24 @@ class _Codes:
         """The weights on the standardised codes."""
         return W
 
-    def loss(self, W, b, target, l2) -> torch.Tensor:
-        z = self.logits(W, b).requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(z, target)
-        (G,) = torch.autograd.grad(loss, z)
+    def loss(self, W, b, onehot_t, l2) -> torch.Tensor:
+        """The objective at ``(W, b)``, its gradient left in ``W.grad`` and ``b.grad``;
+        ``onehot_t``: the labels one-hot, class by row."""
         with torch.no_grad():
-            W.grad = self.back(G, W * self.inv, 2.0 * l2)
-            b.grad = G.sum(dim=0)
-            return loss.detach() + l2 * (W.square() * self.inv).sum()
+            zt = self.logits_t(W.detach(), b.detach())
+            n = zt.shape[1]
+            lse = torch.logsumexp(zt, dim=0)
+            # per sample first: the sums of lse and of the true logits each run to n times a
+            # large logit, and their difference in float32 lost the line search its optimum
+            loss = (lse - (zt * onehot_t).sum(dim=0)).mean()
+            gt = torch.exp_(zt.sub_(lse)).sub_(onehot_t).div_(n)  # (P − Y)ᵀ / n, in place
+            W.grad = self.back(gt, W * self.inv, 2.0 * l2)
+            b.grad = gt.sum(dim=1)
+            return loss + l2 * (W.square() * self.inv).sum()
+
+    def logits(self, W, b) -> torch.Tensor:
+        """``Z W + b``, sample by row."""
+        return self.logits_t(W, b).t()
 
 
 class _Dense(_Codes):
@@ -76,14 +89,12 @@ class _Dense(_Codes):
         # is about as strict as the same test on W
         self.tol_scale = float(lam.max().rsqrt())
 
-    def logits(self, W, b) -> torch.Tensor:
+    def logits_t(self, W, b) -> torch.Tensor:
         with torch.no_grad():
-            return torch.addmm(b, self.Z, W.detach())
+            return torch.addmm(b.unsqueeze(1), W.t().contiguous(), self.ZT)
 
-    def back(self, G: torch.Tensor, C: torch.Tensor, beta: float) -> torch.Tensor:
-        # from a row-major copy of (Z P)ᵀ: autograd's product through the transposed view
-        # took 514 ms at MNIST size against 142 ms (one thread)
-        return torch.addmm(C, self.ZT, G, beta=beta)
+    def back(self, gt: torch.Tensor, C: torch.Tensor, beta: float) -> torch.Tensor:
+        return torch.addmm(C.t(), gt, self.Z, beta=beta).t().contiguous()
 
     def coef(self, W: torch.Tensor) -> torch.Tensor:
         return self.P @ W
@@ -101,12 +112,12 @@ class _Sparse(_Codes):
         self.S, self.ST = _torch_csr(S.tocsr()), _torch_csr(S.T.tocsr())
         self.shift = torch.from_numpy((mean / scale).astype(np.float32))
 
-    def logits(self, W, b) -> torch.Tensor:
+    def logits_t(self, W, b) -> torch.Tensor:
         with torch.no_grad():
-            return self.S @ W.detach() + (b - self.shift @ W)
+            return (self.S @ W + (b - self.shift @ W)).t().contiguous()
 
-    def back(self, G: torch.Tensor, C: torch.Tensor, beta: float) -> torch.Tensor:
-        return self.ST @ G - torch.outer(self.shift, G.sum(dim=0)) + beta * C
+    def back(self, gt: torch.Tensor, C: torch.Tensor, beta: float) -> torch.Tensor:
+        return self.ST @ gt.t() - torch.outer(self.shift, gt.sum(dim=1)) + beta * C
 
 
 def _torch_csr(m: sp.csr_matrix) -> torch.Tensor:
@@ -136,6 +147,7 @@ class SoftmaxClassifier:
         self.sparse_ = np.count_nonzero(H) < SPARSE_BELOW * H.size
         codes = (_Sparse if self.sparse_ else _Dense)(H, self.mean_, self.scale_)
         target = torch.from_numpy(idx.astype(np.int64))
+        onehot_t = torch.nn.functional.one_hot(target, len(self.classes_)).t().float().contiguous()
         n, m, k = H.shape[0], H.shape[1], len(self.classes_)
         W = torch.zeros(m, k, dtype=torch.float32, requires_grad=True)
         b = torch.zeros(k, dtype=torch.float32, requires_grad=True)
@@ -146,9 +158,8 @@ class SoftmaxClassifier:
                                 tolerance_change=1e-12, line_search_fn="strong_wolfe")
         l2 = 1.0 / (2.0 * self.C * n)
 
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            return codes.loss(W, b, target, l2)
+        def closure():  # no zero_grad: loss() sets both gradients (zero_grad's wrapper cost
+            return codes.loss(W, b, onehot_t, l2)  # 0.7 ms a call, a tenth of a small solve)
 
         self.n_iter_, self.converged_, accuracy, evals = 0, False, [], 0
         while self.n_iter_ < self.max_iter and not self.converged_:

@@ -15,9 +15,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def run_smoke(script: str) -> dict:
-    res = subprocess.run([sys.executable, str(BENCH / script), "--smoke"], capture_output=True,
-                         text=True, timeout=300)
+def run_smoke(script: str, *args: str) -> dict:
+    res = subprocess.run([sys.executable, str(BENCH / script), "--smoke", *args],
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line of JSON on stdout, got: {res.stdout[:2000]}"
@@ -156,11 +156,14 @@ def test_atom_stability_smoke():
 
 
 def test_scoring_share_smoke():
-    out = run_smoke("scoring_share.py")
+    out = run_smoke("scoring_share.py", "--against", "HEAD")  # the same solver, twice
     assert out["threads"] == [1] and set(out["results"]["1"]) == {"rae", "topk", "psae"}
+    assert out["against"] == "HEAD"
     for row in out["results"]["1"].values():
-        assert positive(row["fit_s"]) and positive(row["score_s"]) and 0 < row["share"] < 1
-        assert 0 < row["CA"] <= 1 and row["epochs"] >= 1
+        for sfx in ("", "_against"):
+            assert positive(row["fit_s"]) and positive(row["score_s" + sfx])
+            assert 0 < row["share" + sfx] < 1 and 0 < row["CA" + sfx] <= 1
+        assert row["epochs"] >= 1
     assert positive(out["max_share"]) and isinstance(out["all_at_most_10pct"], bool)
 
 
