@@ -9,8 +9,9 @@ kept). Reported per thread count and model: fit seconds, scoring seconds, the sh
 ``score / (fit + score)`` and the CA. The load average before and after says what else ran.
 
 ``--against REV`` also scores each fit with the CA classifier of git revision ``REV``
-(``psae/classifier.py`` as it was there), interleaved round by round with today's, and reports
-its seconds, share and CA beside them: a solver change measured on the same fits, same load.
+(``psae/classifier.py`` as it was there; or the classifier file ``REV``), interleaved round
+by round with today's, and reports its seconds, share and CA beside them: a solver change
+measured on the same fits, at the same load.
 
 Prints one JSON object on stdout; progress goes to stderr. ``--smoke`` runs a tiny version.
 """
@@ -48,13 +49,16 @@ def log(msg: str) -> None:
 
 
 def classifier_at(rev: str):
-    """``SoftmaxClassifier`` of ``psae/classifier.py`` at git revision ``rev``."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    src = subprocess.run(["git", "-C", root, "show", f"{rev}:psae/classifier.py"], check=True,
-                         capture_output=True, text=True).stdout
-    path = os.path.join(tempfile.mkdtemp(), "classifier_at_rev.py")
-    with open(path, "w") as f:
-        f.write(src)
+    """``SoftmaxClassifier`` of ``psae/classifier.py`` at git revision ``rev``, or of the
+    file ``rev`` where that is a file."""
+    path = rev
+    if not os.path.isfile(rev):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        src = subprocess.run(["git", "-C", root, "show", f"{rev}:psae/classifier.py"],
+                             check=True, capture_output=True, text=True).stdout
+        path = os.path.join(tempfile.mkdtemp(), "classifier_at_rev.py")
+        with open(path, "w") as f:
+            f.write(src)
     spec = importlib.util.spec_from_file_location("classifier_at_rev", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -102,7 +106,7 @@ def main() -> None:
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--rounds", type=int, default=3, help="scorings of each fit (median kept)")
     p.add_argument("--against", default=None, metavar="REV",
-                   help="also score with the CA classifier of this git revision")
+                   help="also score with the CA classifier of this git revision (or this file)")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     solvers = {"today": psae.classifier.SoftmaxClassifier}
