@@ -34,9 +34,10 @@ class _Codes:
     """What both paths share: the loss and its gradient, from a path's ``logits_t`` (the
     logits class by row, ``(Z W + b)ᵀ``) and ``back`` (``Zᵀ G + β C`` from ``Gᵀ``, in the
     solver's coordinates); ``inv`` weighs the penalty per row of the solver's variable (1:
-    ``‖W‖²`` itself). Both keep the class axis first: with 10 classes, ``Wᵀ Zᵀ`` measured 4×
-    faster than ``Z W`` at OPTDIGITS size and 2.2× at MNIST size (one thread), and the
-    softmax gradient ``(P − Y) / n`` is written out rather than taken by autograd."""
+    ``‖W‖²`` itself). Both hand the logits over class by row, and the dense path takes its
+    products that way: with 10 classes, ``Wᵀ Zᵀ`` measured 4× faster than ``Z W`` at
+    OPTDIGITS size and 2.2× at MNIST size (one thread). The softmax gradient ``(P − Y) / n``
+    is written out rather than taken by autograd."""
 
     tol_scale = 1.0  # solved in the codes' own coordinates
     inv: torch.Tensor | float = 1.0
@@ -117,7 +118,8 @@ class _Sparse(_Codes):
             return (self.S @ W + (b - self.shift @ W)).t().contiguous()
 
     def back(self, gt: torch.Tensor, C: torch.Tensor, beta: float) -> torch.Tensor:
-        return self.ST @ gt.t() - torch.outer(self.shift, gt.sum(dim=1)) + beta * C
+        # contiguous: L-BFGS flattens the gradient with view(-1)
+        return (self.ST @ gt.t() - torch.outer(self.shift, gt.sum(dim=1)) + beta * C).contiguous()
 
 
 def _torch_csr(m: sp.csr_matrix) -> torch.Tensor:
