@@ -187,6 +187,25 @@ def check_writable(path: str | os.PathLike[str], force: bool = False, inputs=())
         raise ModelFormatError(str(e)) from None
 
 
+def _temp_dir(target: Path, in_place: bool) -> tuple[Path, bool]:
+    """Where the new files are written first: beside ``target``, or, where its parent is not
+    the user's to write (``--out /results/alice`` under a root-owned ``/results``, which the
+    up-front check passes), inside the existing ``target``, whose psae files are then replaced
+    one by one. Returns that folder and whether the save is in place."""
+    for where, name in ((target.parent, target.name), (target, CONFIG)):
+        remove_stale(where / name)
+        try:
+            return Path(tempfile.mkdtemp(dir=where, prefix=temp_prefix(name))), in_place
+        except OSError as e:
+            if e.errno in _NO_SPACE:
+                raise ownership.disk_full(target, e) from e
+            if where == target or not target.is_dir() or \
+                    e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            in_place = True
+    raise AssertionError("unreachable")
+
+
 def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str, np.ndarray], *,
                 normalizer: tuple[dict, Mapping[str, np.ndarray]] | None = None,
                 force: bool = False) -> Path:
@@ -204,11 +223,7 @@ def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str,
     in_place = target.is_dir() and (not _only_model(target)
                                     or Path.cwd().is_relative_to(target))
     ownership.make_dirs(target.parent)
-    remove_stale(target)
-    try:
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_prefix(target.name)))
-    except OSError as e:
-        raise (ownership.disk_full(target, e) if e.errno in _NO_SPACE else e) from e
+    tmp, in_place = _temp_dir(target, in_place)
     try:
         _write_files(tmp, config, arrays, normalizer)
         if in_place:

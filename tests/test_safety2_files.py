@@ -231,6 +231,51 @@ def test_an_unwritable_output_is_refused_before_any_work(model, npz, tmp_path):
         assert code == 2 and "not writable" in err
 
 
+@needs_root
+def test_a_model_saves_into_its_own_folder_when_the_parent_is_read_only(npz, tmp_path):
+    """``--out /results/alice`` under a read-only ``/results``: the up-front check passes (the
+    folder is writable), so the save must not need the parent, or the fit is lost."""
+    with tmpfs(tmp_path / "results", "1m") as results:
+        (results / "alice").mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(results)], check=True)
+        with tmpfs_at(results / "alice", "4m") as alice:
+            for _ in range(2):  # a new folder, then psae's own model replaced in place
+                code, out, err = psae_cli("fit", "--data", str(npz), "--out", str(alice), *FIT)
+                assert code == 0, err
+                assert sorted(os.listdir(alice)) == ["config.json", "model.safetensors",
+                                                     "normalizer.safetensors"]
+            assert psae.load(alice).transform(np.zeros((1, 64))).shape == (1, 12)
+
+
+@contextlib.contextmanager
+def tmpfs_at(path: Path, size: str):
+    """A tmpfs over an existing folder (``tmpfs`` makes its own)."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_tilde_in_an_output_path_is_home_where_it_is_checked_and_where_it_is_written(
+        model, npz, tmp_path):
+    """Bash leaves ``--out=~/x`` as typed: the checks read ``$HOME/x``, so every writer must
+    write there too, not into a folder named ``~`` under the working directory."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    for argv in (["explore", "--model", str(model), "--data", str(npz), "--out=~/page"],
+                 ["encode", "--model", str(model), "--data", str(npz), "--out=~/codes.npy"],
+                 ["evaluate", "--model", str(model), "--data", str(npz), "--json=~/e.json"]):
+        res = subprocess.run([sys.executable, "-m", "psae", *argv], capture_output=True,
+                             text=True, cwd=cwd, env=env, timeout=300)
+        assert res.returncode == 0, res.stderr
+    assert (home / "page" / "index.html").is_file() and (home / "codes.npy").is_file()
+    assert (home / "e.json").is_file() and not os.listdir(cwd)
+
+
 # 6. Ctrl-C is one line, exit 130 --------------------------------------------------------------
 def test_ctrl_c_during_fit_is_one_line_and_writes_nothing(npz, tmp_path):
     out, started = tmp_path / "m", tmp_path / "imported"

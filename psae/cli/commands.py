@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "autoencoder and its preprocessing.")
     add_data_args(p)
     add_model_options(p)
-    p.add_argument("--out", required=True,
+    p.add_argument("--out", type=os.path.expanduser, required=True,
                    help="model directory to write: new, empty, or an earlier psae model")
     add_force_arg(p, "write into a directory that holds other files too (only psae's own "
                      "files there are replaced; a user's file is never replaced)")
@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, choices=["train", "test"],
                    help="which split to encode (default: test where the data has one, else "
                         "train, which is then said)")
-    p.add_argument("--out", required=True, help="output file: .npy, .npz or .csv")
+    p.add_argument("--out", type=os.path.expanduser, required=True,
+                   help="output file: .npy, .npz or .csv")
     add_force_arg(p, "replace --out even if psae did not write it (never an input)")
 
     p = sub.add_parser("evaluate", help="print a model's measures: RE, S, SSD, L0, CA",
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=threshold, default=None,
                    help="|h| above this counts as active, a number >= 0 (default: "
                         f"{DEFAULT_THRESHOLD})")
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--json", default=None, type=os.path.expanduser,
+                   help="also write the results to this JSON file")
     add_force_arg(p, "replace the --json file even if psae did not write it")
 
     p = sub.add_parser("datasets", help="list known data sets, where they are looked for, and "
@@ -198,7 +200,7 @@ def cmd_encode(args) -> int:
     from ..io.atomic import atomic_write
     from ..io.ownership import check_output_file
 
-    out = Path(args.out)
+    out = Path(args.out).expanduser()
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv"):
         raise PsaeError(f"--out must end in .npy, .npz or .csv, got {out.name!r}")

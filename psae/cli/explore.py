@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from ..errors import ParameterError
 from ..explore.model_page import DEFAULT_MAX_SAMPLES, sample_rows, write_model_page
@@ -51,7 +52,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, choices=["train", "test"],
                    help="which split to show (default: test where the data has one, else "
                         "train, which is then said)")
-    p.add_argument("--out", required=True, help="directory to write index.html into")
+    p.add_argument("--out", type=os.path.expanduser, required=True,
+                   help="directory to write index.html into")
     add_force_arg(p, "write into a directory that holds other files too (psae's own page "
                      "there is replaced; a user's file is never replaced)")
     p.add_argument("--max-samples", type=_count, default=DEFAULT_MAX_SAMPLES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -66,7 +67,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "sql0 for psae, none for rae; default: all)")
     p.add_argument("--data-dir", default=None,
                    help="where the data sets live (default: $PSAE_DATA or a per-user dir)")
-    p.add_argument("--out", default="runs/reproduce",
+    p.add_argument("--out", type=os.path.expanduser, default="runs/reproduce",
                    help="output directory (default runs/reproduce)")
     p.add_argument("--seeds", type=int, default=None,
                    help="seeds per final model (default 3; 1 with --quick; with --report-only, "

@@ -139,5 +139,5 @@ def write_explorer(
         top_n=int(top_n),
         sample_ids=sample_ids,
     )
-    path = Path(out_dir) / "index.html"
+    path = Path(out_dir).expanduser() / "index.html"
     return atomic_write(path, render_html(data, sprite_css, title, meta))

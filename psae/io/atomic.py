@@ -161,7 +161,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp", *, replace: 
     ``record=False`` is for psae's private places (the data cache, downloads checked by their
     published digests), which keep no manifest.
     """
-    path = Path(path)
+    path = Path(path).expanduser()  # as the up-front checks read it (bash leaves --out=~/x)
     _check_target(path, replace or not record)
     if record:
         ownership.make_dirs(path.parent)
@@ -201,7 +201,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str | Callable[[Pat
     """Write ``data`` (bytes, text as UTF-8, or a function that writes a given path) to
     ``path`` atomically; returns ``path``. ``replace``, ``record``: as for
     :func:`atomic_path`."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if isinstance(data, str):
         data = data.encode("utf-8")
     need = len(data) if isinstance(data, bytes) else None

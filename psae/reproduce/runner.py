@@ -85,7 +85,7 @@ class RunConfig:
     user: dict[str, UserData] = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.out = Path(self.out)
+        self.out = Path(self.out).expanduser()  # as the checks read it: --out=~/x
         from .paper.settings import DATASETS
 
         bad = [d for d in self.datasets if d not in DATASETS]
