@@ -347,3 +347,29 @@ def test_psae_datasets_download_offline_fails_in_one_message(tmp_path: Path, off
     err = capsys.readouterr().err
     assert "not found in" in err and "Traceback" not in err
     assert not root.exists()
+
+
+class _StridedArray:
+    """Pickles as ``np.ndarray(shape, dtype, buffer, 0, strides)``: a whole array over one
+    byte, which the restricted unpickler allows (numpy arrays are what it is for)."""
+
+    def __init__(self, *args):
+        self.args = args
+
+    def __reduce__(self):
+        return (np.ndarray, self.args)
+
+
+def test_a_tiny_pickle_cannot_expand_into_a_huge_cifar_batch():
+    import pickle
+
+    from psae.datasets.cifar import safe_load_pickle
+
+    blob = pickle.dumps({b"data": _StridedArray((10_000, 3072), "u1", b"\0", 0, (0, 0)),
+                         b"labels": [0] * 10}, protocol=2)
+    assert len(blob) < 1000  # expands to 31 MB when copied
+    with pytest.raises(DatasetError, match="more bytes .* than the pickle"):
+        safe_load_pickle(blob, "data_batch_1")
+    real = pickle.dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": [0] * 10},
+                        protocol=2)
+    assert safe_load_pickle(real, "data_batch_1")[b"data"].shape == (10, 3072)

@@ -68,7 +68,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise DatasetError(f"{self.source}: refusing persistent id in pickle")
 
 
-def _check_value(v: Any, source: str, depth: int = 0) -> None:
+def _check_value(v: Any, source: str, depth: int = 0, budget: list[int] | None = None,
+                 seen: set[int] | None = None) -> None:
+    """Refuse what a CIFAR batch never holds. ``budget``: the pickle's size in bytes, which
+    its arrays together may not exceed: each array's bytes come from the pickle, and a
+    crafted one (zero strides over a 1-byte buffer) would else expand to any size when
+    copied (208 bytes became a 307 MB batch)."""
+    seen = set() if seen is None else seen
     if depth > 4:
         raise DatasetError(f"{source}: pickle nested too deeply")
     if isinstance(v, bool) or v is None or isinstance(v, float):
@@ -78,16 +84,23 @@ def _check_value(v: Any, source: str, depth: int = 0) -> None:
     if isinstance(v, np.ndarray):
         if v.dtype.hasobject:
             raise DatasetError(f"{source}: object array in pickle")
+        if budget is not None and id(v) not in seen:
+            seen.add(id(v))
+            budget[0] -= v.nbytes
+            if budget[0] < 0:
+                raise DatasetError(f"{source}: its arrays hold more bytes ({v.nbytes:,} in a "
+                                   f"{v.shape} array) than the pickle itself: not a CIFAR "
+                                   "batch, refused")
         return
     if isinstance(v, list):
         for x in v:
-            _check_value(x, source, depth + 1)
+            _check_value(x, source, depth + 1, budget, seen)
         return
     if isinstance(v, dict):
         for k, x in v.items():
             if not isinstance(k, (bytes, str)):
                 raise DatasetError(f"{source}: non-string key {k!r} in pickle")
-            _check_value(x, source, depth + 1)
+            _check_value(x, source, depth + 1, budget, seen)
         return
     raise DatasetError(f"{source}: unexpected {type(v).__name__} value in pickle")
 
@@ -102,7 +115,7 @@ def safe_load_pickle(data: bytes, source: str) -> dict[Any, Any]:
         raise DatasetError(f"{source}: cannot unpickle ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):
         raise DatasetError(f"{source}: expected a dict, got {type(obj).__name__}")
-    _check_value(obj, source)
+    _check_value(obj, source, budget=[len(data)])
     return obj
 
 
