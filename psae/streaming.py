@@ -54,7 +54,7 @@ class ShardedArray:
 
     def __getitem__(self, key):
         if not isinstance(key, slice):
-            raise TypeError("ShardedArray supports row slices only, e.g. A[i:j]")
+            return self._rows(key)
         start, stop, step = key.indices(self.shape[0])
         if step != 1:
             raise InputError("ShardedArray supports contiguous row slices only")
@@ -67,6 +67,25 @@ class ShardedArray:
         if not pieces:
             return np.empty((0, self.shape[1]), dtype=self.dtype)
         return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+
+    def _rows(self, key) -> np.ndarray:
+        """``A[idx]`` for a 1-D array of row indices (a sample of rows, e.g. to calibrate an
+        inference threshold), each shard read at its own rows only."""
+        idx = np.asarray(key)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu":
+            raise TypeError("ShardedArray takes a row slice (A[i:j]) or a 1-D array of row "
+                            f"indices, got {type(key).__name__}")
+        n = self.shape[0]
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"row index out of range for {n} rows")
+        idx = np.where(idx < 0, idx + n, idx)
+        shard = np.searchsorted(self._starts, idx, side="right") - 1
+        out = np.empty((idx.size, self.shape[1]), dtype=self.dtype)
+        for k in np.unique(shard):
+            at = shard == k
+            out[at] = self._parts[k][idx[at] - self._starts[k]]
+        return out
 
 
 def open_shards(directory) -> ShardedArray:

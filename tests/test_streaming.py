@@ -76,8 +76,17 @@ def test_npy_shards_stream_like_one_array(tmp_path):
     assert A.shape == (21, 5)
     np.testing.assert_array_equal(A[5:20], whole[5:20])
     np.testing.assert_array_equal(A[0:21], whole)
+    rows = np.array([20, 0, 7, 6, 17, -1, 7])  # across shards, unsorted, negative, repeated
+    np.testing.assert_array_equal(A[rows], whole[rows])
 
     from psae import SparseAutoencoder
+
+    # a target L0 calibrates its inference threshold on a sample of rows (it crashed here,
+    # after every epoch had run)
+    t = SparseAutoencoder(n_components=4, epochs=4, batch_size=4, random_state=0,
+                          device="cpu", target_l0=2).fit(A)
+    assert t.inference_threshold_ is not None
+    np.testing.assert_array_equal(t.transform(A), t.transform(whole))
 
     m = SparseAutoencoder(n_components=3, epochs=4, batch_size=4, random_state=0, device="cpu")
     H = m.fit(A).transform(A)
