@@ -58,6 +58,32 @@ class Comm:
             t /= self.world
         return t
 
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum of ``t`` over the ranks (``t`` itself in one process)."""
+        if self.world > 1:
+            t = t.clone()
+            dist.all_reduce(t)
+        return t
+
+    def average_buffers(self, module: torch.nn.Module) -> None:
+        """Average the floating buffers over the ranks: state a rank tracks from its own
+        share of each batch (BatchTopK's inference threshold), which DDP's forward would
+        broadcast but the hand-derived step never passes through."""
+        if self.world == 1:
+            return
+        for b in module.buffers():
+            if b.is_floating_point():
+                dist.all_reduce(b)
+                b /= self.world
+
+    def broadcast_parameters(self, module: torch.nn.Module) -> None:
+        """Rank 0's parameters on every rank (after a change the ranks make on their own,
+        as resampling dead units, so that no drift can build up)."""
+        if self.world == 1:
+            return
+        for p in module.parameters():
+            dist.broadcast(p.data, src=0)
+
     def average_gradients(self, module: torch.nn.Module) -> None:
         """Average ``.grad`` over the ranks (what DDP does for an autograd backward pass; the
         hand-derived step of :mod:`psae.training.fused` calls it itself)."""

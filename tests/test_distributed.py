@@ -86,3 +86,58 @@ def test_public_fit_trains_data_parallel_and_leaves_the_users_options_alone(tmp_
     assert sorted(r["rank"] for r in rows) == [0, 1] and {r["world"] for r in rows} == {2}
     assert all(r["verbose"] is True and r["random_state"] is None for r in rows)
     assert rows[0]["W1"] == rows[1]["W1"]
+
+
+AGREE = """
+import json, sys
+import numpy as np
+from psae import SparseAutoencoder
+from psae.distributed import process_group
+
+X = np.load(sys.argv[1])["X_train"]
+out = {}
+with process_group("cpu") as comm:
+    for name, kw in json.loads(sys.argv[2]).items():
+        m = SparseAutoencoder(**{"n_components": 16, "epochs": 6, "batch_size": 32,
+                                 "device": "cpu", "random_state": 0, "threads": 1, **kw})
+        try:
+            m.fit(X)
+        except Exception as e:
+            out[name] = {"error": str(e)}
+            continue
+        out[name] = {"W1": m.encoder_weight_.tolist(), "W2": m.decoder_weight_.tolist(),
+                     "weight": m.penalty_weight_,
+                     "l0": [h.get("l0") for h in m.history_],
+                     "resampled": [h.get("resampled") for h in m.history_],
+                     "code": {k: np.asarray(v).tolist() for k, v in m.code_state_.items()}}
+    with open(f"{sys.argv[3]}/{comm.rank}.json", "w") as f:  # large: a shared pipe mixes them
+        json.dump(out, f)
+"""
+
+
+def test_ranks_agree_on_what_each_sees_only_a_share_of(tmp_path, digits):
+    """What a rank tracks from its share of each batch is the global batch's: the dead units
+    that resampling replaces, the L0 the controller steers by (and the stopping rule judges
+    on target), BatchTopK's inference threshold. Each rank's own share left the ranks with
+    different weights (resampling), knobs and thresholds; a batch smaller than the world was
+    an AttributeError."""
+    data = tmp_path / "d.npz"
+    np.savez(data, X_train=digits[0][:400])
+    script = tmp_path / "agree.py"
+    script.write_text(AGREE)
+    cases = {"resample": {"penalty": "l1", "encoder_activation": "relu", "beta": 0.3,
+                          "dead_window": 60, "revive": "resample"},
+             "steered": {"target_l0": 4, "early_stopping": True},
+             "batchtopk": {"penalty": "batchtopk", "k": 4},
+             "tiny_batch": {"batch_size": 1}}
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(data), json.dumps(cases), str(tmp_path)], capture_output=True,
+        text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = (json.loads((tmp_path / f"{rank}.json").read_text()) for rank in (0, 1))
+    assert any(n for n in a["resample"]["resampled"] if n)  # it did resample
+    assert a["steered"]["weight"] is not None and a["batchtopk"]["code"]["threshold"]
+    for name in ("resample", "steered", "batchtopk"):
+        assert a[name] == b[name], name  # bit for bit
+    assert "batch_size=1" in a["tiny_batch"]["error"] and a["tiny_batch"] == b["tiny_batch"]

@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from .. import encode
-from ..distributed import Comm
+from ..distributed import SINGLE, Comm
 from ..errors import ParameterError, TrainingCollapsedError
 from ..metrics import DEFAULT_THRESHOLD, calibrated_threshold
 from ..model_files import WEIGHTS
@@ -75,6 +75,11 @@ def _fit(est, X, comm: Comm) -> None:
     # the batch slicing takes at most every row: the step size must be the real batch's
     est.batch_size_ = min(X.shape[0], est.batch_size if est.batch_size != "auto" else
                           (256 if X.shape[0] >= 20000 else 128))
+    if est.batch_size_ < comm.world:
+        raise ParameterError(
+            f"batch_size={est.batch_size_} is smaller than the {comm.world} processes training "
+            f"data-parallel, which each take a share of every batch: give batch_size at least "
+            f"{comm.world} (a multiple of it steps as one process would)")
     check_memory(est, X, settings, device)
     batches = make_batches(X, est.batch_size_, device, comm)
     lr = est._learning_rate(X.shape[1])
@@ -169,7 +174,7 @@ def train(est, X, batches, settings: dict, seed: int, device, comm: Comm, val,
     module = build(est, X.shape[1], settings, seed, batches, device, est.precision_,
                    recentre=attempt > 0)
     sigmas, epochs = est._schedule()
-    tracker, controller = watchers(est, settings, device, len(batches))
+    tracker, controller = watchers(est, settings, device, len(batches), comm)
     stopper = None if val is None else Plateau(val, tol=float(est.tol),
                                                patience=est.n_iter_no_change,
                                                target_l0=judged_l0(est))
@@ -234,10 +239,11 @@ def recentre_on(module: Autoencoder, x: torch.Tensor) -> None:
         module.b1.copy_(-(module.W1 @ x.mean(dim=0)))
 
 
-def watchers(est, settings: dict, device, steps_per_epoch: int
+def watchers(est, settings: dict, device, steps_per_epoch: int, comm: Comm = SINGLE
              ) -> tuple[FiringTracker, L0Controller | None]:
     """The firing tracker of every fit, and the target-L0 controller where asked."""
-    tracker = FiringTracker(est.n_components, est.dead_window, DEFAULT_THRESHOLD, device)
+    tracker = FiringTracker(est.n_components, est.dead_window, DEFAULT_THRESHOLD, device,
+                            comm)
     controller = None
     if est.target_l0 is not None:
         aim = est.target_l0 * (1.0 if est.raw_codes else 1.0 + AIM)

@@ -119,6 +119,7 @@ class ResampleHook(Hook):
         if bool(self.tracker.dead().any()):
             n = resample_dead(trainer.module, self.tracker.dead(),
                               batches.sample(4096, generator), trainer.optimizer, generator)
+            trainer.comm.broadcast_parameters(trainer.module)  # the ranks agree on the dead
             self.tracker.since[self.tracker.dead()] = 0  # a fresh unit gets a fresh window
             rec["resampled"] = n
 

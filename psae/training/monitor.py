@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from ..distributed import SINGLE, Comm
 from ..errors import ParameterError
 from .network import Autoencoder
 
@@ -27,18 +28,26 @@ class FiringTracker:
     """Samples since each unit last fired, and the per-batch mean L0."""
 
     def __init__(self, n_components: int, window: int, threshold: float,
-                 device: torch.device):
+                 device: torch.device, comm: Comm = SINGLE):
         self.window, self.threshold = int(window), float(threshold)
         self.since = torch.zeros(n_components, dtype=torch.long, device=device)
         self.last_l0 = float("nan")
+        self.comm = comm
 
     @torch.no_grad()
     def observe(self, h: torch.Tensor) -> float:
-        """Update with one batch of codes; returns the batch's mean L0."""
+        """Update with one batch of codes; returns the batch's mean L0. Data-parallel, the
+        global batch's: every rank then steers, stops and finds dead units alike (each
+        rank's own share gave each its own knob and dead units, and the ranks drifted)."""
         active = h.abs() > self.threshold
-        self.since += h.shape[0]
-        self.since[active.any(dim=0)] = 0
-        self.last_l0 = float(active.sum()) / h.shape[0]
+        fired, count, rows = active.any(dim=0), float(active.sum()), h.shape[0]
+        if self.comm.world > 1:
+            v = self.comm.all_sum(torch.cat([fired.double(), torch.tensor(
+                [count, rows], dtype=torch.float64, device=h.device)]))
+            fired, count, rows = v[:-2] > 0, float(v[-2]), int(v[-1])
+        self.since += rows
+        self.since[fired] = 0
+        self.last_l0 = count / rows
         return self.last_l0
 
     def dead(self) -> torch.Tensor:

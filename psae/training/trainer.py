@@ -168,6 +168,7 @@ class Trainer:
             raise self._diverged(total, f"in epoch {len(self.history) + 1}")
         rec = {"stage": self.stage, "sigma": self.sigma, "epoch": len(self.history) + 1,
                "loss": total, "reconstruction": recon, "sparsity": sparsity}
+        self.comm.average_buffers(self.module)  # before validation reads them
         for hook in self.hooks:
             hook.epoch_end(self, rec, batches, generator)
         now = time.perf_counter()
@@ -201,6 +202,7 @@ class Trainer:
             for hook in self.hooks:
                 hook.training_end(self)
             final = self._final_loss(batches, sigmas[-1])
+            self.comm.average_buffers(self.module)  # that forward pass tracked its own share
             if not math.isfinite(final):
                 raise self._diverged(final, "at the end of training")
         finally:
