@@ -416,6 +416,24 @@ def test_legacy_run_folders_are_adopted(tmp_path):
     assert (out / MANIFEST).exists()
 
 
+def test_a_refused_run_claims_no_file_of_a_legacy_looking_folder(tmp_path, capsys):
+    """A folder whose run.json looks like an old run's, holding a user's other files: the run
+    is refused, and no manifest is left marking the user's report.md or figures as psae's
+    (a later --force run would replace them)."""
+    from psae.io.ownership import MANIFEST
+
+    out = tmp_path / "notes"
+    (out / "figures").mkdir(parents=True)
+    (out / "run.json").write_text(json.dumps({"fingerprint": {}}))
+    (out / "report.md").write_text("my hand-edited notes")
+    (out / "figures" / "my_plot.png").write_bytes(b"mine")
+    (out / "thesis.tex").write_text("mine")
+    before = snapshot(out)
+    assert main([*QUICK, "--out", str(out), "--report-only"]) == 2
+    assert "thesis.tex" in capsys.readouterr().err
+    assert snapshot(out) == before and not list(out.rglob(MANIFEST))
+
+
 # found in review: saving beside other psae output, symlinks, interrupted saves and adoptions
 def _tiny_model(seed=0):
     X = np.random.default_rng(0).uniform(size=(64, 32)).astype(np.float32)

@@ -215,11 +215,34 @@ def _recorded(manifest: Path) -> set[str]:
 
 def check_out(cfg: RunConfig) -> None:
     """Refuse --out before anything is read, trained or written: an input, a file, an
-    unwritable place, or a folder holding the user's files (unless --force)."""
-    if cfg.out.is_dir():
-        _adopt_legacy_run(cfg.out)
-    check_output_dir(cfg.out, force=cfg.force, inputs=[u.path for u in cfg.user.values()],
-                     writes=OUTPUTS)
+    unwritable place, or a folder holding the user's files (unless --force). A legacy run
+    folder is adopted for the check, and the adoption undone if the run is refused: a
+    refused run leaves no manifest claiming the folder's files as psae's."""
+    manifests = _manifests(cfg.out) if cfg.out.is_dir() else {}
+    try:
+        if cfg.out.is_dir():
+            _adopt_legacy_run(cfg.out)
+        check_output_dir(cfg.out, force=cfg.force, inputs=[u.path for u in cfg.user.values()],
+                         writes=OUTPUTS)
+    except BaseException:
+        _restore_manifests(cfg.out, manifests)
+        raise
+
+
+def _manifests(out: Path) -> dict[Path, bytes]:
+    """Every psae manifest under ``out``, with its bytes."""
+    from ..io.ownership import MANIFEST
+
+    return {p: p.read_bytes() for p in out.rglob(MANIFEST) if p.is_file()}
+
+
+def _restore_manifests(out: Path, before: dict[Path, bytes]) -> None:
+    """The manifests under ``out`` as they were (ours: rewritten in place, new ones gone)."""
+    for p in set(_manifests(out)) | set(before):
+        if p in before:
+            p.write_bytes(before[p])
+        else:
+            p.unlink(missing_ok=True)
 
 
 def _setup_logging(out: Path) -> logging.Handler:
