@@ -373,3 +373,53 @@ def test_a_tiny_pickle_cannot_expand_into_a_huge_cifar_batch():
     real = pickle.dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": [0] * 10},
                         protocol=2)
     assert safe_load_pickle(real, "data_batch_1")[b"data"].shape == (10, 3072)
+
+
+def test_a_linked_class_folder_is_read_and_hashed_and_a_loop_is_an_error(tmp_path):
+    from psae.datasets.imagefolder import read_image_folder
+    from psae.io.digest import sha256_tree
+
+    root, elsewhere = tmp_path / "imgs", tmp_path / "cats"
+    for d in (root / "train" / "dog", elsewhere):
+        d.mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(d / f"{i}.png")
+    (root / "train" / "cat").symlink_to(elsewhere)  # a class kept elsewhere: was left out
+    raw = read_image_folder(root)
+    assert raw.classes == ["cat", "dog"] and raw.X_train.shape == (6, 16)
+    before = sha256_tree(root)
+    Image.fromarray(np.full((4, 4), 7, np.uint8)).save(elsewhere / "0.png")
+    assert sha256_tree(root) != before  # a cached read of the old images is not reused
+    (elsewhere / "loop").symlink_to(root)
+    with pytest.raises(DatasetError, match="read already"):
+        read_image_folder(root)
+    assert len(sha256_tree(root)) == 64  # the hash ends too
+
+
+def test_a_cached_read_says_what_the_first_read_said(tmp_path):
+    root = tmp_path / "imgs"
+    for c in "ab":
+        (root / "train" / c).mkdir(parents=True)
+        for i in range(3):  # colour files, every one grey: read as one channel, and said so
+            Image.fromarray(np.full((4, 4, 3), 40 * i, np.uint8)).save(
+                root / "train" / c / f"{i}.png")
+    first = datasets.load(str(root), cache=tmp_path / "cache")
+    again = datasets.load(str(root), cache=tmp_path / "cache")
+    assert any("grey" in n for n in first.notes) and again.notes == first.notes
+    assert again.shape == first.shape == (4, 4)
+
+
+def test_a_file_swapped_in_with_its_old_size_and_mtime_is_hashed_again(tmp_path):
+    import os
+
+    from psae.datasets.cache import Cache
+
+    f, store = tmp_path / "train.csv", Cache(tmp_path / "cache")
+    f.write_bytes(b"1,2\n")
+    old = store.digests(f)
+    st = f.stat()
+    new = tmp_path / "new.csv"
+    new.write_bytes(b"3,4\n")  # same size
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))  # touch -r
+    os.replace(new, f)
+    assert store.digests(f)["sha256"] != old["sha256"]

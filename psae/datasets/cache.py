@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic
+from ..io.digest import tree_files
 from ._base import RawData
 from .checksums import file_digests, verify_digests
 
@@ -113,15 +114,18 @@ class Cache:
         return self._memo
 
     def digests(self, path: Path) -> dict[str, str]:
-        """sha256/md5 of ``path``, re-hashed only when its size or mtime changed."""
+        """sha256/md5 of ``path``, re-hashed when its size, mtime, inode or ctime changed (a
+        file swapped in with its old size and ``touch -r``'s mtime still has a new ctime)."""
         p = str(Path(path).resolve())
         st = os.stat(p)
+        stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,
+                 "ctime_ns": st.st_ctime_ns}
         memo = self._load_memo()
         e = memo.get(p)
-        if e and e.get("size") == st.st_size and e.get("mtime_ns") == st.st_mtime_ns:
+        if e and all(e.get(k) == v for k, v in stamp.items()):
             return {"sha256": e["sha256"], "md5": e["md5"]}
         d = file_digests(p)
-        memo[p] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, **d}
+        memo[p] = {**stamp, **d}
         if self.directory is not None:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -249,12 +253,9 @@ def _fingerprint(path: Path, store: Cache, verify: bool) -> list[Any]:
             verify_digests(path, d)
         return [path.name, d["sha256"]]
     entries = []
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        for fn in sorted(filenames):
-            st = os.stat(os.path.join(dirpath, fn))
-            rel = os.path.relpath(os.path.join(dirpath, fn), path)
-            entries.append([rel, st.st_size, st.st_mtime_ns])
+    for f in sorted(tree_files(path)):  # through linked folders, as the readers read them
+        st = f.stat()
+        entries.append([f.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns])
     return [path.name, Cache.make_key("dir", entries)]
 
 
@@ -275,13 +276,15 @@ def cached(
             arrays.get("y_test"),
             None if shape is None else tuple(shape),
             meta.get("classes"),
+            notes=tuple(meta.get("notes") or ()),  # what the first read said, said again
         )
     raw = reader()
     store.put(
         name,
         key,
         raw.arrays(),
-        {"shape": None if raw.shape is None else list(raw.shape), "classes": raw.classes},
+        {"shape": None if raw.shape is None else list(raw.shape), "classes": raw.classes,
+         "notes": list(raw.notes)},
         [str(s.resolve()) for s in sources],
     )
     return raw

@@ -58,9 +58,18 @@ def _split_class(rel: str, is_dir: bool) -> tuple[str, str, str | None] | None:
 
 def _regular_files(path: Path) -> Iterator[tuple[str, bool, Fetch | None]]:
     """The directory form of :func:`_entries`; only regular files are read (a FIFO or a device
-    named ``x.png`` would block or never end), as in archives."""
-    for dirpath, dirnames, filenames in os.walk(path):
+    named ``x.png`` would block or never end), as in archives. A linked folder is followed
+    (a class kept elsewhere, ``train/cat -> /data/cats``); one that leads to a folder read
+    already (a loop) is an error, never a class silently left out."""
+    seen = {os.path.realpath(path)}
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
         dirnames.sort()
+        for d in dirnames:
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real in seen:
+                raise DatasetError(f"{os.path.join(dirpath, d)} leads to {real}, a folder read "
+                                   "already (a link loop, or two links to one folder)")
+            seen.add(real)
         rel_dir = Path(dirpath).relative_to(path).as_posix()
         if rel_dir != ".":
             yield rel_dir, True, None

@@ -36,15 +36,27 @@ class Tee:
 
 
 def sha256_tree(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file; of a folder, of its files' relative paths and contents in order."""
+    """SHA-256 of a file; of a folder, of its files' relative paths and contents in order
+    (through linked folders, as the image-folder reader reads them)."""
     path = Path(path)
     h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else sorted(tree_files(path))
     for f in files:
         if f is not path:
             h.update(f.relative_to(path).as_posix().encode() + b"\0")
         hash_file(h, f)
     return h.hexdigest()
+
+
+def tree_files(root: Path) -> list[Path]:
+    """The regular files under ``root``, linked folders followed once each (no loops)."""
+    seen, out = {os.path.realpath(root)}, []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = [os.path.realpath(os.path.join(dirpath, d)) for d in dirnames]
+        dirnames[:] = [d for d, r in zip(dirnames, real, strict=True) if r not in seen]
+        seen.update(real)
+        out += [p for p in (Path(dirpath) / f for f in filenames) if p.is_file()]
+    return out
 
 
 def sha256_file(path: str | os.PathLike[str], limit: int | None = None) -> str:
