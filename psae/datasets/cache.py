@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic
-from ..io.digest import tree_files
+from ..io.tree import tree_files
 from ._base import RawData
 from .checksums import file_digests, verify_digests
 

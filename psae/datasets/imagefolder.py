@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
+from ..io.tree import walk_links
 from ._base import DatasetError, RawData
 from .cifar import CIFAR10_CLASSES
 from .members import check_declared, read_capped
@@ -61,15 +62,11 @@ def _regular_files(path: Path) -> Iterator[tuple[str, bool, Fetch | None]]:
     named ``x.png`` would block or never end), as in archives. A linked folder is followed
     (a class kept elsewhere, ``train/cat -> /data/cats``); one that leads to a folder read
     already (a loop) is an error, never a class silently left out."""
-    seen = {os.path.realpath(path)}
-    for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
-        dirnames.sort()
-        for d in dirnames:
-            real = os.path.realpath(os.path.join(dirpath, d))
-            if real in seen:
-                raise DatasetError(f"{os.path.join(dirpath, d)} leads to {real}, a folder read "
-                                   "already (a link loop, or two links to one folder)")
-            seen.add(real)
+    def repeat(link: str, real: str) -> None:
+        raise DatasetError(f"{link} leads to {real}, a folder read already (a link loop, or "
+                           "two links to one folder)")
+
+    for dirpath, _, filenames in walk_links(path, repeat):
         rel_dir = Path(dirpath).relative_to(path).as_posix()
         if rel_dir != ".":
             yield rel_dir, True, None

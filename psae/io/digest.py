@@ -8,6 +8,8 @@ import math
 import os
 from pathlib import Path
 
+from .tree import tree_files
+
 __all__ = ["hash_file", "sha256_file", "sha256_tree", "Tee"]
 
 
@@ -46,17 +48,6 @@ def sha256_tree(path: str | os.PathLike[str]) -> str:
             h.update(f.relative_to(path).as_posix().encode() + b"\0")
         hash_file(h, f)
     return h.hexdigest()
-
-
-def tree_files(root: Path) -> list[Path]:
-    """The regular files under ``root``, linked folders followed once each (no loops)."""
-    seen, out = {os.path.realpath(root)}, []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = [os.path.realpath(os.path.join(dirpath, d)) for d in dirnames]
-        dirnames[:] = [d for d, r in zip(dirnames, real, strict=True) if r not in seen]
-        seen.update(real)
-        out += [p for p in (Path(dirpath) / f for f in filenames) if p.is_file()]
-    return out
 
 
 def sha256_file(path: str | os.PathLike[str], limit: int | None = None) -> str:
