@@ -192,18 +192,24 @@ def _temp_dir(target: Path, in_place: bool) -> tuple[Path, bool]:
     the user's to write (``--out /results/alice`` under a root-owned ``/results``, which the
     up-front check passes), inside the existing ``target``, whose psae files are then replaced
     one by one. Returns that folder and whether the save is in place."""
-    for where, name in ((target.parent, target.name), (target, CONFIG)):
-        remove_stale(where / name)
-        try:
-            return Path(tempfile.mkdtemp(dir=where, prefix=temp_prefix(name))), in_place
-        except OSError as e:
-            if e.errno in _NO_SPACE:
-                raise ownership.disk_full(target, e) from e
-            if where == target or not target.is_dir() or \
-                    e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise
-            in_place = True
-    raise AssertionError("unreachable")
+    try:
+        return _fresh_temp(target.parent, target.name, target), in_place
+    except OSError as e:
+        if not target.is_dir() or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+    return _fresh_temp(target, CONFIG, target), True
+
+
+def _fresh_temp(where: Path, name: str, target: Path) -> Path:
+    """A new temporary folder in ``where`` for writing ``name`` (a gone writer's removed
+    first); a full disk is said as one for ``target``."""
+    remove_stale(where / name)
+    try:
+        return Path(tempfile.mkdtemp(dir=where, prefix=temp_prefix(name)))
+    except OSError as e:
+        if e.errno in _NO_SPACE:
+            raise ownership.disk_full(target, e) from e
+        raise
 
 
 def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str, np.ndarray], *,

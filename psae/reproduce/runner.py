@@ -187,23 +187,30 @@ _LEGACY = ("run.json", "log.txt", "results.json", "results.csv", "report.html", 
            "cells/*.json", "cells/*.npz", "figures/*.png", "explore/*/index.html")
 
 
-def _adopt_legacy_run(out: Path) -> None:
+def _adopt_legacy_run(out: Path) -> dict[Path, bytes] | None:
     """A run folder written before psae kept manifests (its run.json says so) has its known
     files recorded as psae's, so that it can be resumed or reported again. run.json is
-    recorded last: a folder whose run.json is unrecorded was not adopted (or not fully)."""
+    recorded last: a folder whose run.json is unrecorded was not adopted (or not fully).
+    Returns the folder's manifests as they were before (None: nothing adopted)."""
     from ..io.ownership import MANIFEST
 
     if not (out / "run.json").is_file() or "run.json" in _recorded(out / MANIFEST):
-        return
+        return None
     try:
         run = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
-        return
+        return None
     if not isinstance(run, dict) or "fingerprint" not in run:
-        return
+        return None
     names = [p.relative_to(out).as_posix() for pattern in _LEGACY for p in out.glob(pattern)]
     models = [p.parent.relative_to(out).as_posix() for p in out.glob("models/*/config.json")]
-    adopt(out, names, append=["log.txt"], dirs=models, last="run.json")
+    before = _manifests(out)
+    try:
+        adopt(out, names, append=["log.txt"], dirs=models, last="run.json")
+    except BaseException:
+        _restore_manifests(out, before)
+        raise
+    return before
 
 
 def _recorded(manifest: Path) -> set[str]:
@@ -218,14 +225,13 @@ def check_out(cfg: RunConfig) -> None:
     unwritable place, or a folder holding the user's files (unless --force). A legacy run
     folder is adopted for the check, and the adoption undone if the run is refused: a
     refused run leaves no manifest claiming the folder's files as psae's."""
-    manifests = _manifests(cfg.out) if cfg.out.is_dir() else {}
+    before = _adopt_legacy_run(cfg.out) if cfg.out.is_dir() else None
     try:
-        if cfg.out.is_dir():
-            _adopt_legacy_run(cfg.out)
         check_output_dir(cfg.out, force=cfg.force, inputs=[u.path for u in cfg.user.values()],
                          writes=OUTPUTS)
     except BaseException:
-        _restore_manifests(cfg.out, manifests)
+        if before is not None:
+            _restore_manifests(cfg.out, before)
         raise
 
 
