@@ -50,20 +50,16 @@ class Comm:
         """Rank 0: the process that reports progress and writes files."""
         return self.rank == 0
 
-    def all_mean(self, t: torch.Tensor) -> torch.Tensor:
-        """Mean of ``t`` over the ranks (``t`` itself in one process)."""
-        if self.world > 1:
-            t = t.clone()
-            dist.all_reduce(t)
-            t /= self.world
-        return t
-
     def all_sum(self, t: torch.Tensor) -> torch.Tensor:
         """Sum of ``t`` over the ranks (``t`` itself in one process)."""
         if self.world > 1:
             t = t.clone()
             dist.all_reduce(t)
         return t
+
+    def all_mean(self, t: torch.Tensor) -> torch.Tensor:
+        """Mean of ``t`` over the ranks (``t`` itself in one process)."""
+        return self.all_sum(t) / self.world if self.world > 1 else t
 
     def average_buffers(self, module: torch.nn.Module) -> None:
         """Average the floating buffers over the ranks: state a rank tracks from its own

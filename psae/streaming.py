@@ -68,7 +68,6 @@ class ShardedArray:
             return np.empty((0, self.shape[1]), dtype=self.dtype)
         return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
-
     def _rows(self, key) -> np.ndarray:
         """``A[idx]`` for a 1-D array of row indices (a sample of rows, e.g. to calibrate an
         inference threshold), each shard read at its own rows only."""

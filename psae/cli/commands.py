@@ -200,7 +200,7 @@ def cmd_encode(args) -> int:
     from ..io.atomic import atomic_write
     from ..io.ownership import check_output_file
 
-    out = Path(args.out).expanduser()
+    out = Path(args.out)  # --out's type has expanded ~
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv"):
         raise PsaeError(f"--out must end in .npy, .npz or .csv, got {out.name!r}")
