@@ -37,13 +37,33 @@ class Comm:
 
     rank: int = 0
     world: int = 1
+    backend: str | None = None
 
     @classmethod
     def current(cls) -> Comm:
         """The default process group when one is initialised, else a single process."""
         if dist.is_available() and dist.is_initialized():
-            return cls(dist.get_rank(), dist.get_world_size())
+            return cls(dist.get_rank(), dist.get_world_size(), str(dist.get_backend()))
         return cls()
+
+    def check_device(self, device: torch.device) -> None:
+        """Refuse a model on a device the group's collectives cannot move: NCCL takes only
+        CUDA tensors, and a CPU model under it failed at the first all-reduce with NCCL's
+        words, after the data was loaded (``process_group()`` picks NCCL wherever CUDA is)."""
+        if self.world > 1 and self.backend == "nccl" and torch.device(device).type != "cuda":
+            raise ParameterError(
+                f"the process group uses NCCL, which moves only CUDA tensors, but the model "
+                f"trains on {torch.device(device).type}: join it with process_group('cpu') "
+                "(gloo) to train on the CPU, or fit with device='cuda'")
+
+    def batch_size(self, requested: int | str, n_samples: int) -> int:
+        """The global batch: ``requested``, or for ``"auto"`` 256 from 20,000 rows up, else
+        128, rounded up to a multiple of the world so that every rank takes an equal share and
+        a step is the single-process step on the same batch (at most ``n_samples`` rows)."""
+        if requested == "auto":
+            base = 256 if n_samples >= 20000 else 128
+            requested = -(-base // self.world) * self.world
+        return min(n_samples, int(requested))
 
     @property
     def is_main(self) -> bool:

@@ -128,7 +128,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         L-BFGS's, None: 1.0.
     batch_size : int or "auto", default="auto"
         Samples per mini-batch (the global batch under data parallelism). ``"auto"``: 256 from
-        20,000 training samples up, else 128. 256 measured best on MNIST (benchmarks/README.md):
+        20,000 training samples up, else 128, rounded up to a multiple of the world size under
+        data parallelism. 256 measured best on MNIST (benchmarks/README.md):
         CA as at 128, RE 12 % higher at the same epochs, each epoch 1.5x faster; 512 and 1024
         lost more RE and left more units dead; small data sets need the steps of 128.
     weight_decay : float, default=0.0

@@ -10,9 +10,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+import torch
 
 import psae
 from psae import SparseAutoencoder
+from psae.distributed import Comm
+from psae.errors import ParameterError
 
 ARGS = ["--n-components", "20", "--epochs", "4", "--lr", "1e-3", "--batch-size", "64",
         "--device", "cpu", "--quiet"]
@@ -141,3 +145,58 @@ def test_ranks_agree_on_what_each_sees_only_a_share_of(tmp_path, digits):
     for name in ("resample", "steered", "batchtopk"):
         assert a[name] == b[name], name  # bit for bit
     assert "batch_size=1" in a["tiny_batch"]["error"] and a["tiny_batch"] == b["tiny_batch"]
+
+
+THREE = """
+import json, sys, warnings
+import numpy as np
+from psae import SparseAutoencoder
+from psae.distributed import process_group
+
+warnings.simplefilter("error")  # an uneven split would warn
+X = np.load(sys.argv[1])["X_train"]
+with process_group("cpu") as comm:
+    m = SparseAutoencoder(n_components=8, epochs=4, device="cpu", random_state=0, threads=1)
+    m.fit(X)
+    with open(f"{sys.argv[2]}/{comm.rank}.json", "w") as f:
+        json.dump({"batch": m.batch_size_, "W1": float(np.abs(m.encoder_weight_).sum())}, f)
+"""
+
+
+def test_auto_batch_gives_three_ranks_equal_shares(tmp_path, digits):
+    """``batch_size="auto"`` is a multiple of the world: 128 rows over 3 ranks gave shares of
+    43, 43 and 42 rows whose gradient means DDP weighted alike, without the warning an
+    explicit uneven batch gets."""
+    data = tmp_path / "d.npz"
+    np.savez(data, X_train=digits[0][:300])
+    script = tmp_path / "three.py"
+    script.write_text(THREE)
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=3",
+         str(script), str(data), str(tmp_path)], capture_output=True, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [json.loads((tmp_path / f"{rank}.json").read_text()) for rank in range(3)]
+    assert [r["batch"] for r in rows] == [129] * 3
+    assert len({r["W1"] for r in rows}) == 1
+
+
+def test_batch_size_auto_is_a_multiple_of_the_world():
+    assert Comm().batch_size("auto", 1000) == 128
+    assert Comm().batch_size("auto", 20000) == 256
+    assert Comm(0, 3).batch_size("auto", 1000) == 129
+    assert Comm(0, 6).batch_size("auto", 30000) == 258
+    assert Comm(0, 3).batch_size(100, 1000) == 100  # the user's own number is kept (and warned)
+    assert Comm(0, 3).batch_size("auto", 50) == 50  # never more than the rows
+
+
+def test_a_cpu_model_under_nccl_is_refused_before_training(monkeypatch, digits):
+    """``process_group()`` picks NCCL wherever CUDA is; a model fitted with device="cpu"
+    inside it failed at its first all-reduce in NCCL's words. Now fit names the mismatch."""
+    monkeypatch.setattr(Comm, "current", classmethod(lambda cls: cls(0, 2, "nccl")))
+    model = SparseAutoencoder(n_components=4, epochs=4, device="cpu", batch_size=64)
+    with pytest.raises(ParameterError, match=r"NCCL.*process_group\('cpu'\)"):
+        model.fit(digits[0][:100])
+    assert not hasattr(model, "encoder_weight_")
+    Comm(0, 2, "gloo").check_device(torch.device("cpu"))
+    Comm(0, 2, "nccl").check_device(torch.device("cuda"))  # fine: no tensor is touched

@@ -69,12 +69,12 @@ def _fit(est, X, comm: Comm) -> None:
     inference threshold."""
     est.inference_threshold_ = None  # a refit's codes are judged raw until calibrated
     device = resolve_device(est.device)
+    comm.check_device(device)
     seed = draw_seed(est, comm)
     settings = est._settings()
     X, val = hold_out(est, X, seed, device)
     # the batch slicing takes at most every row: the step size must be the real batch's
-    est.batch_size_ = min(X.shape[0], est.batch_size if est.batch_size != "auto" else
-                          (256 if X.shape[0] >= 20000 else 128))
+    est.batch_size_ = comm.batch_size(est.batch_size, X.shape[0])
     if est.batch_size_ < comm.world:
         raise ParameterError(
             f"batch_size={est.batch_size_} is smaller than the {comm.world} processes training "
