@@ -102,3 +102,22 @@ def test_bad_shards(tmp_path):
         open_shards(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such directory"):
         open_shards(tmp_path / "a.npy")
+
+
+def test_streamed_sample_spans_the_whole_array(tmp_path):
+    """The rows the pre-encoder bias is centred on and dead units are resampled from come from
+    the whole memmap: one random chunk's rows were one class's when rows are stored class by
+    class (here the first half zeros, the second ones), so the bias was one class's mean."""
+    import torch
+
+    from psae.training.batches import StreamedBatches
+
+    path = tmp_path / "sorted.npy"
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(4000, 3))
+    X[2000:] = 1.0
+    X.flush()
+    batches = StreamedBatches(np.load(path, mmap_mode="r"), 50, torch.device("cpu"),
+                              chunk_rows=500)
+    rows = batches.sample(65536, torch.Generator().manual_seed(0))
+    assert 400 <= rows.shape[0] <= 500  # at most one chunk's worth, deduplicated
+    assert 0.4 < float(rows[:, 0].mean()) < 0.6

@@ -106,10 +106,15 @@ class StreamedBatches:
             yield from TensorBatches(chunk, self.batch_size, self.comm).epoch(generator)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Up to ``n`` random rows of one random chunk (for resampling dead units)."""
-        n_chunks = -(-self.n_samples // self.chunk_rows)
-        chunk = self._chunk(int(torch.randint(n_chunks, (1,), generator=generator)))
-        return TensorBatches(chunk, self.batch_size).sample(n, generator)
+        """About ``min(n, chunk_rows)`` rows drawn from the whole array (the pre-encoder
+        bias's mean, the recentring, resampling dead units). One chunk's rows, as before, were
+        one class's wherever the rows are stored class by class; the cap keeps the promise that
+        memory holds one chunk. Drawn with replacement and deduplicated: a permutation of
+        every row index would itself outgrow the memory on a large array."""
+        m = min(n, self.chunk_rows, self.n_samples)
+        idx = torch.randint(self.n_samples, (m,), generator=generator).numpy()
+        rows = np.array(self.X[np.unique(idx)], np.float32)  # sorted: the disk reads in order
+        return torch.from_numpy(rows).to(device=self.device, dtype=self.dtype)
 
     def full(self) -> torch.Tensor:
         raise ParameterError(
