@@ -80,9 +80,15 @@ def test_threads_option(tmp_path, npz, capsys):
         assert main(["--threads", "1", "fit", "--data", str(npz), "--out", str(tmp_path / "m"),
                      "--n-components", "4", "--epochs", "4", "--quiet", "--device", "cpu"]) == 0
         assert torch.get_num_threads() == 1
+        # after the command too (it was "unrecognized arguments"), and that one wins
+        assert main(["--threads", "1", "fit", "--threads", "2", "--data", str(npz),
+                     "--out", str(tmp_path / "m"), "--n-components", "4", "--epochs", "4",
+                     "--quiet", "--device", "cpu"]) == 0
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     assert main(["--threads", "0", "datasets"]) == 2
+    assert main(["datasets", "--threads", "0"]) == 2
 
 
 def test_csv_input(tmp_path, capsys):

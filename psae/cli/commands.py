@@ -46,10 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "their baselines: train, encode, evaluate, and reproduce the paper's Fig. 2.",
     )
     parser.add_argument("--version", action="version", version=f"psae {__version__}")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="fixed torch CPU threads for every step (default: auto: one for "
-                             "small fits, for large ones the faster of one and all, measured "
-                             "while training; see SparseAutoencoder's threads)")
+    threads_help = ("fixed torch CPU threads for every step (default: auto: one for small "
+                    "fits, for large ones the faster of one and all, measured while training; "
+                    "see SparseAutoencoder's threads)")
+    parser.add_argument("--threads", type=int, default=None, help=threads_help)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("fit", help="train a model on a data set and write a model directory",
@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_reproduce(sub)
     from .explore import add_parser as add_explore; add_explore(sub)  # noqa: E702, I001
+    for command in sub.choices.values():  # `psae fit --threads 2` as well as `psae --threads 2 fit`
+        command.add_argument("--threads", type=int, default=argparse.SUPPRESS, help=threads_help)
     return parser
 
 
