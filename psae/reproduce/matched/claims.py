@@ -19,7 +19,7 @@ from ..labels import model_label
 from ..stats import apart as _apart
 from ..stats import read
 
-__all__ = ["matched_claims", "stat", "on_target", "targets_of", "shown_measures", "TOLERANCE"]
+__all__ = ["matched_claims", "stat", "on_target", "runs_of", "targets_of", "shown_measures", "TOLERANCE"]
 
 TOLERANCE = 0.10
 
@@ -40,16 +40,17 @@ def shown_measures(results: dict, ds: str, keys: list[str]) -> list[str]:
         for entry in targets.values())]
 
 
-def _runs(results: dict, ds: str, model: str, target: str) -> list[dict]:
-    """The seeds' cells of ``model`` at ``target`` (``results["matched"]``)."""
+def runs_of(results: dict, ds: str, model: str, target: str) -> list[dict]:
+    """The seeds' cells of ``model`` at ``target`` (``results["matched"]``; the dense
+    reference's target is ``"dense"``)."""
     return [c for c in results.get("matched") or [] if c.get("dataset") == ds
-            and c.get("model") == model and str(c.get("point")) == str(target)]
+            and c.get("model") == model and str(c.get("point") or "dense") == str(target)]
 
 
 def _seed_l0s(results: dict, ds: str, model: str, target: str) -> list[float]:
     """Each seed's mean test L0 at ``target``."""
     out = []
-    for c in _runs(results, ds, model, target):
+    for c in runs_of(results, ds, model, target):
         l0 = ((c.get("test") or {}).get("L0") or {}).get("mean")
         out.append(float("nan") if l0 is None else float(l0))
     return out
@@ -89,7 +90,7 @@ def _capped(results: dict, ds: str, models: list[str], t: str) -> str:
     not convergence, ended; empty when none did."""
     notes = []
     for m in models:
-        runs = _runs(results, ds, m, t)
+        runs = runs_of(results, ds, m, t)
         capped = sum(c.get("stopped_early") is False for c in runs)
         if capped:
             notes.append(f"{model_label(results, m)} hit the epoch cap in {capped} of "

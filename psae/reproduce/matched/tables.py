@@ -6,7 +6,7 @@ from ...measures import MEASURES, VIEWS
 from ..labels import dataset_label, model_label
 from ..markup import Cell, Text
 from ..stats import mean_std
-from .claims import on_target, shown_measures, stat, targets_of
+from .claims import on_target, runs_of, shown_measures, stat, targets_of
 
 __all__ = ["matched_table", "matched_answer", "matched_claims_table", "matched_raw_table",
            "matched_sweep_table"]
@@ -21,8 +21,7 @@ def _cell(st, bold: bool, metric: str) -> tuple[str, bool]:
 
 def _epochs(results: dict, ds: str, m: str, t: str) -> str:
     """Each seed's epochs, a ``*`` on those the epoch cap ended rather than convergence."""
-    runs = [c for c in results.get("matched") or [] if c["dataset"] == ds and c["model"] == m
-            and str(c["point"] or "dense") == t and "n_epochs" in c]
+    runs = [c for c in runs_of(results, ds, m, t) if "n_epochs" in c]
     return "/".join(str(c["n_epochs"]) + ("*" if c.get("stopped_early") is False else "")
                     for c in runs) or "—"
 
