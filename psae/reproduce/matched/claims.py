@@ -19,7 +19,8 @@ from ..labels import model_label
 from ..stats import apart as _apart
 from ..stats import read
 
-__all__ = ["matched_claims", "stat", "on_target", "runs_of", "targets_of", "shown_measures", "TOLERANCE"]
+__all__ = ["matched_claims", "stat", "on_target", "runs_of", "targets_of", "shown_measures",
+           "TOLERANCE"]
 
 TOLERANCE = 0.10
 
