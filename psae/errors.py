@@ -1,9 +1,10 @@
 """The errors psae raises about a user's data, parameters, files and fits.
 
 Every one derives from :class:`PsaeError`, so the command line reports them in one line of
-psae's own words and exits 2, while anything else (a bug) keeps its traceback. Each also derives
-from the built-in exception scikit-learn and Python users expect (``ValueError`` for bad values,
-``FileNotFoundError`` for missing files), so ``except ValueError`` keeps working.
+psae's own words and exits 2 (a :class:`ParameterError`) or 1 (the rest), while anything else
+(a bug) keeps its traceback. Each also derives from the built-in exception scikit-learn and
+Python users expect (``ValueError`` for bad values, ``FileNotFoundError`` for missing files), so
+``except ValueError`` keeps working.
 """
 
 from __future__ import annotations

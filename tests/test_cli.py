@@ -107,7 +107,7 @@ def test_bad_input_is_a_clear_error(tmp_path, npz, capsys):
     assert "strictly decreasing" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
     assert main(["fit", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "m"),
-                 "--quiet"]) == 2
+                 "--quiet"]) == 1
     assert "missing.npz" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fit", "--data", str(npz), "--out", "x", "--sigmas", "a,b"])

@@ -159,7 +159,7 @@ def test_a_refused_file_fails_before_training(files, tmp_path, capsys, which, wo
     path = files.get(which, tmp_path / "nowhere.npz")
     out = tmp_path / "run"
     assert main(["reproduce", "--data", str(files["waves"]), "--data", str(path), "--out",
-                 str(out), "--quiet"]) == 2
+                 str(out), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert words in err and str(path) in err
     assert not out.exists()  # nothing written, nothing trained
@@ -185,7 +185,7 @@ def test_resume_on_a_changed_file_is_refused(files, tmp_path, capsys):
     X[0, 0] += 1.0  # one value changed: same shape, same protocol
     np.savez(data, X=X)
     capsys.readouterr()
-    assert main([*args, "--resume"]) == 2
+    assert main([*args, "--resume"]) == 1
     err = capsys.readouterr().err
     assert "started on other data" in err and str(data) in err and "changed since" in err
     data.write_bytes(files["waves"].read_bytes())  # the original bytes: resumes, repeats nothing
@@ -279,7 +279,7 @@ def test_explore_takes_a_bare_autoencoder_and_refuses_mismatched_data(files, tmp
     page = json.loads(DATA_RE.search((tmp_path / "p" / "index.html").read_text()).group(1))
     assert page["classes"] is None and page["M"] == 6
     assert main(["explore", "--model", str(tmp_path / "bare"), "--data",
-                 str(files["digits8x8"]), "--out", str(tmp_path / "q")]) == 2
+                 str(files["digits8x8"]), "--out", str(tmp_path / "q")]) == 1
     assert "64 features per sample but the model" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
 

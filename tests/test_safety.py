@@ -41,7 +41,7 @@ def test_fit_refuses_a_directory_of_user_files_and_force_keeps_them(npz, tmp_pat
     (docs / "sub").mkdir(parents=True)
     (docs / "thesis.txt").write_text("years of work")
     (docs / "sub" / "y.txt").write_text("more")
-    assert main(["fit", "--data", str(npz), "--out", str(docs), *FIT]) == 2
+    assert main(["fit", "--data", str(npz), "--out", str(docs), *FIT]) == 1
     err = capsys.readouterr().err
     assert "psae did not write" in err and "thesis.txt" in err and "--force" in err
     assert sorted(p.name for p in docs.iterdir()) == ["sub", "thesis.txt"]
@@ -59,7 +59,7 @@ def test_out_dot_is_refused_clearly_in_a_directory_of_user_files(npz, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     res = subprocess.run([sys.executable, "-m", "psae", "fit", "--data", str(npz), "--out", ".",
                           *FIT], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert res.returncode == 2 and "empty name" not in res.stderr
+    assert res.returncode == 1 and "empty name" not in res.stderr
     assert "psae did not write" in res.stderr and "notes.txt" in res.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
@@ -156,7 +156,7 @@ def test_a_killed_save_leaves_temporaries_that_the_next_save_removes(tmp_path, d
 # 6. a collapsed model fails ------------------------------------------------------------------
 def test_a_collapsed_fit_is_a_clear_error_and_writes_nothing(npz, tmp_path, capsys):
     out = tmp_path / "m"
-    assert main(["fit", "--data", str(npz), "--out", str(out), "--lr", "1e6", *FIT]) == 2
+    assert main(["fit", "--data", str(npz), "--out", str(out), "--lr", "1e6", *FIT]) == 1
     err = capsys.readouterr().err
     assert "collapsed" in err and "learning rate" in err
     assert not out.exists() and not list(tmp_path.iterdir())
@@ -194,7 +194,7 @@ def test_bad_data_is_said_in_psaes_words(tmp_path):
     for name, words in (("nan.npz", "row 17"), ("fake.npz", "no zip signature")):
         code, _, err = run("fit", "--data", str(tmp_path / name), "--out", str(tmp_path / "m"),
                            "--quiet")
-        assert code == 2 and words in err, err
+        assert code == 1 and words in err, err
         assert "HistGradientBoosting" not in err and "allow_pickle" not in err
     with pytest.raises(psae.InputError, match=r"NaN .*row 17, column 2"):
         SparseAutoencoder(device="cpu").fit(X)
@@ -219,7 +219,7 @@ def test_csv_label_column_is_found_named_and_said(tmp_path):
     assert run("evaluate", "--model", str(tmp_path / "m"), "--data", str(csv))[0] == 0
     plain = _csv(tmp_path / "plain.csv", header=False)
     code, _, err = run("evaluate", "--model", str(tmp_path / "m"), "--data", str(plain))
-    assert code == 2 and "--label-column" in err and "65 features" in err
+    assert code == 1 and "--label-column" in err and "65 features" in err
 
 
 # 9. silent gaps ------------------------------------------------------------------------------

@@ -50,13 +50,13 @@ def test_encode_refuses_to_write_over_its_data_file(model, npz, tmp_path, capsys
     csv = ow / "data.csv"
     np.savetxt(csv, np.column_stack([X, y]), delimiter=",", fmt="%g")
     before = snapshot(ow)
-    assert main(["encode", "--model", str(model), "--data", str(data), "--out", str(data)]) == 2
+    assert main(["encode", "--model", str(model), "--data", str(data), "--out", str(data)]) == 1
     assert "input" in capsys.readouterr().err
     assert main(["encode", "--model", str(model), "--data", str(csv), "--label-column", "-1",
-                 "--out", str(csv), "--force"]) == 2  # not even with --force
+                 "--out", str(csv), "--force"]) == 1  # not even with --force
     assert "input" in capsys.readouterr().err
     assert main(["encode", "--model", str(model), "--data", str(data), "--out",
-                 str(model / "codes.npy")]) == 2  # nor into the model folder it reads
+                 str(model / "codes.npy")]) == 1  # nor into the model folder it reads
     assert snapshot(ow) == before and "codes.npy" not in os.listdir(model)
 
 
@@ -73,10 +73,10 @@ def _thesis(root: Path) -> Path:
 def test_reproduce_refuses_a_users_folder_even_with_force(tmp_path, capsys):
     thesis = _thesis(tmp_path)
     before = snapshot(thesis)
-    assert main([*QUICK, "--out", str(thesis)]) == 2
+    assert main([*QUICK, "--out", str(thesis)]) == 1
     err = capsys.readouterr().err
     assert "psae did not write" in err and "report.html" in err
-    assert main([*QUICK, "--out", str(thesis), "--force"]) == 2  # its names are taken
+    assert main([*QUICK, "--out", str(thesis), "--force"]) == 1  # its names are taken
     assert "never replaces" in capsys.readouterr().err
     assert snapshot(thesis) == before and sorted(os.listdir(thesis)) == [
         "figures", "log.txt", "report.html", "results.csv"]
@@ -94,7 +94,7 @@ def test_reproduce_with_force_writes_beside_other_files_and_reruns(tmp_path, cap
     assert (out / "notes.md").read_text() == "mine"
     # a file of psae's that the user changed is theirs now: refused, named
     (out / "report.md").write_text("edited by hand")
-    assert main([*QUICK, "--out", str(out)]) == 2
+    assert main([*QUICK, "--out", str(out)]) == 1
     assert "report.md (changed since psae wrote it)" in capsys.readouterr().err
 
 
@@ -103,8 +103,8 @@ def test_explore_never_replaces_a_users_page(model, npz, tmp_path, capsys):
     site.mkdir()
     (site / "index.html").write_text("my homepage")
     args = ["explore", "--model", str(model), "--data", str(npz), "--out", str(site)]
-    assert main(args) == 2 and "index.html" in capsys.readouterr().err
-    assert main([*args, "--force"]) == 2
+    assert main(args) == 1 and "index.html" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 1
     assert (site / "index.html").read_text() == "my homepage"
     other = tmp_path / "other"
     other.mkdir()
@@ -112,7 +112,7 @@ def test_explore_never_replaces_a_users_page(model, npz, tmp_path, capsys):
     args[-1] = str(other)
     assert main([*args, "--force"]) == 0 and (other / "style.css").read_text() == "mine"
     assert main([*args, "--force"]) == 0  # its own page is psae's to replace
-    assert main(args) == 2 and "style.css" in capsys.readouterr().err  # the rest is not
+    assert main(args) == 1 and "style.css" in capsys.readouterr().err  # the rest is not
     assert (other / "style.css").read_text() == "mine"
     mine = tmp_path / "fresh"
     args[-1] = str(mine)
@@ -126,7 +126,7 @@ def test_fit_force_never_replaces_a_users_config_or_weights(npz, tmp_path, capsy
     (proj / "config.json").write_text('{"my": "settings"}')
     (proj / "model.safetensors").write_bytes(b"my weights")
     before = snapshot(proj)
-    assert main(["fit", "--data", str(npz), "--out", str(proj), "--force", *FIT]) == 2
+    assert main(["fit", "--data", str(npz), "--out", str(proj), "--force", *FIT]) == 1
     err = capsys.readouterr().err
     assert "config.json" in err and "never replaces" in err
     assert snapshot(proj) == before
@@ -170,7 +170,7 @@ def test_enospc_while_encoding_is_one_line_and_keeps_the_old_file(model, npz, tm
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "posix_fallocate", full)
-    assert main(["encode", "--model", str(model), "--data", str(npz), "--out", str(out)]) == 2
+    assert main(["encode", "--model", str(model), "--data", str(npz), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no space left" in err and str(out) in err
     assert "needs" in err and "free" in err
@@ -202,19 +202,19 @@ def test_a_real_full_disk_is_one_line_for_every_writer(model, npz, tmp_path):
         big = small / "big.npy"
         code, _, err = psae_cli("encode", "--model", str(model), "--data", str(npz), "--out",
                                 str(big), "--split", "train")
-        assert code == 0 or (code == 2 and "no space left" in err), err
+        assert code == 0 or (code == 1 and "no space left" in err), err
         code, _, err = psae_cli("fit", "--data", str(npz), "--out", str(small / "m"),
                                 "--n-components", "400", "--epochs", "4", "--quiet")
-        assert code == 2 and "no space left" in err and "Traceback" not in err, err
+        assert code == 1 and "no space left" in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
         code, _, err = psae_cli(*QUICK, "--out", str(small / "run"))
-        assert code == 2 and "no space left" in err and "Traceback" not in err, err
+        assert code == 1 and "no space left" in err and "Traceback" not in err, err
         leftovers = [p for p in small.rglob("*") if ".psae-tmp-" in p.name]
         assert not leftovers
     with tmpfs(tmp_path / "tiny", "16k") as tiny:
         code, _, err = psae_cli("encode", "--model", str(model), "--data", str(npz), "--out",
                                 str(tiny / "codes.npy"), "--split", "train")
-        assert code == 2 and code != -signal.SIGBUS and "no space left" in err, err
+        assert code == 1 and code != -signal.SIGBUS and "no space left" in err, err
         assert not [p for p in tiny.iterdir() if p.name != ".psae-manifest.json"]
 
 
@@ -224,11 +224,11 @@ def test_an_unwritable_output_is_refused_before_any_work(model, npz, tmp_path):
         t0 = time.perf_counter()
         code, _, err = psae_cli("fit", "--data", str(npz), "--out", str(ro / "m"),
                                 "--n-components", "12", "--epochs", "3000", "--quiet")
-        assert code == 2 and "not writable" in err
+        assert code == 1 and "not writable" in err
         assert time.perf_counter() - t0 < 60  # refused up front, not after 3,000 epochs
         code, _, err = psae_cli("evaluate", "--model", str(model), "--data", str(npz),
                                 "--json", str(ro / "e.json"))
-        assert code == 2 and "not writable" in err
+        assert code == 1 and "not writable" in err
 
 
 @needs_root
@@ -397,7 +397,7 @@ def test_reproduce_twice_as_written_finishes(tmp_path):
 def test_a_failed_reproduce_creates_no_folder(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["reproduce", "--datasets", "mnist", "--data-dir", str(tmp_path / "none"),
-                 "--out", str(out), "--quiet"]) == 2
+                 "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "psae datasets --download" in err and "load(" not in err.split("psae datasets")[0]
     assert not out.exists() and not (tmp_path / "none").exists()
@@ -429,7 +429,7 @@ def test_a_refused_run_claims_no_file_of_a_legacy_looking_folder(tmp_path, capsy
     (out / "figures" / "my_plot.png").write_bytes(b"mine")
     (out / "thesis.tex").write_text("mine")
     before = snapshot(out)
-    assert main([*QUICK, "--out", str(out), "--report-only"]) == 2
+    assert main([*QUICK, "--out", str(out), "--report-only"]) == 1
     assert "thesis.tex" in capsys.readouterr().err
     assert snapshot(out) == before and not list(out.rglob(MANIFEST))
 

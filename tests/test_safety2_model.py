@@ -74,7 +74,7 @@ def tamper(model_dir, weights=None, normalizer=None, config=None):
 
 def cli_error(capsys, argv) -> str:
     """The one line psae prints for an error (exit status 2)."""
-    assert main(argv) == 2
+    assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     return err

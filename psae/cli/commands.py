@@ -1,8 +1,9 @@
 """The ``psae`` command line: fit, encode, evaluate, explore, datasets, models, reproduce.
 
 Errors psae raises about the user's data, options or files (:class:`~psae.errors.PsaeError`,
-and OS errors such as a full disk) end in one line of psae's words and exit status 2; anything
-else is a bug and keeps its traceback.
+and OS errors such as a full disk) end in one line of psae's words, with exit status 2 for an
+option the command cannot use (as argparse's usage errors) and 1 for a run that failed on its
+data, files or fit; Ctrl-C is 130. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from .._version import __version__
 from ..datasets.registry import SOURCES
-from ..errors import PsaeError
+from ..errors import ParameterError, PsaeError
 from ..metrics import DEFAULT_THRESHOLD
 from .data import (
     add_data_args,
@@ -205,7 +206,7 @@ def cmd_encode(args) -> int:
     out = Path(args.out)  # --out's type has expanded ~
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv"):
-        raise PsaeError(f"--out must end in .npy, .npz or .csv, got {out.name!r}")
+        raise ParameterError(f"--out must end in .npy, .npz or .csv, got {out.name!r}")
     check_output_file(out, force=args.force, inputs=input_paths(args))
     ds = load_data(args)
     X, _, _ = pick_split(ds, args.split, "encoding")
@@ -305,7 +306,7 @@ def cmd_datasets(args) -> int:
     if args.download:
         for name in [n.strip() for n in args.download.split(",") if n.strip()]:
             if name not in datasets.NAMES:
-                raise PsaeError(f"--download: unknown data set {name!r}; choose from "
+                raise ParameterError(f"--download: unknown data set {name!r}; choose from "
                                 f"{', '.join(datasets.NAMES)}")
             ds = datasets.load(name, root=args.data_dir, download=True)
             print(f"{name}: {len(ds.X_train)} training and "
@@ -360,10 +361,16 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except (PsaeError, OSError) as e:
         print(f"psae {args.command}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
+        return exit_status(e)
     except KeyboardInterrupt:
         print(f"psae {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
         return 130
+
+
+def exit_status(e: BaseException) -> int:
+    """2 for a command that cannot run as given (an option's value, as argparse's own usage
+    errors), 1 for one that ran into its data, files or fit: a script can tell the two."""
+    return 2 if isinstance(e, ParameterError) else 1
 
 
 def _one_line_warnings() -> None:
