@@ -373,3 +373,32 @@ def test_evaluate_on_one_class_says_why_ca_is_missing() -> None:
                          y_test=np.zeros(2, int))
     *_, why = _ca_inputs(ds, "test")
     assert "every training row of one.npz has the same label" in why
+
+
+def test_an_image_swapped_in_at_its_old_size_and_mtime_is_decoded_again(tmp_path: Path) -> None:
+    """The cache of a decoded image folder is keyed by each file's size, mtime, inode and
+    ctime: an image replaced by one of the same byte size whose mtime is set back (``cp -p``,
+    ``touch -r``, rsync -t) was served from the old decode."""
+    import os
+
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(np.full((4, 4), 10 * i, np.uint8), "L").save(
+                    root / split / c / f"{i}.png", compress_level=0)  # size: any pixels
+    cache = tmp_path / "cache"
+    before = datasets.load(root, cache=cache).X_train.copy()
+    f = root / "train" / "a" / "0.png"
+    st = f.stat()
+    new = tmp_path / "new.png"
+    Image.fromarray(np.full((4, 4), 200, np.uint8), "L").save(new, compress_level=0)
+    assert new.stat().st_size == st.st_size
+    os.replace(new, f)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = datasets.load(root, cache=cache).X_train
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, datasets.load(root, cache=False).X_train)

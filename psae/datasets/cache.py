@@ -246,7 +246,9 @@ class Cache:
 
 # ---------------------------------------------------------------------------------------------
 def _fingerprint(path: Path, store: Cache, verify: bool) -> list[Any]:
-    """What identifies a source: file checksum, or for a directory its files' size and mtime."""
+    """What identifies a source: file checksum, or for a directory its files' size, mtime,
+    inode and ctime (an image swapped in at its old size with ``cp -p``'s or ``touch -r``'s
+    mtime has a new inode or ctime; size and mtime alone served the old decode)."""
     if path.is_file():
         d = store.digests(path)
         if verify:
@@ -255,7 +257,8 @@ def _fingerprint(path: Path, store: Cache, verify: bool) -> list[Any]:
     entries = []
     for f in sorted(tree_files(path)):  # through linked folders, as the readers read them
         st = f.stat()
-        entries.append([f.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns])
+        entries.append([f.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns,
+                        st.st_ino, st.st_ctime_ns])
     return [path.name, Cache.make_key("dir", entries)]
 
 
