@@ -169,6 +169,7 @@ def test_page_is_self_contained_and_carries_the_data(tmp_path, toy):
     assert [len(t) for t in d["top"]] == [3, 0, 6, 3]
     assert len(d["samples"]) == 6  # shared samples stored once
     assert d["overview"]["dead"] == 1 and d["overview"]["dense"] == 1
+    assert d["overview"]["dense_units"] == [2]
 
 
 def test_page_without_images_or_labels(tmp_path):

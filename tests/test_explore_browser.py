@@ -239,3 +239,21 @@ def test_edge_cases_render_without_errors(browser, tmp_path, case):
     page.keyboard.press("Enter")
     page.keyboard.press("ArrowLeft")
     assert page.errors == []
+
+
+def test_dense_tags_match_the_dense_count(browser, tmp_path):
+    """A unit active on 10,001 of 20,001 samples (0.50005) is dense, one on 10,000 (0.49998)
+    is not; both frequencies show as 0.5 in the table, whose rounded value the tag was read
+    from, so the first went untagged while the overview counted it."""
+    n = 20001
+    H = np.zeros((n, 3))
+    H[:10001, 0] = 1.0
+    H[:10000, 1] = 1.0
+    H[:5, 2] = 1.0
+    X = np.random.default_rng(0).random((n, 16))
+    page = load(browser, write_explorer(tmp_path, H, np.eye(3, 16), X, image_shape=(4, 4)))
+    tagged = page.eval_on_selector_all(
+        "#units tbody tr[data-unit]", "rs => rs.filter(r => r.querySelector('.tag.dense'))"
+        ".map(r => +r.dataset.unit)")
+    assert tagged == [0]
+    assert page.errors == []

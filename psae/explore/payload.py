@@ -111,6 +111,9 @@ def _overview(H, st, threshold) -> dict:
         "dead": int(st["dead"].sum()),
         "dense": int(st["dense"].sum()),
         "dense_cut": DENSE_CUT,
+        # the units themselves: the table's frequencies are rounded to 4 digits, and a unit
+        # just over the cut read as not dense there while the count above included it
+        "dense_units": np.flatnonzero(st["dense"]).tolist(),
         "l0": l0_histogram(l0),
         "freq": frequency_histogram(st["frequency"], len(H)),
     }

@@ -2,6 +2,7 @@
 "use strict";
 const D = JSON.parse(document.getElementById("psae-data").textContent);
 const U = D.units, M = D.M, LABELLED = !!D.classes;
+const DENSE = new Set(D.overview.dense_units);
 const $ = (sel) => document.querySelector(sel);
 const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ESC[c]);
@@ -173,7 +174,7 @@ let rows = [], order = [], sortKey = null, sortDir = 0, cur = null;
 
 function tags(j) {
   return (U.count[j] === 0 ? '<span class="tag">dead</span>' : "") +
-    (U.freq[j] > D.overview.dense_cut ? '<span class="tag dense">dense</span>' : "");
+    (DENSE.has(j) ? '<span class="tag dense">dense</span>' : "");
 }
 function rowHTML(j) {
   const cells = COLS.map((c) => {
