@@ -57,13 +57,15 @@ class Comm:
                 "(gloo) to train on the CPU, or fit with device='cuda'")
 
     def batch_size(self, requested: int | str, n_samples: int) -> int:
-        """The global batch: ``requested``, or for ``"auto"`` 256 from 20,000 rows up, else
-        128, rounded up to a multiple of the world so that every rank takes an equal share and
-        a step is the single-process step on the same batch (at most ``n_samples`` rows)."""
-        if requested == "auto":
-            base = 256 if n_samples >= 20000 else 128
-            requested = -(-base // self.world) * self.world
-        return min(n_samples, int(requested))
+        """The global batch: ``requested`` (at most ``n_samples``), or for ``"auto"`` 256
+        from 20,000 rows up, else 128, rounded up to a multiple of the world, or where the
+        rows are fewer, their largest multiple of it: every rank takes an equal share of each
+        full batch, and a step is the single-process step on the same batch."""
+        if requested != "auto":
+            return min(n_samples, int(requested))
+        base = -(-(256 if n_samples >= 20000 else 128) // self.world) * self.world
+        fits = n_samples // self.world * self.world
+        return min(base, fits) if fits else n_samples
 
     @property
     def is_main(self) -> bool:

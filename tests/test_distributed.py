@@ -187,7 +187,10 @@ def test_batch_size_auto_is_a_multiple_of_the_world():
     assert Comm(0, 3).batch_size("auto", 1000) == 129
     assert Comm(0, 6).batch_size("auto", 30000) == 258
     assert Comm(0, 3).batch_size(100, 1000) == 100  # the user's own number is kept (and warned)
-    assert Comm(0, 3).batch_size("auto", 50) == 50  # never more than the rows
+    assert Comm(0, 3).batch_size("auto", 50) == 48  # the rows' largest multiple of 3
+    assert Comm(0, 3).batch_size("auto", 128) == 126
+    assert Comm(0, 3).batch_size("auto", 2) == 2  # fewer rows than ranks: refused by fit
+    assert Comm().batch_size("auto", 50) == 50  # never more than the rows
 
 
 def test_a_cpu_model_under_nccl_is_refused_before_training(monkeypatch, digits):

@@ -220,6 +220,11 @@ def test_csv_label_column_is_found_named_and_said(tmp_path):
     plain = _csv(tmp_path / "plain.csv", header=False)
     code, _, err = run("evaluate", "--model", str(tmp_path / "m"), "--data", str(plain))
     assert code == 1 and "--label-column" in err and "65 features" in err
+    # a label column the file does not have is an option's value: exit 2, as argparse's
+    for bad in ("nosuch", "70"):
+        code, _, err = run("fit", "--data", str(csv), "--out", str(tmp_path / "m3"),
+                           "--label-column", bad, *FIT)
+        assert code == 2 and ("no column named" in err or "out of range" in err), err
 
 
 # 9. silent gaps ------------------------------------------------------------------------------

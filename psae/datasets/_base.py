@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PsaeError
+from ..errors import ParameterError, PsaeError
 
 __all__ = [
     "Dataset",
     "DatasetError",
+    "DatasetOptionError",
     "DatasetNotFoundError",
     "Note",
     "RawData",
@@ -56,6 +57,11 @@ def has_note(notes, kind: str) -> bool:
 
 class DatasetError(PsaeError, ValueError):
     """A data file is damaged, inconsistent or fails its checksum."""
+
+
+class DatasetOptionError(DatasetError, ParameterError):
+    """A reading option (``label_column``) that names nothing in the file: a data-set error,
+    and an unusable option value, for which the command line exits 2."""
 
 
 class DatasetNotFoundError(PsaeError, FileNotFoundError):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ParameterError
-from ._base import DatasetError, RawData
+from ._base import DatasetError, DatasetOptionError, RawData
 from .arraychecks import encode_labels, first_nonfinite
 
 __all__ = ["AUTO_LABEL_NAMES", "LabelColumn", "read_csv"]
@@ -155,8 +156,8 @@ def _drop_index(rows: list[tuple[int, list[str]]], header: list[str] | None
                 ) -> tuple[list[tuple[int, list[str]]], list[str] | None, tuple[str, ...]]:
     """Without pandas' row index (an unnamed first column of distinct whole numbers), which
     is a row number, not a feature."""
-    if header is None or not header or header[0] not in INDEX_NAMES:
-        return rows, header, ()
+    if header is None or len(header) < 2 or header[0] not in INDEX_NAMES:
+        return rows, header, ()  # a lone column is the data, whatever its name
     try:
         index = [float(cells[0]) for _, cells in rows]
     except ValueError:
@@ -198,7 +199,7 @@ def _auto(header: list[str] | None, text: list[int], ids: tuple[int, ...] = ()) 
 
 def _named(path: Path, name: str, header: list[str] | None) -> _Choice:
     if header is None:
-        raise DatasetError(
+        raise DatasetOptionError(
             f"{path}: label_column={name!r} names a column, but the file has no header row; "
             "give the column's index instead"
         )
@@ -206,7 +207,7 @@ def _named(path: Path, name: str, header: list[str] | None) -> _Choice:
     hits = [j for j, h in enumerate(header) if h == want]
     hits = hits or [j for j, h in enumerate(header) if h.lower() == want.lower()]
     if not hits:
-        raise DatasetError(
+        raise DatasetOptionError(
             f"{path}: no column named {name!r}; the header's columns are "
             + ", ".join(repr(h) for h in header)
         )
@@ -233,7 +234,7 @@ def _choose(
             f"label_column must be an int, a column name, 'auto' or None, got {spec!r}"
         )
     if not -width <= spec < width:
-        raise DatasetError(f"{path}: label_column {spec} out of range ({width} columns)")
+        raise DatasetOptionError(f"{path}: label_column {spec} out of range ({width} columns)")
     j = int(spec) % width
     return j, (j if header is None else header[j]), ()
 
@@ -265,11 +266,14 @@ def _read_numeric(path: Path, label_column: LabelColumn) -> RawData | None:
     which the general reader then reads or explains line by line."""
     try:
         head, first_end = _head(path)
-        if not head:
+        if not head or _odd_quotes(path):  # a quote left open: loadtxt reads to the end
             return None
         header = ([c.strip("\"'").strip() for c in head[0][1]] if _has_header(head) else None)
-        a = np.loadtxt(path, delimiter=",", dtype=np.float64, comments=None, quotechar='"',
-                       encoding="utf-8-sig", ndmin=2, skiprows=first_end if header else 0)
+        with warnings.catch_warnings():  # "input contained no data": said below in our words
+            warnings.simplefilter("ignore", UserWarning)
+            a = np.loadtxt(path, delimiter=",", dtype=np.float64, comments=None,
+                           quotechar='"', encoding="utf-8-sig", ndmin=2,
+                           skiprows=first_end if header else 0)
     except (ValueError, UnicodeDecodeError, csv.Error):
         return None
     if a.shape[0] == 0 or (header is not None and len(header) != a.shape[1]) \
@@ -289,6 +293,16 @@ def _read_numeric(path: Path, label_column: LabelColumn) -> RawData | None:
     (y,), classes = encode_labels([None if col is None else a[:, col].copy()], path)
     notes = index_note + (PANDAS_NOTE if pandas_names else ()) + notes
     return RawData(X, y, None, None, None, classes, recorded, notes)
+
+
+def _odd_quotes(path: Path) -> bool:
+    """Whether the file holds an odd number of ``"``: a quoted cell never closed (a file cut
+    off mid-cell), which the csv module rejects and numpy's parser takes as ending there."""
+    n = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            n += block.count(b'"')
+    return n % 2 == 1
 
 
 def _drop_index_column(a: np.ndarray, header: list[str] | None
