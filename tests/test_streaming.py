@@ -121,3 +121,36 @@ def test_streamed_sample_spans_the_whole_array(tmp_path):
     rows = batches.sample(65536, torch.Generator().manual_seed(0))
     assert 400 <= rows.shape[0] <= 500  # at most one chunk's worth, deduplicated
     assert 0.4 < float(rows[:, 0].mean()) < 0.6
+
+
+def test_each_rank_reads_only_its_share_of_a_streamed_chunk():
+    """Under data parallelism a rank reads its own rows of each chunk, and gets the very
+    batches it got when it read the whole chunk and sliced it (same permutation, same
+    shares, same skipped tail): ``world`` ranks read the data once, not ``world`` times."""
+    import torch
+
+    from psae.distributed import Comm
+    from psae.training.batches import StreamedBatches, TensorBatches
+
+    X = np.arange(1037 * 3, dtype=np.float32).reshape(1037, 3)
+
+    class Counted:  # an array that counts the rows read from it
+        shape, read = X.shape, 0
+
+        def __getitem__(self, key):
+            rows = X[key]
+            Counted.read += len(rows)
+            return rows
+
+    for rank in range(3):
+        comm = Comm(rank, 3)
+        new = list(StreamedBatches(Counted(), 64, torch.device("cpu"), chunk_rows=300,
+                                   comm=comm).epoch(torch.Generator().manual_seed(5)))
+        g = torch.Generator().manual_seed(5)
+        old = []
+        for c in torch.randperm(4, generator=g).tolist():
+            chunk = torch.from_numpy(X[c * 300 : (c + 1) * 300].copy())
+            old += list(TensorBatches(chunk, 64, comm).epoch(g))
+        assert len(new) == len(old)
+        assert all(torch.equal(a, b) for a, b in zip(new, old, strict=True))
+    assert Counted.read <= 1037  # every row at most once over the three ranks

@@ -95,15 +95,40 @@ class StreamedBatches:
             for c in range(n_chunks)
         )
 
-    def _chunk(self, c: int) -> torch.Tensor:
-        rows = np.array(self.X[c * self.chunk_rows : (c + 1) * self.chunk_rows], np.float32)
-        return torch.from_numpy(rows).to(device=self.device, dtype=self.dtype)
+    def _tensor(self, rows) -> torch.Tensor:
+        return torch.from_numpy(np.array(rows, np.float32)).to(device=self.device,
+                                                                dtype=self.dtype)
 
     def epoch(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         n_chunks = -(-self.n_samples // self.chunk_rows)
         for c in torch.randperm(n_chunks, generator=generator).tolist():
-            chunk = self._chunk(c)
-            yield from TensorBatches(chunk, self.batch_size, self.comm).epoch(generator)
+            lo = c * self.chunk_rows
+            hi = min(lo + self.chunk_rows, self.n_samples)
+            if self.comm.world == 1:
+                yield from TensorBatches(self._tensor(self.X[lo:hi]), self.batch_size
+                                         ).epoch(generator)
+            else:
+                yield from self._rank_batches(lo, hi, generator)
+
+    def _rank_batches(self, lo: int, hi: int, generator: torch.Generator
+                      ) -> Iterator[torch.Tensor]:
+        """This rank's share of each batch of rows ``lo:hi``, the very rows
+        :class:`TensorBatches` would slice from the whole chunk (same permutation, same
+        shares), read alone: a rank read the whole chunk to keep ``1/world`` of it, so
+        ``world`` ranks read the data ``world`` times over."""
+        perm = torch.randperm(hi - lo, generator=generator)
+        world, B = self.comm.world, self.batch_size
+        shares = [perm[s : s + B][self.comm.rank :: world] for s in range(0, hi - lo, B)
+                  if perm[s : s + B].numel() >= world]  # a smaller one: every rank skips it
+        if not shares:
+            return
+        rows, where = np.unique(torch.cat(shares).numpy(), return_inverse=True)
+        mine = self._tensor(self.X[lo + rows])  # in file order: the disk reads forward
+        at = torch.from_numpy(where).to(self.device)
+        start = 0
+        for share in shares:
+            yield mine.index_select(0, at[start : start + share.numel()])
+            start += share.numel()
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """About ``min(n, chunk_rows)`` rows drawn from the whole array (the pre-encoder
@@ -113,8 +138,7 @@ class StreamedBatches:
         every row index would itself outgrow the memory on a large array."""
         m = min(n, self.chunk_rows, self.n_samples)
         idx = torch.randint(self.n_samples, (m,), generator=generator).numpy()
-        rows = np.array(self.X[np.unique(idx)], np.float32)  # sorted: the disk reads in order
-        return torch.from_numpy(rows).to(device=self.device, dtype=self.dtype)
+        return self._tensor(self.X[np.unique(idx)])  # sorted: the disk reads in order
 
     def full(self) -> torch.Tensor:
         raise ParameterError(
