@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,24 +34,28 @@ def _is_number(s: str) -> bool:
     return True
 
 
-def _lines(path: Path) -> list[tuple[int, list[str]]]:
-    """``(line number, cells)`` of the non-blank records, quotes removed as RFC 4180 has them
-    (``"0","1"`` are the numbers 0 and 1; a quoted cell may hold a comma)."""
-    rows = []
-    start = 1  # the line the next record starts on (a quoted cell may span lines)
+def _records(path: Path) -> Iterator[tuple[int, int, list[str]]]:
+    """``(first line, last line, cells)`` of each non-blank record, quotes removed as RFC 4180
+    has them (``"0","1"`` are the numbers 0 and 1; a quoted cell may hold a comma or span
+    lines); a file that is not UTF-8 text or not valid CSV is a :class:`DatasetError`."""
+    start = 1  # the line the next record starts on
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f, skipinitialspace=True, strict=True)
             for cells in reader:
                 cells = [c.strip() for c in cells]
                 if any(cells):
-                    rows.append((start, cells))
+                    yield start, reader.line_num, cells
                 start = reader.line_num + 1
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not a text file ({e})") from e
     except csv.Error as e:  # an unclosed quote, a NUL byte, a cell over the csv module's limit
         raise DatasetError(f"{path}, line {start}: not a valid CSV row ({e})") from e
-    return rows
+
+
+def _lines(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line number, cells)`` of the non-blank records."""
+    return [(start, cells) for start, _, cells in _records(path)]
 
 
 INDEX_NAMES = ("", "Unnamed: 0")
@@ -243,20 +250,11 @@ PANDAS_NOTE = ("first row 0, 1, 2, … read as a header (pandas' default column 
 
 
 def _head(path: Path) -> tuple[list[tuple[int, list[str]]], int]:
-    """The first two non-blank records (what :func:`_has_header` looks at) and the number of
-    physical lines the first one ends on."""
-    rows, first_end, start = [], 0, 1
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, skipinitialspace=True, strict=True)
-        for cells in reader:
-            cells = [c.strip() for c in cells]
-            if any(cells):
-                rows.append((start, cells))
-                first_end = first_end or reader.line_num
-                if len(rows) == 2:
-                    break
-            start = reader.line_num + 1
-    return rows, first_end
+    """The first two non-blank records (what :func:`_has_header` looks at) and the line the
+    first one ends on."""
+    with contextlib.closing(_records(path)) as records:  # the file closes here, not at GC
+        head = list(itertools.islice(records, 2))
+    return [(start, cells) for start, _, cells in head], (head[0][1] if head else 0)
 
 
 def _read_numeric(path: Path, label_column: LabelColumn) -> RawData | None:
@@ -274,7 +272,7 @@ def _read_numeric(path: Path, label_column: LabelColumn) -> RawData | None:
             a = np.loadtxt(path, delimiter=",", dtype=np.float64, comments=None,
                            quotechar='"', encoding="utf-8-sig", ndmin=2,
                            skiprows=first_end if header else 0)
-    except (ValueError, UnicodeDecodeError, csv.Error):
+    except ValueError:  # DatasetError too: the line reader then says where
         return None
     if a.shape[0] == 0 or (header is not None and len(header) != a.shape[1]) \
             or first_nonfinite(a) is not None:
