@@ -124,13 +124,13 @@ def test_streamed_sample_spans_the_whole_array(tmp_path):
 
 
 def test_each_rank_reads_only_its_share_of_a_streamed_chunk():
-    """Under data parallelism a rank reads its own rows of each chunk, and gets the very
-    batches it got when it read the whole chunk and sliced it (same permutation, same
-    shares, same skipped tail): ``world`` ranks read the data once, not ``world`` times."""
+    """Under data parallelism a rank reads only its own rows of each chunk, and those are the
+    rows it takes of the one-process batch (``r, r + world, ...``): ``world`` ranks read the
+    data once between them, not ``world`` times, and step as one process would."""
     import torch
 
     from psae.distributed import Comm
-    from psae.training.batches import StreamedBatches, TensorBatches
+    from psae.training.batches import StreamedBatches
 
     X = np.arange(1037 * 3, dtype=np.float32).reshape(1037, 3)
 
@@ -142,15 +142,32 @@ def test_each_rank_reads_only_its_share_of_a_streamed_chunk():
             Counted.read += len(rows)
             return rows
 
+    def batches(comm):
+        return list(StreamedBatches(Counted(), 64, torch.device("cpu"), chunk_rows=300,
+                                    comm=comm).epoch(torch.Generator().manual_seed(5)))
+
+    whole = batches(Comm())
+    assert len(whole) == -(-1037 // 64) and Counted.read == 1037
+    Counted.read = 0
     for rank in range(3):
-        comm = Comm(rank, 3)
-        new = list(StreamedBatches(Counted(), 64, torch.device("cpu"), chunk_rows=300,
-                                   comm=comm).epoch(torch.Generator().manual_seed(5)))
-        g = torch.Generator().manual_seed(5)
-        old = []
-        for c in torch.randperm(4, generator=g).tolist():
-            chunk = torch.from_numpy(X[c * 300 : (c + 1) * 300].copy())
-            old += list(TensorBatches(chunk, 64, comm).epoch(g))
-        assert len(new) == len(old)
-        assert all(torch.equal(a, b) for a, b in zip(new, old, strict=True))
-    assert Counted.read <= 1037  # every row at most once over the three ranks
+        mine = batches(Comm(rank, 3))
+        assert len(mine) == len(whole)
+        assert all(torch.equal(a, b[rank::3]) for a, b in zip(mine, whole, strict=True))
+    assert Counted.read == 1037  # every row once over the three ranks
+
+
+def test_streamed_batches_mix_a_file_stored_class_by_class():
+    """Each batch draws its rows from blocks across the whole file: contiguous chunks gave a
+    file stored class by class batches of one class. Every row still comes once an epoch."""
+    import torch
+
+    from psae.training.batches import StreamedBatches
+
+    y = np.repeat(np.arange(10), 1000)
+    X = np.repeat(y[:, None], 2, axis=1).astype(np.float32)
+    batches = StreamedBatches(X, 50, torch.device("cpu"), chunk_rows=500)
+    epoch = list(batches.epoch(torch.Generator().manual_seed(0)))
+    assert len(epoch) == len(batches) == 200
+    assert sorted(torch.cat(epoch)[:, 0].tolist()) == sorted(y.tolist())
+    classes = [len(set(b[:, 0].tolist())) for b in epoch]
+    assert np.mean(classes) > 4  # contiguous chunks of 500 rows: 1.0
