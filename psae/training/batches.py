@@ -108,8 +108,10 @@ class StreamedBatches:
         for c in range(0, len(order), k):
             blocks = order[c : c + k].sort().values.tolist()  # file order: reads go forward
             if self.comm.world == 1:
-                chunk = np.concatenate([self.X[b * B : min(b * B + B, n)] for b in blocks])
-                yield from TensorBatches(self._tensor(chunk), B).epoch(generator)
+                chunk = np.concatenate([self.X[b * B : min(b * B + B, n)] for b in blocks],
+                                       dtype=np.float32)  # the one copy out of the file
+                chunk = torch.from_numpy(chunk).to(device=self.device, dtype=self.dtype)
+                yield from TensorBatches(chunk, B).epoch(generator)
             else:
                 rows = np.concatenate([np.arange(b * B, min(b * B + B, n)) for b in blocks])
                 yield from self._rank_batches(rows, generator)
