@@ -110,8 +110,9 @@ def check_streamed(X, n_features: int | None = None, name: str = "the model") ->
         raise InputError(f"expected a 2-D array (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise InputError(f"empty array of shape {X.shape}")
-    if not np.issubdtype(X.dtype, np.number):
-        raise InputError(f"streamed data must be numeric, got dtype {X.dtype}")
+    if not (np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.floating)):
+        raise InputError(f"streamed data must be real numbers (integer or float), got dtype "
+                         f"{X.dtype}")
     if n_features is not None and X.shape[1] != n_features:
         raise InputError(f"X has {X.shape[1]} features, but {name} is expecting "
                          f"{n_features} features as input")

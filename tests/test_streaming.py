@@ -171,3 +171,24 @@ def test_streamed_batches_mix_a_file_stored_class_by_class():
     assert sorted(torch.cat(epoch)[:, 0].tolist()) == sorted(y.tolist())
     classes = [len(set(b[:, 0].tolist())) for b in epoch]
     assert np.mean(classes) > 4  # contiguous chunks of 500 rows: 1.0
+
+
+def test_batch_counts_leave_out_the_batch_every_rank_skips():
+    """``len(batches)`` (the controller's ramp, the tracker's period) is what an epoch yields:
+    65 rows in batches of 64 over 2 ranks leave a 1-row batch that both ranks skip. Complex
+    data is refused up front (it lost its imaginary part, or failed mid-fit)."""
+    import pytest
+    import torch
+
+    from psae.distributed import Comm
+    from psae.errors import InputError
+    from psae.streaming import check_streamed
+    from psae.training.batches import StreamedBatches, TensorBatches
+
+    X = np.zeros((65, 2), np.float32)
+    for world in (1, 2):
+        for b in (TensorBatches(torch.from_numpy(X), 64, Comm(0, world)),
+                  StreamedBatches(X, 64, torch.device("cpu"), comm=Comm(0, world))):
+            assert len(b) == len(list(b.epoch(torch.Generator().manual_seed(0)))) == 3 - world
+    with pytest.raises(InputError, match="real numbers"):
+        check_streamed(np.zeros((3, 2), np.complex64))

@@ -18,6 +18,13 @@ from ..streaming import is_streamed
 __all__ = ["TensorBatches", "StreamedBatches", "make_batches"]
 
 
+def n_batches(n: int, batch_size: int, comm: Comm = SINGLE) -> int:
+    """Batches an epoch yields: ``ceil(n / batch_size)``, less the short last one where it is
+    smaller than the world (every rank skips it)."""
+    full, rest = divmod(n, batch_size)
+    return full + (rest >= comm.world)
+
+
 class TensorBatches:
     """Mini-batches sliced from a whole data set held as one tensor on the device.
 
@@ -36,7 +43,7 @@ class TensorBatches:
         return self.X.shape[0]
 
     def __len__(self) -> int:
-        return -(-self.n_samples // self.batch_size)
+        return n_batches(self.n_samples, self.batch_size, self.comm)
 
     def epoch(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         perm = torch.randperm(self.n_samples, generator=generator).to(self.X.device)
@@ -96,7 +103,7 @@ class StreamedBatches:
 
     def __len__(self) -> int:
         # a chunk of k blocks, one of them perhaps the file's short last block, is k batches
-        return -(-self.n_samples // self.batch_size)
+        return n_batches(self.n_samples, self.batch_size, self.comm)
 
     def _tensor(self, rows) -> torch.Tensor:
         return torch.from_numpy(np.array(rows, np.float32)).to(device=self.device,
@@ -104,7 +111,7 @@ class StreamedBatches:
 
     def epoch(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         B, n, k = self.batch_size, self.n_samples, self.blocks_per_chunk
-        order = torch.randperm(len(self), generator=generator)
+        order = torch.randperm(-(-n // B), generator=generator)  # the blocks
         for c in range(0, len(order), k):
             blocks = order[c : c + k].sort().values.tolist()  # file order: reads go forward
             if self.comm.world == 1:
