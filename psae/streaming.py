@@ -1,7 +1,9 @@
 """Data larger than memory: ``np.memmap`` arrays and directories of ``.npy`` shards.
 
-Such inputs are never loaded whole: ``fit`` streams them chunk by chunk (see
-:class:`psae.training.batches.StreamedBatches`) and ``transform`` reads and writes them in batches.
+Such inputs are never loaded whole: ``fit`` streams them chunk by chunk, each chunk made of
+batch-sized blocks from across the file, so that rows stored in order (class by class, document
+by document) still make mixed batches (see :class:`psae.training.batches.StreamedBatches`), and
+``transform`` reads and writes them in batches.
 """
 
 from __future__ import annotations
