@@ -174,3 +174,9 @@ def test_reproduce_jobs_smoke():
     assert all(r["cells"] == 3 and r["wall_s"] > 0 for r in out["runs"])  # RAE, TopK at 2
     assert out["same_cells"] and out["max_rel_re_diff"] < 1e-3
     assert out["speedup"] > 0 and {"threads", "loadavg_1min_before"} <= set(out)
+
+
+def test_gradient_allreduce_smoke():
+    out = run_smoke("gradient_allreduce.py")
+    assert set(out["ms_per_call"]) == {"flat", "per_parameter"} and out["ranks"] == 2
+    assert out["per_parameter_over_flat"] > 0 and len(out["load_after"]) == 3
