@@ -72,9 +72,9 @@ def tamper(model_dir, weights=None, normalizer=None, config=None):
     return model_dir
 
 
-def cli_error(capsys, argv) -> str:
-    """The one line psae prints for an error (exit status 2)."""
-    assert main(argv) == 1
+def cli_error(capsys, argv, status: int = 1) -> str:
+    """The one line psae prints for an error (exit status 1; 2 for an unusable option)."""
+    assert main(argv) == status
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     return err
@@ -186,7 +186,7 @@ def test_the_largest_seed_works(digits):
 @pytest.mark.parametrize("seed", ["-1", "18446744073709551616"])
 def test_cli_out_of_range_seed_is_one_line(npz, tmp_path, capsys, seed):
     err = cli_error(capsys, ["fit", "--data", str(npz), "--out", str(tmp_path / "m"), *FIT,
-                             "--seed", seed])
+                             "--seed", seed], status=2)
     assert "--seed" in err and "4294967295" in err and not (tmp_path / "m").exists()
 
 
@@ -218,7 +218,8 @@ def test_a_layer_larger_than_any_machine_is_refused(digits):
 def test_cli_too_large_a_layer_is_one_line(npz, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(params_module, "available_memory", lambda device: 20 * 10**9)
     err = cli_error(capsys, ["fit", "--data", str(npz), "--out", str(tmp_path / "m"),
-                             "--n-components", "100000000", "--quiet", "--device", "cpu"])
+                             "--n-components", "100000000", "--quiet", "--device", "cpu"],
+                    status=2)
     assert "needs about" in err and "20 GB is available" in err
 
 
@@ -308,7 +309,7 @@ def test_defaults_do_not_trip_it_and_sklearn_tools_work(digits):
 ])
 def test_cli_options_without_effect_are_one_line(npz, tmp_path, capsys, extra, option):
     err = cli_error(capsys, ["fit", "--data", str(npz), "--out", str(tmp_path / "m"), *FIT,
-                             *extra])
+                             *extra], status=2)
     assert f"{option} has no effect with --penalty" in err and "applies to" in err
     assert not (tmp_path / "m").exists()
 
