@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -76,6 +77,43 @@ def test_a_resumed_run_may_add_seeds_and_runs_only_theirs(run, tmp_path):
         assert distinct["seed0"] == metrics.distinct_atom_share(atoms[1], atoms[0]), name
     md = (out / "report.md").read_text()
     assert "| atom stability | distinct atoms kept |" in md  # two seeds: their columns
+
+
+def test_a_run_keeps_its_seeds_its_record_and_its_folder(run, capsys):
+    """A helper's review: ``--resume`` without ``--seeds`` fell back to the default and shrank
+    the 2-seed run to 1 (run.json and every later report too); ``--report-only --seeds 1``
+    rewrote run.json; ``--device cpu`` was refused on a run that ``auto`` ran on the CPU;
+    a second run into the same --out fitted the same cells at once."""
+    import fcntl
+
+    from psae.io.ownership import foreign_entries
+    from psae.reproduce.runner import RUN_LOCK
+
+    out, _ = run
+    args = ["reproduce", "--quick", "--protocol", "matched", "--models", MODELS, "--quiet",
+            "--out", str(out)]
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")}
+    assert main([*args, "--resume", "--device", "cpu"]) == 0
+    assert json.loads((out / "run.json").read_text())["fingerprint"]["seeds"] == 2
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("[!.]*.json")} == stamps
+    assert {c["seed"] for c in json.loads((out / "results.json").read_text())["matched"]} \
+        == {0, 1}
+    record = (out / "run.json").read_bytes()
+    assert main([*args, "--report-only", "--seeds", "1"]) == 0
+    assert (out / "run.json").read_bytes() == record
+    capsys.readouterr()
+    assert not (out / RUN_LOCK).exists()  # a run removes its lock file when it ends
+    fd = os.open(out / RUN_LOCK, os.O_RDONLY | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a live run holds it
+        assert main([*args, "--resume"]) == 1
+        assert "another psae reproduce is running" in capsys.readouterr().err
+        assert main([*args, "--report-only"]) == 0  # a report may be written meanwhile
+    finally:
+        os.close(fd)
+    assert (out / "run.json").read_bytes() == record
+    assert foreign_entries(out) == []  # a lock file is not taken for the user's
+    (out / RUN_LOCK).unlink()
 
 
 def test_thresholded_fits_keep_their_raw_view_and_a_threshold_sweep(run):

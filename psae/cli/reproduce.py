@@ -112,8 +112,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _recorded_seeds(out: str) -> int | None:
-    """The seed count ``out``'s run was started with (a report shows all of them unless
-    ``--seeds`` says fewer); None where there is no readable record."""
+    """The seed count ``out``'s run was started with (a resume fits and a report shows all of
+    them unless ``--seeds`` says otherwise); None where there is no readable record."""
     try:
         seeds = json.loads((Path(out) / "run.json").read_text())["fingerprint"]["seeds"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -127,8 +127,10 @@ def cmd_reproduce(args) -> int:
     from ..reproduce.runner import RunConfig, run
     from .data import note
 
+    # a run continued or reported keeps its own seed count unless --seeds says otherwise: a
+    # resume without it fell back to the default and shrank a 2-seed run to 1
     seeds = args.seeds if args.seeds is not None else (
-        _recorded_seeds(args.out) if args.report_only else None) or (1 if args.quick else 3)
+        _recorded_seeds(args.out) or (1 if args.quick else 3))
     named = args.datasets if args.datasets is not None else ([] if args.data else ["digits"])
     cfg = RunConfig(
         datasets=named, models=args.models or list(models()), out=args.out, seeds=seeds,

@@ -12,13 +12,16 @@ user files (``--data``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,10 +30,10 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..datasets import LabelColumn
-from ..errors import ParameterError, PsaeError
+from ..errors import OwnershipError, ParameterError, PsaeError
 from ..io.atomic import atomic_write
-from ..io.ownership import adopt, check_output_dir, make_dirs, record_file
-from ..params import validate
+from ..io.ownership import TEMP_TAG, adopt, check_output_dir, make_dirs, record_file
+from ..params import resolve_device, validate
 from .cell_runner import Cells, NotRun
 from .cells import Planned
 from .code_key import training_code_key
@@ -158,6 +161,7 @@ class RunConfig:
             "quick": self.quick,
             "seeds": self.seeds,
             "device": self.device,
+            "device_used": resolve_device(self.device).type,  # what "auto" came to
             "protocols": {d: self.protocol(d).as_dict() for d in self.names},  # the splits
         }
         if self.user:  # only then: runs started before --data existed still resume
@@ -270,13 +274,29 @@ def _changed_files(cfg: RunConfig, old: dict) -> list[str]:
             if k in before and before[k].get("sha256") != u.sha256]
 
 
-def _settings(fingerprint: dict | None, code: bool = True) -> dict | None:
-    """A fingerprint less its seed count: cells are kept per seed, so a resumed run may ask
-    for more seeds (it runs only the new ones) or fewer (it reports the first ones). Without
-    ``code``, less the training code's key too (a report of finished cells trains nothing)."""
-    drop = ("seeds",) if code else ("seeds", "training_code")
+def _settings(fingerprint: dict | None, drop: set[str]) -> dict | None:
+    """A fingerprint less the keys ``drop``."""
     return None if fingerprint is None else {
         k: v for k, v in fingerprint.items() if k not in drop}
+
+
+def _same(old: dict | None, new: dict, code: bool = True, device: bool = True) -> bool:
+    """Whether the run recorded as ``old`` may go on (or be reported) under ``new``.
+
+    The seed count never counts: cells are kept per seed, so a resumed run may ask for more
+    seeds (it runs only the new ones) or fewer (it reports the first ones). Without ``code``,
+    nor does the training code's key, and without ``device`` the device (a report of finished
+    cells trains nothing). The device is compared as used: ``--device cpu`` continues a run
+    that ``auto`` ran on the CPU, and ``auto`` on a CPU machine does not continue one that it
+    ran on a GPU; a run started before that was recorded is compared by the option given."""
+    drop = {"seeds"} | (set() if code else {"training_code"})
+    if not device:
+        drop |= {"device", "device_used"}
+    elif old is not None and "device_used" in old:
+        drop |= {"device"}
+    else:
+        drop |= {"device_used"}
+    return _settings(old, drop) == _settings(new, drop)
 
 
 def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
@@ -295,12 +315,12 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
             raise ResumeMismatchError(
                 f"{cfg.out} was started on other data: {'; '.join(changed)} changed since; "
                 "choose another --out")
-        if _settings(old.get("fingerprint"), code=False) != _settings(fp, code=False):
+        if not _same(old.get("fingerprint"), fp, code=False, device=not cfg.report_only):
             raise ResumeMismatchError(
                 f"{cfg.out} was started with different settings (protocol, grids, data or "
                 "version): run the command that started it to continue or report it ("
                 f"{old.get('command') or 'not recorded'}), or choose another --out")
-        if _settings(old.get("fingerprint")) != _settings(fp):
+        if not _same(old.get("fingerprint"), fp):
             rechecked = _other_code(cfg, splits, old, fp)
         elif cfg.recheck:
             warnings.warn("--recheck: the run's training code is unchanged; nothing to check",
@@ -310,6 +330,8 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
                           "cells are kept; the report is written again)", stacklevel=2)
     elif cfg.recheck:
         warnings.warn("--recheck: a new run has no finished cells to check", stacklevel=2)
+    if cfg.report_only:  # trains nothing: the run's record stays the run's
+        return
     meta = {"fingerprint": fp, "command": cfg.command}
     atomic_write(run_file, json.dumps(meta | ({"rechecked": rechecked} if rechecked else {}),
                                       indent=1))
@@ -394,13 +416,58 @@ def run(cfg: RunConfig) -> dict:
     if not cfg.report_only:
         _check_models(Cells(cfg, splits, list(range(cfg.seeds))))
     make_dirs(cfg.out / "cells")
-    handler = _setup_logging(cfg.out)
+    with contextlib.nullcontext() if cfg.report_only else _alone(cfg.out):
+        handler = _setup_logging(cfg.out)
+        try:
+            _check_resume(cfg, splits)
+            return _run(cfg, splits)
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+
+
+RUN_LOCK = f".reproduce{TEMP_TAG}run.lock"
+"""The file a run holds locked in its folder while it runs (hidden and tagged as psae's own;
+the folder itself is what the manifest writes lock, so it cannot be the run's lock)."""
+
+
+@contextlib.contextmanager
+def _alone(out: Path) -> Iterator[None]:
+    """Hold ``out`` for this run alone, and remove the lock file when done (one left by a
+    killed run is taken over). A second run into the folder at once fitted the same cells
+    twice and was told only that it continued the run. A report trains nothing and takes no
+    lock: it may be written while the run goes on."""
     try:
-        _check_resume(cfg, splits)
-        return _run(cfg, splits)
+        import fcntl
+    except ImportError:  # not POSIX: no lock to take
+        yield
+        return
+    path = out / RUN_LOCK
+    for _ in range(3):
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OwnershipError(
+                f"another psae reproduce is running into {out}: wait for it to end (its "
+                "cells are kept as they finish; --report-only reports them meanwhile), or "
+                "choose another --out") from None
+        try:  # a run that ended just now removed the file this lock is on: take a new one
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    else:
+        raise OwnershipError(f"could not take {path} for this run: other runs keep starting "
+                             f"and ending in {out}")
+    try:
+        yield
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        with contextlib.suppress(OSError):
+            path.unlink()  # still locked: no other run can be holding it
+        os.close(fd)
 
 
 def _check_models(cells: Cells) -> None:
