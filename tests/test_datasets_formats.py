@@ -518,6 +518,8 @@ OTHER_CSVS = {  # what only the general reader reads or explains
     "underscore_number": "1_0,2\n3,4\n",
     "cut_off_in_a_quote": 'a,b\n1,2\n4,"5\n',  # numpy's parser read it as 5
     "header_only": "a,b\n\n",
+    "index_column_with_inf": ",a,b\n0,1,2\ninf,3,4\n",  # was a raw OverflowError
+    "index_column_with_nan": ",a,b\n0,1,2\nnan,3,4\n",  # was a raw ValueError
 }
 
 

@@ -159,17 +159,24 @@ def _label_values(
     return y
 
 
+def _is_row_index(header: list[str] | None, first_column) -> bool:
+    """Whether the first column is pandas' row index: unnamed, beside other columns, and
+    distinct finite whole numbers (a row number, not a feature). ``first_column``: its values, or
+    a thunk giving them (ValueError: not all numbers)."""
+    if header is None or len(header) < 2 or header[0] not in INDEX_NAMES:
+        return False  # a lone column is the data, whatever its name
+    try:
+        index = np.asarray(first_column() if callable(first_column) else first_column, float)
+    except ValueError:
+        return False
+    whole = np.isfinite(index).all() and (index == np.round(index)).all()
+    return bool(whole) and np.unique(index).size == index.size
+
+
 def _drop_index(rows: list[tuple[int, list[str]]], header: list[str] | None
                 ) -> tuple[list[tuple[int, list[str]]], list[str] | None, tuple[str, ...]]:
-    """Without pandas' row index (an unnamed first column of distinct whole numbers), which
-    is a row number, not a feature."""
-    if header is None or len(header) < 2 or header[0] not in INDEX_NAMES:
-        return rows, header, ()  # a lone column is the data, whatever its name
-    try:
-        index = [float(cells[0]) for _, cells in rows]
-    except ValueError:
-        return rows, header, ()
-    if any(v != int(v) for v in index) or len(set(index)) != len(index):
+    """Without pandas' row index (:func:`_is_row_index`)."""
+    if not _is_row_index(header, lambda: [float(cells[0]) for _, cells in rows]):
         return rows, header, ()
     return [(n, cells[1:]) for n, cells in rows], header[1:], INDEX_NOTE
 
@@ -306,10 +313,7 @@ def _odd_quotes(path: Path) -> bool:
 def _drop_index_column(a: np.ndarray, header: list[str] | None
                        ) -> tuple[np.ndarray, list[str] | None, tuple[str, ...]]:
     """:func:`_drop_index` for a parsed array."""
-    if header is None or not header or header[0] not in INDEX_NAMES or a.shape[1] < 2:
-        return a, header, ()
-    index = a[:, 0]
-    if np.any(index != np.round(index)) or np.unique(index).size != index.size:
+    if not _is_row_index(header, a[:, 0]):
         return a, header, ()
     return a[:, 1:], header[1:], INDEX_NOTE
 
