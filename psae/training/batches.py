@@ -105,9 +105,11 @@ class StreamedBatches:
         # a chunk of k blocks, one of them perhaps the file's short last block, is k batches
         return n_batches(self.n_samples, self.batch_size, self.comm)
 
-    def _tensor(self, rows) -> torch.Tensor:
-        return torch.from_numpy(np.array(rows, np.float32)).to(device=self.device,
-                                                                dtype=self.dtype)
+    def _tensor(self, rows: np.ndarray) -> torch.Tensor:
+        """Rows already copied out of the file (a fancy index, a concatenation) as a tensor
+        on the device, with no second copy where they are float32 already."""
+        return torch.from_numpy(np.asarray(rows, np.float32)).to(device=self.device,
+                                                                  dtype=self.dtype)
 
     def epoch(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         B, n, k = self.batch_size, self.n_samples, self.blocks_per_chunk
@@ -117,8 +119,7 @@ class StreamedBatches:
             if self.comm.world == 1:
                 chunk = np.concatenate([self.X[b * B : min(b * B + B, n)] for b in blocks],
                                        dtype=np.float32)  # the one copy out of the file
-                chunk = torch.from_numpy(chunk).to(device=self.device, dtype=self.dtype)
-                yield from TensorBatches(chunk, B).epoch(generator)
+                yield from TensorBatches(self._tensor(chunk), B).epoch(generator)
             else:
                 rows = np.concatenate([np.arange(b * B, min(b * B + B, n)) for b in blocks])
                 yield from self._rank_batches(rows, generator)
