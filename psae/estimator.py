@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import encode, model_files, sparsity
 from .distributed import Comm
-from .errors import InputError, ParameterError
+from .errors import InputError, ParameterError, TrainingDivergedError
 from .params import resolve_device, stage_epochs, validate
 from .streaming import check_streamed, is_streamed
 from .training import fit as fitting
@@ -29,6 +29,24 @@ LAYOUT = ("n_components", "penalty", "encoder_activation", "decoder_activation")
 """The parameters that say how the fitted weights are laid out and read: fixed by ``fit``."""
 
 __all__ = ["SparseAutoencoder", "resolve_device"]
+
+
+def _is_fitted_attribute(name: str) -> bool:
+    return (name.endswith("_") and not name.startswith("__")) or name == "_fitted_layout"
+
+
+def _fitted_state(est) -> dict:
+    """What ``fit`` writes: the attributes with scikit-learn's trailing underscore, and the
+    layout the weights were fitted with."""
+    return {k: v for k, v in vars(est).items() if _is_fitted_attribute(k)}
+
+
+def _restore_fitted_state(est, state: dict) -> None:
+    """Put back :func:`_fitted_state`'s ``state``: an attribute it lacks is removed."""
+    for name in [k for k in vars(est) if _is_fitted_attribute(k) and k not in state]:
+        delattr(est, name)
+    for name, value in state.items():
+        setattr(est, name, value)
 
 
 def _penalty_table() -> str:
@@ -185,9 +203,12 @@ default=None
     n_iter_ : int
         Epochs run.
     batch_size_ : int
-        The batch size ``fit`` used (at most the number of training rows).
+        The batch size ``fit`` used (at most the number of training rows; all of them with
+        ``solver="lbfgs"``, which steps on the whole set).
     stopped_early_ : bool
-        Whether ``early_stopping`` ended the fit before its epochs or ``max_epochs`` ran out.
+        Whether the stopping rule (``early_stopping``) ended the fit: it judged the fit
+        converged (on target, with ``target_l0``), if only on the last epoch it was allowed.
+        False where the epochs, or ``max_epochs``, ran out first.
     precision_ : {{"fp32", "bf16"}}
         The precision ``fit`` ran in.
     dead_fraction_ : float
@@ -337,18 +358,29 @@ default=None
         on the same ``X`` and takes its share of each batch.
         """
         self._validate_params()
-        X = self._check_fit_input(X)
-        comm = Comm.current()
-        if comm.world > 1 and isinstance(self.batch_size, int) and self.batch_size % comm.world:
-            warnings.warn(f"batch_size={self.batch_size} is not divisible by the world size "
-                          f"{comm.world}: ranks get unequal shares and steps differ slightly "
-                          "from a single process", stacklevel=2)
-        fitting.fit(self, X, comm)
+        before = _fitted_state(self)
+        try:
+            X = self._check_fit_input(X)
+            comm = Comm.current()
+            if (comm.world > 1 and isinstance(self.batch_size, int)
+                    and self.batch_size % comm.world):
+                warnings.warn(f"batch_size={self.batch_size} is not divisible by the world "
+                              f"size {comm.world}: ranks get unequal shares and steps differ "
+                              "slightly from a single process", stacklevel=2)
+            fitting.fit(self, X, comm)
+        except TrainingDivergedError:
+            raise  # it keeps the last parameters whose loss was finite, as its message says
+        except BaseException:
+            # a refit that fails (bad rows, a collapse, Ctrl-C) leaves the model it replaces
+            # as it was, not half overwritten (a threshold gone, the new batch size beside
+            # the old weights) yet still counting as fitted
+            _restore_fitted_state(self, before)
+            raise
         return self
 
     def _check_fit_input(self, X):
         if is_streamed(X):
-            check_streamed(X)
+            check_streamed(X, min_samples=2)
             self.n_features_in_ = X.shape[1]
             if hasattr(self, "feature_names_in_"):  # an earlier fit's, on a DataFrame
                 del self.feature_names_in_

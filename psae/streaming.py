@@ -106,12 +106,18 @@ def is_streamed(X) -> bool:
     return isinstance(X, np.memmap) or getattr(X, "_psae_streamed", False)
 
 
-def check_streamed(X, n_features: int | None = None, name: str = "the model") -> None:
-    """Check shape, dtype and finiteness chunk by chunk, without loading ``X`` whole."""
+def check_streamed(X, n_features: int | None = None, name: str = "the model",
+                   min_samples: int = 1) -> None:
+    """Check shape, dtype and finiteness chunk by chunk, without loading ``X`` whole; a fit
+    asks for ``min_samples=2``, as it does of an in-memory ``X`` (one row has no spread to
+    learn from)."""
     if len(X.shape) != 2:
         raise InputError(f"expected a 2-D array (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise InputError(f"empty array of shape {X.shape}")
+    if X.shape[0] < min_samples:
+        raise InputError(f"found {X.shape[0]} sample(s) (shape {X.shape}) while a minimum of "
+                         f"{min_samples} is required")
     if not (np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.floating)):
         raise InputError(f"streamed data must be real numbers (integer or float), got dtype "
                          f"{X.dtype}")

@@ -9,6 +9,7 @@ that accept missing values.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.utils.validation import validate_data
 
 from .errors import InputError
@@ -36,7 +37,12 @@ def check_finite(X, name: str = "X") -> None:
 
 
 def validated(estimator, X, **kwargs):
-    """``sklearn.utils.validation.validate_data`` with psae's finiteness message and errors."""
+    """``sklearn.utils.validation.validate_data`` with psae's finiteness message and errors;
+    a torch tensor is read as its values (one that requires grad, or lives on a GPU, made
+    numpy raise its own RuntimeError)."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu()
+        X = (X.float() if X.dtype == torch.bfloat16 else X).numpy()  # numpy has no bf16
     check_finite(X)
     try:
         return validate_data(estimator, X, **kwargs)

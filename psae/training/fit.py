@@ -73,8 +73,10 @@ def _fit(est, X, comm: Comm) -> None:
     seed = draw_seed(est, comm)
     settings = est._settings()
     X, val = hold_out(est, X, seed, device)
-    # the batch slicing takes at most every row: the step size must be the real batch's
-    est.batch_size_ = comm.batch_size(est.batch_size, X.shape[0])
+    # the batch slicing takes at most every row: the step size must be the real batch's;
+    # L-BFGS steps on the whole set, and the memory check must count all of it
+    est.batch_size_ = (X.shape[0] if est.solver == "lbfgs"
+                       else comm.batch_size(est.batch_size, X.shape[0]))
     if est.batch_size_ < comm.world:
         raise ParameterError(
             f"batch_size={est.batch_size_} is smaller than the {comm.world} processes training "

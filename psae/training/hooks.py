@@ -65,8 +65,10 @@ class FiringHook(Hook):
     def after_step(self, trainer, h: torch.Tensor | None) -> None:
         if h is None:
             return
-        self._l0_sum += self.tracker.observe(h)
-        self._l0_n += 1
+        # weighted by the batch's rows, as the epoch's loss terms are
+        l0 = self.tracker.observe(h)
+        self._l0_sum += l0 * self.tracker.last_rows
+        self._l0_n += self.tracker.last_rows
 
     def dead_units(self) -> torch.Tensor | None:
         return self.tracker.dead() if self.auxk else None

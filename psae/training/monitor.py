@@ -21,7 +21,11 @@ from ..distributed import SINGLE, Comm
 from ..errors import ParameterError
 from .network import Autoencoder
 
-__all__ = ["FiringTracker", "L0Controller", "resample_dead"]
+__all__ = ["FiringTracker", "L0Controller", "resample_dead", "MIN_PERIODS"]
+
+MIN_PERIODS = 8
+"""Controller steps a fit's steering gets at the least (the full matched protocols get 8 or
+more at the asked period; quick runs and small files shorter periods)."""
 
 
 class FiringTracker:
@@ -31,7 +35,7 @@ class FiringTracker:
                  device: torch.device, comm: Comm = SINGLE):
         self.window, self.threshold = int(window), float(threshold)
         self.since = torch.zeros(n_components, dtype=torch.long, device=device)
-        self.last_l0 = float("nan")
+        self.last_l0, self.last_rows = float("nan"), 0
         self.comm = comm
 
     @torch.no_grad()
@@ -47,7 +51,7 @@ class FiringTracker:
             fired, count, rows = v[:-2] > 0, float(v[-2]), int(v[-1])
         self.since += rows
         self.since[fired] = 0
-        self.last_l0 = count / rows
+        self.last_l0, self.last_rows = count / rows, rows
         return self.last_l0
 
     def dead(self) -> torch.Tensor:
@@ -89,6 +93,7 @@ class L0Controller:
         self._spare_start = float(settings[spare[0]]) if spare else None
         self.band = band
         self.target, self.period = float(target), max(1, int(period))
+        self._asked_period = self.period
         self.gain, self.max_step, self.bounds, self.ramp = gain, max_step, bounds, ramp
         self.lead = lead
         self.frozen = False
@@ -103,8 +108,12 @@ class L0Controller:
                                  f"{self._spare_start}")
 
     def start(self, steps: int) -> None:
-        """Steering begins now and lasts ``steps`` steps."""
+        """Steering begins now and lasts ``steps`` steps, in periods of the asked length or,
+        where that leaves fewer than :data:`MIN_PERIODS`, shorter ones: a fit of fewer steps
+        than one period (60 rows, batch 16, 6 epochs: 24 steps against 50) never moved its
+        knob, and said nothing."""
         self._steps, self._step = max(1, int(steps)), 0
+        self.period = max(1, min(self._asked_period, self._steps // MIN_PERIODS))
 
     @property
     def ramped(self) -> bool:

@@ -151,18 +151,21 @@ class Trainer:
     def epoch(self, batches: Batches, generator: torch.Generator) -> dict:
         """One pass over ``batches`` (one L-BFGS iteration on the whole set); its record."""
         start = _snapshot(self.module)
-        sums = torch.zeros(3, device=self.module.W1.device)
-        first, n = None, 0
+        # each batch's mean terms weighted by its rows (and summed over the ranks' shares): a
+        # short last batch of 1 row weighed as much as a full one of 128
+        sums = torch.zeros(4, device=self.module.W1.device)
+        first = None
         xs = [batches.full()] if self.solver == "lbfgs" else batches.epoch(generator)
         for x in xs:
             terms = self.step(x, self.sigma)
             first = terms[0] if first is None else first
-            sums += terms
-            n += 1
+            sums[:3] += terms * x.shape[0]
+            sums[3] += x.shape[0]
         # the epoch's first loss was computed at ``start``: finite means start is sound
         if math.isfinite(float(self.comm.all_mean(first))):
             self._verified = start
-        means = self.comm.all_mean(sums / max(n, 1))
+        sums = self.comm.all_sum(sums)
+        means = sums[:3] / sums[3].clamp(min=1)
         total, recon, sparsity = (float(v) for v in means.cpu())
         if not math.isfinite(total):
             raise self._diverged(total, f"in epoch {len(self.history) + 1}")
