@@ -49,6 +49,8 @@ def state(est) -> tuple[dict, dict[str, np.ndarray]]:
               "inference_threshold": getattr(est, "inference_threshold_", None)}
     if hasattr(est, "feature_names_in_"):
         config["feature_names_in"] = [str(n) for n in est.feature_names_in_]
+    # what load would refuse is refused before it replaces a good model on disk
+    check_arrays(est, arrays, int(est.n_features_in_), "the model to save")
     return config, arrays
 
 
@@ -154,26 +156,36 @@ def check_arrays(est, arrays: dict[str, np.ndarray], D: int, file: str) -> None:
     M = est.n_components
     expected = {"encoder.weight": ((M, D), "f"), "encoder.bias": ((M,), "f"),
                 "decoder.weight": ((D, M), "f"), "decoder.bias": ((D,), "f")}
+    # the weights' shapes first: the code layer below is built at the config's size, and an
+    # altered n_components of 10**12 asked torch for terabytes
+    _check_names(est, expected, {k: v for k, v in arrays.items()
+                                 if not k.startswith(CODE_PREFIX)}, D, file)
+    persistence.check_shapes(arrays, {k: shape for k, (shape, _) in expected.items()}, file)
     code = est._code_layer(est._settings())
     for k, v in code.state_dict().items():
         shape, got = tuple(v.shape), arrays.get(CODE_PREFIX + k)
         if shape == () and got is not None and got.shape == (1,):
             shape = (1,)  # how state() writes a scalar (np.ascontiguousarray is >= 1-d)
         expected[CODE_PREFIX + k] = (shape, "f" if v.is_floating_point() else "i")
-    what = f"penalty={est.penalty!r} with n_components={M} on {D} features"
+    _check_names(est, expected, arrays, D, file)
+    persistence.check_shapes(arrays, {k: shape for k, (shape, _) in expected.items()},
+                             file)
+    for name, (_, kind) in expected.items():
+        check_tensor(arrays[name], name, kind, file)
+
+
+def _check_names(est, expected: dict, arrays: dict, D: int, file: str) -> None:
+    """The tensors named in ``arrays`` are exactly those ``expected``."""
     missing = sorted(set(expected) - set(arrays))
     extra = sorted(set(arrays) - set(expected))
     if missing or extra:
+        what = f"penalty={est.penalty!r} with n_components={est.n_components} on {D} features"
         parts = ([f"lacks {', '.join(map(repr, missing))}"] if missing else []) + \
             ([f"holds {', '.join(map(repr, extra))} it does not use"] if extra else [])
         raise ModelFormatError(
             f"{file}: the tensors do not match the model the config names ({what}): it "
             f"{' and '.join(parts)}. The config or the weights were altered; save the model "
             "again")
-    persistence.check_shapes(arrays, {k: shape for k, (shape, _) in expected.items()},
-                             file)
-    for name, (_, kind) in expected.items():
-        check_tensor(arrays[name], name, kind, file)
 
 
 def load_fields(est, config: dict, D: int, file: str) -> None:

@@ -4,6 +4,7 @@ would work. scikit-learn's convention: the constructor stores, ``fit`` checks.""
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import os
 from pathlib import Path
@@ -83,10 +84,19 @@ def stage_epochs(epochs, n_stages: int) -> list[int]:
     return [int(c) for c in counts]
 
 
+def _finite(value) -> bool:
+    """Whether ``value`` is a finite number (an int too large for a float is not; numpy's
+    isfinite raised a TypeError on Python ints past 2**64)."""
+    try:
+        return math.isfinite(float(value))
+    except (OverflowError, TypeError, ValueError):
+        return False
+
+
 def check_number(name, value, strict=True, integer=False) -> None:
     kind = numbers.Integral if integer else numbers.Real
     ok = isinstance(value, kind) and not isinstance(value, bool)
-    ok = ok and (value > 0 if strict else value >= 0) and np.isfinite(value)
+    ok = ok and (value > 0 if strict else value >= 0) and _finite(value)
     if not ok:
         what = "an integer" if integer else "a number"
         raise ParameterError(f"{name} must be {what} {'> 0' if strict else '>= 0'}, "

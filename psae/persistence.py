@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Mapping
@@ -53,15 +54,29 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _plain(v):
+    """``v`` with numpy's scalars (``np.bool_`` too) and arrays as Python's, tuples as lists,
+    at any depth: ``np.True_`` written as the string "True" made a model that never loaded."""
+    if isinstance(v, np.generic | np.ndarray):
+        return _plain(v.tolist())
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _is_json(v) -> bool:
+    if isinstance(v, list):
+        return all(_is_json(x) for x in v)
+    return isinstance(v, str | int | float | bool | type(None))
+
+
 def jsonable(params: Mapping) -> dict:
-    """Estimator parameters as JSON values (tuples as lists; a RandomState as None)."""
+    """Estimator parameters as JSON values (tuples as lists, numpy scalars as Python's; a
+    RandomState as None; anything else as its text)."""
     out = {}
     for k, v in params.items():
-        if isinstance(v, tuple):
-            v = list(v)
-        if isinstance(v, np.integer | np.floating):
-            v = v.item()
-        if not isinstance(v, str | int | float | bool | list | type(None)):
+        v = _plain(v)
+        if not _is_json(v):
             v = None if k == "random_state" else str(v)
         out[k] = v
     return out
@@ -82,7 +97,7 @@ def is_model_dir(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` holds a psae model config."""
     try:
         cfg = json.loads((Path(path) / CONFIG).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return False
     return isinstance(cfg, dict) and cfg.get("format") == FORMAT
 
@@ -104,7 +119,8 @@ def _write_files(tmp: Path, config: dict, arrays: Mapping[str, np.ndarray],
     if normalizer is not None:
         params, n_arrays = normalizer
         files[NORMALIZER] = save_bytes(dict(n_arrays))
-        config["normalizer"] = {"params": params, "sha256": _sha256(files[NORMALIZER])}
+        config["normalizer"] = {"params": jsonable(params),
+                                "sha256": _sha256(files[NORMALIZER])}
     files[CONFIG] = json.dumps(config, indent=1).encode()
     try:
         for name, data in files.items():
@@ -155,19 +171,52 @@ def _swap_in(tmp: Path, target: Path) -> None:
 def _replace_own_files(tmp: Path, target: Path) -> None:
     """Move psae's files from ``tmp`` into ``target`` one by one (config last); leave every
     other file of ``target`` alone. While the files are mixed (new weights beside the old
-    config), target's manifest vouches for both, so an interrupted save can be redone."""
+    config), target's manifest vouches for both; a save cut off there (an error, Ctrl-C)
+    puts the old files back from links kept in ``tmp``, so the old model still loads."""
     owned = {n for n in OWN_FILES if (target / n).exists() and ownership.owns_file(target / n)}
     names = [n for n in (WEIGHTS, NORMALIZER, CONFIG) if (tmp / n).exists()]
     for name in names:
         ownership.record_file(tmp / name, as_name=name, into=target)
-    for name in (WEIGHTS, NORMALIZER, CONFIG):
-        src = tmp / name
-        if src.exists():
-            os.replace(src, target / name)
-        elif name != CONFIG and name in owned:
-            (target / name).unlink(missing_ok=True)
-    ownership.forget(target, names)  # the config now vouches for them
+    kept = _keep_old(target, tmp, owned)
+    placed = []
+    try:
+        for name in (WEIGHTS, NORMALIZER, CONFIG):
+            src = tmp / name
+            if src.exists():
+                os.replace(src, target / name)
+                placed.append(name)
+            elif name != CONFIG and name in owned:
+                (target / name).unlink(missing_ok=True)
+    except BaseException:
+        _put_back(target, kept, placed)
+        raise
+    finally:
+        ownership.forget(target, names)  # the config now vouches for the files there
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _keep_old(target: Path, tmp: Path, owned: set[str]) -> dict[str, Path]:
+    """A second name in ``tmp`` (a hard link, or a copy where links fail) for each of
+    target's own files, to put back should the save be cut off."""
+    kept = {}
+    for name in owned:
+        keep = tmp / f"old.{name}"
+        try:
+            os.link(target / name, keep)
+        except OSError:
+            shutil.copy2(target / name, keep)
+        kept[name] = keep
+    return kept
+
+
+def _put_back(target: Path, kept: dict[str, Path], placed: list[str]) -> None:
+    """Undo a cut-off :func:`_replace_own_files`: the old files back under their names, and
+    a new file the old model did not have removed."""
+    for name in (WEIGHTS, NORMALIZER, CONFIG):
+        if name in kept:
+            os.replace(kept[name], target / name)
+        elif name in placed:
+            (target / name).unlink(missing_ok=True)
 
 
 def _only_model(target: Path) -> bool:
@@ -240,7 +289,14 @@ def write_model(path: str | os.PathLike[str], config: dict, arrays: Mapping[str,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(target.parent)
-    ownership.record_dir(target)
+    try:
+        ownership.record_dir(target)
+    except OSError as e:
+        # the model is saved; a parent psae may not write (--out /results/alice under a
+        # root-owned /results) just cannot list it, and the folder's own config still says
+        # it is psae's
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
     return target
 
 
@@ -254,6 +310,9 @@ def _parse_config(raw: bytes, cfg_path: Path) -> dict:
         config = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFormatError(f"{cfg_path}: not valid JSON ({e})") from e
+    except RecursionError:
+        raise ModelFormatError(f"{cfg_path}: JSON nested too deep to be a psae model config"
+                               ) from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFormatError(f"{cfg_path}: not a psae model config")
     version = config.get("format_version")
@@ -294,12 +353,23 @@ class _Snapshot:
         return (now.st_ino, now.st_dev) != (then.st_ino, then.st_dev)
 
     def read(self, name: str) -> bytes | None:
+        """The bytes of the regular file ``name`` (None where absent). Opened without
+        blocking: a FIFO under a model's file name hung the reader."""
+        file = self.path / name
         try:
-            fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
+            fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0), dir_fd=self.fd)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise ModelFormatError(f"{file}: cannot be opened ({e.strerror})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ModelFormatError(f"{file}: not a regular file")
         with os.fdopen(fd, "rb") as f:
-            return f.read()
+            try:
+                return f.read()
+            except OSError as e:
+                raise ModelFormatError(f"{file}: cannot be read ({e.strerror})") from None
 
     def tensors(self, name: str, sha256: str | None, what: str) -> dict[str, np.ndarray]:
         file = self.path / name
@@ -317,8 +387,10 @@ class _Snapshot:
                 "file is truncated or was altered")
         try:
             return load_bytes(data)
-        except (SafetensorError, ValueError) as e:
-            raise ModelFormatError(f"{file}: unreadable safetensors file ({e})") from e
+        except (SafetensorError, ValueError, KeyError, TypeError) as e:
+            # KeyError, TypeError: a dtype numpy has no type for (BF16, F8_E4M3)
+            raise ModelFormatError(f"{file}: unreadable safetensors file ({type(e).__name__}: "
+                                   f"{e}); psae writes float32 tensors") from e
 
 
 def _read_once(path: Path, last: bool = True

@@ -76,13 +76,13 @@ def _size(n: int) -> str:
 def _read(directory: Path) -> dict:
     try:
         m = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return {"files": {}, "dirs": []}
     if not isinstance(m, dict):
         return {"files": {}, "dirs": []}
     files = m.get("files") if isinstance(m.get("files"), dict) else {}
     dirs = m.get("dirs") if isinstance(m.get("dirs"), list) else []
-    return {"files": files, "dirs": dirs}
+    return {"files": files, "dirs": [d for d in dirs if isinstance(d, str)]}
 
 
 @contextlib.contextmanager
@@ -96,7 +96,10 @@ def _locked(directory: Path) -> Iterator[dict]:
             with contextlib.suppress(OSError):  # the lock no other writer is mid-write
                 left.unlink()
         m = _read(directory)
+        was = json.dumps(m, sort_keys=True)
         yield m
+        if json.dumps(m, sort_keys=True) == was and (directory / MANIFEST).exists():
+            return  # nothing to record: a folder psae may no longer write stays unwritten
         tmp = directory / f"{MANIFEST}{TEMP_TAG}{os.getpid()}"
         try:
             with open(tmp, "w") as f:
@@ -241,7 +244,7 @@ def _model_files(directory: Path) -> set[str]:
     """The files of ``directory`` that its psae model config vouches for (by hash)."""
     try:
         cfg = json.loads((directory / MODEL_CONFIG).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return set()
     if not isinstance(cfg, dict) or cfg.get("format") != MODEL_FORMAT:
         return set()
