@@ -133,7 +133,7 @@ def load(
     DatasetError
         A file is damaged, inconsistent or fails its checksum.
     """
-    check_limit(limit)
+    check_limit(limit, seed)
     post = {"limit": limit, "grayscale": grayscale, "normalize": normalize, "seed": seed}
     key = os.fspath(name)
     src = None if isinstance(name, os.PathLike) else SOURCES.get(key.lower())
@@ -147,6 +147,8 @@ def load(
         raw = cached(src.name, files, partial(src.read, files), store, verify)
         source = str(files[0]) if len(files) == 1 else tuple(str(f) for f in files)
         return finish(src.name, raw, source, notes=src.notes_for(files), **post)
+    if not key.strip():  # Path("") is ".": an unset --data "$VAR" read the working tree
+        raise DatasetNotFoundError("the data set name or path is empty")
     p = Path(key).expanduser()
     if not p.exists():
         raise DatasetNotFoundError(

@@ -38,7 +38,10 @@ def encode_labels(
     allv = np.concatenate(present)
     if allv.dtype.kind not in "iufUSb":
         raise DatasetError(f"{path}: unsupported label dtype {allv.dtype}")
-    if allv.dtype.kind == "f" and np.all(np.isfinite(allv)) and np.all(allv == np.round(allv)):
+    # whole floats as integers only where int64 holds them exactly: 1e19 and 2e19 both cast
+    # to INT64_MIN and became one class
+    if (allv.dtype.kind == "f" and np.all(np.isfinite(allv)) and np.all(allv == np.round(allv))
+            and np.all(np.abs(allv) <= 2.0**53)):
         ys = [None if y is None else y.astype(np.int64) for y in ys]
         allv = allv.astype(np.int64)
     names = np.unique(allv)

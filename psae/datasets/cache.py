@@ -122,7 +122,9 @@ class Cache:
                  "ctime_ns": st.st_ctime_ns}
         memo = self._load_memo()
         e = memo.get(p)
-        if e and all(e.get(k) == v for k, v in stamp.items()):
+        # an entry that is not a dict with both digests (a damaged memo) is hashed afresh
+        if (isinstance(e, dict) and all(e.get(k) == v for k, v in stamp.items())
+                and isinstance(e.get("sha256"), str) and isinstance(e.get("md5"), str)):
             return {"sha256": e["sha256"], "md5": e["md5"]}
         d = file_digests(p)
         memo[p] = {**stamp, **d}

@@ -58,7 +58,12 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+            if name == "ndarray":  # only ever _reconstruct's class argument, never called
+                return _NDARRAY
+            if name == "_reconstruct":
+                return self._reconstruct(found)
+            return found
         raise DatasetError(
             f"{self.source}: refusing to unpickle forbidden global {module}.{name} "
             "(only numpy arrays, dicts, lists, bytes, str and ints are allowed)"
@@ -66,6 +71,30 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise DatasetError(f"{self.source}: refusing persistent id in pickle")
+
+    def _reconstruct(self, real):
+        """numpy's ``_reconstruct`` as a pickled array calls it, ``(ndarray, (0,), b'b')``:
+        an empty array that the pickle's own bytes then fill. Any other call (a pickle
+        calling ``ndarray((10**8,), dtype('O'))`` made numpy allocate 800 MB before the size
+        check ran) is refused."""
+        def reconstruct(cls, shape, dtype):
+            if cls is not _NDARRAY or tuple(shape) != (0,):
+                raise DatasetError(f"{self.source}: refusing an array built other than numpy "
+                                   "pickles one")
+            return real(np.ndarray, shape, dtype)
+        return reconstruct
+
+
+class _ArrayToken:
+    """What the unpickler hands out for ``numpy.ndarray``: a token that only
+    ``_reconstruct`` accepts, so that a pickle cannot call the class itself."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise DatasetError("refusing a pickle that calls numpy.ndarray itself (a pickled "
+                           "array never does)")
+
+
+_NDARRAY = _ArrayToken()
 
 
 def _check_value(v: Any, source: str, depth: int = 0, budget: list[int] | None = None,

@@ -69,7 +69,12 @@ def download_file(
         try:
             verify_digests(dest, digests, exp)
         except DatasetError as e:
-            raise DatasetError(f"downloaded from {url}: {e}") from None
+            # not the advice for a file on disk: nothing was kept, and a download is
+            # checked whatever verify says
+            got = str(e).split(". The file is damaged")[0]
+            raise DatasetError(f"downloaded from {url}: {got}. The server sent another file "
+                               "(cut off, or changed): nothing was kept; try again, or "
+                               "another mirror (PSAE_MIRROR)") from None
     return dest
 
 

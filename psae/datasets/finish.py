@@ -49,12 +49,14 @@ NO_TEST_NOTE = Note("no test split in this source", "no_test")
 GRAY_NOTE = Note("colour images converted to gray (ITU-R 601 luma)", "gray")
 
 
-def check_limit(limit: object) -> None:
-    """Raise ``ValueError`` unless ``limit`` is ``None`` or a positive int."""
-    if limit is None:
-        return
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+def check_limit(limit: object, seed: object = 0) -> None:
+    """Raise :class:`ParameterError` unless ``limit`` is ``None`` or a positive int, and
+    ``seed`` an int >= 0 (numpy's own TypeError and ValueError said neither name)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
+                              or limit < 1):
         raise ParameterError(f"limit must be a positive int, got {limit!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"seed must be an int >= 0, got {seed!r}")
 
 
 def finish(
@@ -70,7 +72,7 @@ def finish(
 ) -> Dataset:
     """Post-process ``raw`` as :func:`psae.datasets.load` documents; ``notes`` are added to
     ``raw.notes``."""
-    check_limit(limit)
+    check_limit(limit, seed)
     Xtr, ytr, Xte, yte, shape = raw.X_train, raw.y_train, raw.X_test, raw.y_test, raw.shape
     if limit is not None:
         rng = np.random.default_rng(seed)

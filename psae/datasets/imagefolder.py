@@ -118,7 +118,8 @@ def _read_zip_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> b
 
 def _tar_members(path: Path) -> Iterator[tuple[str, bool, Fetch | None]]:
     """The tar form of :func:`_entries`, in one streaming pass; members that are neither files
-    nor directories (links, devices) are skipped."""
+    nor directories (devices, links) are skipped, but a link named as an image is refused
+    when the layout asks for it."""
     mode = "r|gz" if path.name.lower().endswith((".tar.gz", ".tgz")) else "r|*"
     with tarfile.open(path, mode) as tar:
         for m in tar:
@@ -129,6 +130,17 @@ def _tar_members(path: Path) -> Iterator[tuple[str, bool, Fetch | None]]:
                 if m.name.lower().endswith(IMAGE_EXTENSIONS):
                     fetch = partial(_read_tar_member, tar, m, f"{path}:{m.name}")
                 yield m.name, False, fetch
+            elif (m.islnk() or m.issym()) and m.name.lower().endswith(IMAGE_EXTENSIONS):
+                # a streamed tar cannot go back for the linked bytes; skipped, the image was
+                # silently missing from the data set (the folder it was packed from had it)
+                yield m.name, False, partial(_refuse_link, m, f"{path}:{m.name}")
+
+
+def _refuse_link(m: tarfile.TarInfo, where: str) -> bytes:
+    kind = "hard link" if m.islnk() else "symbolic link"
+    raise DatasetError(f"{where}: the image is a {kind} to {m.linkname!r} inside the tar, which "
+                       "psae does not follow: re-pack with the files themselves (GNU tar: "
+                       "--hard-dereference, or -h for symbolic links)")
 
 
 def _read_tar_member(tar: tarfile.TarFile, m: tarfile.TarInfo, where: str) -> bytes:
@@ -161,7 +173,9 @@ def _open_header(data: bytes, where: str) -> Image.Image:
         except SyntaxError:  # not this format (or a damaged header): let Image.open say
             continue
     try:
-        return Image.open(io.BytesIO(data))
+        # PNG and JPEG only, as the file names say: any other format Pillow knows was decoded
+        # too (EPS through Ghostscript, TIFF, GIF) whatever the file was called
+        return Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
     except Image.DecompressionBombError as e:
         raise DatasetError(f"{where}: image too large to decode ({e})") from None
 
@@ -188,11 +202,24 @@ def _decode(data: bytes, where: str, want: tuple[tuple[int, int], str] | None) -
                     f"{where}: image size {w}x{h} differs from {want[0][0]}x{want[0][1]} of "
                     f"{want[1]} (mixed image sizes)"
                 )
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return _rgb8(im, where)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         if isinstance(e, DatasetError):
             raise
         raise DatasetError(f"{where}: cannot decode image ({e})") from e
+
+
+def _rgb8(im: Image.Image, where: str) -> np.ndarray:
+    """The image as uint8 RGB. A 16-bit grey PNG is scaled to 8 bits (``round(v / 257)``):
+    PIL's own conversion clipped every value above 255 to 255. 32-bit integer and float
+    images have no range to scale from, and are refused."""
+    if im.mode.startswith("I;16"):
+        grey = np.asarray(im).astype(np.float64) / 257.0
+        return np.repeat(np.rint(grey).astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode in ("I", "F"):
+        raise DatasetError(f"{where}: {'32-bit integer' if im.mode == 'I' else 'float'} "
+                           "pixels, which psae does not scale; save 8- or 16-bit images")
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 _Items = dict[str, list[tuple[str, str, np.ndarray]]]  # split -> (class, file, image)

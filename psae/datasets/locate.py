@@ -38,14 +38,16 @@ def not_found(src: Source, root: Path, cause: str = "") -> DatasetNotFoundError:
 
 
 def _fetch(src: Source, root: Path) -> None:
-    """Download the files of ``src`` that no search dir holds into ``root/<name>/``."""
-    have = search_dirs(src.name, root)
+    """Download the files of ``src`` that ``root/<name>/`` lacks into it: the set must end
+    whole in one folder (skipping a file found in ``root/`` instead left two half sets,
+    which no later call could complete)."""
+    into = root / src.name
     for fn in _download.URLS.get(src.name, {}):
-        if any((d / alt).is_file() for d in have for alt in src.files.get(fn, (fn,))):
+        if any((into / alt).is_file() for alt in src.files.get(fn, (fn,))):
             continue
         url = _download.url_for(src.name, fn)
         try:
-            _download.download_file(url, root / src.name / fn)
+            _download.download_file(url, into / fn)
         except _download.DownloadError as e:
             raise not_found(src, root, str(e)) from e
 
@@ -98,6 +100,8 @@ def locate(src: Source, root: Path, download: bool) -> list[Path]:
         created = _make_dirs(root / src.name) if _download.URLS.get(src.name) else []
     except OSError as e:  # a data dir that cannot be made (read-only, not a folder)
         raise not_found(src, root, f"cannot make a folder to download into ({e})") from e
+    if _download.URLS.get(src.name) and not (root / src.name).is_dir():
+        raise not_found(src, root, f"{root / src.name} is not a folder to download into")
     try:
         _fetch(src, root)
         files = src.find(search_dirs(src.name, root))

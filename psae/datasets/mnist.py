@@ -38,7 +38,7 @@ def _pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{images} holds {len(X)} images but {labels} holds {len(y)} labels")
     if y.size and (y.min() < 0 or y.max() > 9):
         raise DatasetError(f"{labels}: labels outside 0..9")
-    return X.reshape(len(X), -1), y.astype(np.int64)
+    return X.reshape(len(X), 28 * 28), y.astype(np.int64)  # -1 failed on 0 images
 
 
 def read_mnist(files: list[Path]) -> RawData:

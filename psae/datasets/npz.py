@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +41,33 @@ def _check_signature(path: Path) -> None:
     raise DatasetError(f"{path}: cannot read: not a .npz archive (no zip signature; {what})")
 
 
+def _check_sizes(path: Path) -> None:
+    """Each member's declared array no larger than the bytes the archive holds for it: a
+    300-byte file declaring a 10⁷ x 10⁷ array made numpy try to allocate 728 TiB."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f)
+            if dtype.hasobject:
+                continue  # refused by name below
+            need = math.prod(int(n) for n in shape) * dtype.itemsize
+            if need > info.file_size:
+                raise DatasetError(
+                    f"{path}: member {info.filename!r} declares a {shape} {dtype} array "
+                    f"({need:,} bytes) but holds {info.file_size:,} bytes: the file is "
+                    "damaged or not what it says")
+
+
 def _members(path: Path) -> dict[str, np.ndarray]:
     _check_signature(path)
     out: dict[str, np.ndarray] = {}
     try:
+        _check_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             for k in z.files:
                 try:
@@ -59,8 +84,11 @@ def _members(path: Path) -> dict[str, np.ndarray]:
                 out[k] = v
     except DatasetError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot read .npz ({e})") from e
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error,
+            NotImplementedError, RuntimeError, MemoryError) as e:
+        # zlib.error: a damaged deflate stream; RuntimeError: an encrypted member;
+        # NotImplementedError: a compression zipfile lacks
+        raise DatasetError(f"{path}: cannot read .npz ({type(e).__name__}: {e})") from e
     return out
 
 

@@ -28,10 +28,12 @@ def read_optdigits_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.nd
             line = line.strip()
             if not line:
                 continue
-            try:
-                vals = [int(v) for v in line.split(",")]
-            except ValueError as e:
-                raise DatasetError(f"{path}, line {lineno}: not comma-separated integers") from e
+            cells = [v.strip() for v in line.split(",")]
+            # digits only: int() also took "1_0" as 10 and any length of number
+            if not all(c.isdigit() and c.isascii() and len(c) <= 3 for c in cells):
+                raise DatasetError(f"{path}, line {lineno}: not comma-separated integers "
+                                   "0..999")
+            vals = [int(c) for c in cells]
             if len(vals) != 65:
                 raise DatasetError(f"{path}, line {lineno}: {len(vals)} values, expected 65")
             rows.append(vals)
