@@ -38,7 +38,8 @@ __all__ = ["Cache", "cached", "resolve_cache_dir"]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: labels renumbered to 0..K-1, grey image folders one channel
+FORMAT_VERSION = 3  # 2: labels renumbered to 0..K-1, grey image folders one channel;
+# 3: 16-bit PNGs scaled to 8 bits, not clipped
 _MEMO = "hashes.json"
 
 
