@@ -250,7 +250,19 @@ def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) 
     # partitioning the many equal zeros is slow: 33 against 200 ms on a 6,000 x 1,000 code 3 %
     # full, which the stopping rule calibrates once an epoch (a dense code partitions whole)
     vals = H[above] if n_above < H.size // 2 else H.ravel()
-    return float(max(floor, np.partition(vals, vals.size - keep - 1)[vals.size - keep - 1]))
+    theta = max(floor, float(np.partition(vals, vals.size - keep - 1)[vals.size - keep - 1]))
+    kept = int(np.count_nonzero(vals > theta))
+    if kept == keep:
+        return theta
+    # entries tied at θ: cutting them all can leave far fewer than keep (sigmoid codes saturate
+    # to exactly 1.0 in float32, and a target under the saturated count put the mean L0 at 0);
+    # the next value down keeps them all, and the count nearer the target wins (the one that
+    # keeps them, where both are as near: an all-zero code carries nothing)
+    lower = vals[vals < theta]
+    below = max(floor, float(lower.max())) if lower.size else floor
+    if abs(int(np.count_nonzero(vals > below)) - keep) <= keep - kept:
+        return below
+    return theta
 
 
 def dead_units(H, threshold: float = DEFAULT_THRESHOLD) -> float:
@@ -271,7 +283,7 @@ def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
     label sets are given.
     """
     if _as_2d(H, "H").shape[1] < 2:  # RE, L0 and CA are still measures of one unit
-        S, why = np.full(H.shape[0], np.nan), "one code unit: Hoyer sparseness needs at least 2"
+        S, why = np.full(np.shape(H)[0], np.nan), "one code unit: Hoyer sparseness needs at least 2"
     else:
         S, why = hoyer_sparseness(H), "every code is all-zero: Hoyer sparseness is undefined"
     defined = S[~np.isnan(S)]

@@ -235,3 +235,31 @@ def test_sparse_products_decision_rule():
     assert not use_sparse_products(a, 256 * 25, "fp32", 16)  # 4 million multiply-adds
     assert not use_sparse_products(a.to("meta"), 256 * 25, "fp32", 784)
     assert not use_sparse_products(a.half(), 256 * 25, "fp32", 784)
+
+
+@pytest.mark.parametrize("name", ["topk", "batchtopk"])
+def test_duplicate_rows_tie_and_the_step_still_keeps_k_per_sample(name, products):
+    """Two equal rows tie at the batch's (k·B)-th value: BatchTopK's step kept every tied
+    entry (5 of k·B = 4 here) and its gradients left autograd's."""
+    obj = Objective.of(name, n_components=M, k=1)
+
+    def net():
+        m = Autoencoder(D, M, sparsity.get(name).code(M, dict(obj.settings)), "identity",
+                        dtype=torch.float64, generator=torch.Generator().manual_seed(0),
+                        pre_bias=True)
+        with torch.no_grad():
+            m.b1.uniform_(-0.1, 0.3, generator=torch.Generator().manual_seed(5))
+            m.b2.fill_(0.2)
+        return m
+
+    g = torch.Generator().manual_seed(104)
+    x1 = torch.rand(1, D, generator=g, dtype=torch.float64)
+    x = torch.cat([x1, x1, torch.rand(2, D, generator=g, dtype=torch.float64)])
+    ref, mine = net(), net()
+    total, _, _ = Trainer(ref, obj, fused=False).loss(x)
+    total.backward()
+    terms, h = sparse_gradients(mine, obj, x)
+    assert int((h > 0).sum()) <= x.shape[0]
+    assert float(terms[0]) == pytest.approx(float(total.detach()), rel=1e-9)
+    for p, q in zip(ref.parameters(), mine.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-7, atol=1e-9)

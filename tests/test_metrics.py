@@ -146,3 +146,25 @@ def test_evaluate_on_one_code_unit_reports_all_but_sparseness():
     out = metrics.evaluate(X, H, 0.9 * X)
     assert np.isnan(out["S"]) and "one code unit" in out["S_note"]
     assert out["L0"]["mean"] == 1.0 and out["RE"] > 0
+
+
+def test_calibrated_threshold_with_tied_saturated_codes_keeps_them_rather_than_none():
+    """Sigmoid codes saturate to exactly 1.0 in float32: with 6 such units a row and a target
+    of 5, cutting every tied value left L0 0."""
+    import torch
+
+    from psae.metrics import calibrated_threshold, l0_counts
+
+    a = torch.randn(200, 20, generator=torch.Generator().manual_seed(0)) * 4
+    a[:, :6] += 30
+    H = torch.sigmoid(a).numpy()
+    assert (H[:, :6] == 1.0).all()
+    for target, want in ((3, 6.0), (5, 6.0), (6, 6.0), (8, 8.0)):
+        assert l0_counts(H, calibrated_threshold(H, target)).mean() == want
+    rand = np.random.default_rng(0).random((100, 50)).astype(np.float32)  # no ties: exact
+    assert l0_counts(rand, calibrated_threshold(rand, 10.3)).mean() == pytest.approx(10.3)
+
+
+def test_evaluate_takes_lists_with_one_code_unit():
+    out = metrics.evaluate([[0, 1], [1, 0]], [[0.5], [0.2]], [[0, 1], [1, 0]])
+    assert np.isnan(out["S"]) and out["L0"]["mean"] == 1.0

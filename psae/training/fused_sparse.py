@@ -61,10 +61,16 @@ def _codes(code, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(code, TopK):
         h, _, idx = _top_k(a, code.k)
         return h, idx
-    # the batch's k·B largest are those at or above its (k·B)-th largest value (ties between
-    # distinct float32 pre-activations aside), found without a top-k of the whole batch
-    tau = kth_largest(a.flatten(), min(code.k * a.shape[0], a.numel()))
+    # the batch's k·B largest are those at or above its (k·B)-th largest value, found without
+    # a top-k of the whole batch; where values tie at it (duplicate rows) that keeps more than
+    # k·B, and the forward's own top-k decides which
+    kb = min(code.k * a.shape[0], a.numel())
+    tau = kth_largest(a.flatten(), kb)
     h = a.relu() * (a >= tau)
+    if bool(tau > 0) and int(torch.count_nonzero(h)) > kb:
+        flat = a.relu().flatten()
+        idx = flat.topk(kb).indices
+        h = torch.zeros_like(flat).scatter_(0, idx, flat[idx]).view_as(a)
     code.track_low(tau if bool(tau > 0) else _min_positive(a))
     return h, None
 
