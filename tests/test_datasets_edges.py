@@ -175,3 +175,25 @@ def test_a_damaged_digest_memo_is_hashed_afresh(tmp_path):
     tra = (DATA / "optdigits" / "optdigits.tra").resolve()
     memo.write_text(json.dumps({str(tra): [1, 2]}))
     assert datasets.load("optdigits", DATA, cache=cache).X_train.shape == (3823, 64)
+
+
+def test_a_column_named_like_a_label_that_holds_measurements_is_not_taken_as_classes(tmp_path):
+    from psae.datasets._base import DatasetOptionError
+
+    rng = np.random.default_rng(0)
+    f = tmp_path / "xyz.csv"
+    rows = rng.normal(size=(150, 3))
+    f.write_text("x,y,z\n" + "\n".join(",".join(f"{v:.4f}" for v in r) for r in rows) + "\n")
+    with pytest.raises(DatasetOptionError, match="'y' is named like a label but holds numbers"):
+        datasets.load(f)
+    assert datasets.load(f, label_column=None).X_train.shape == (150, 3)
+    assert len(datasets.load(f, label_column="y").classes) > 100  # asked for: taken as is
+    ids = tmp_path / "ids.csv"  # whole numbers, one per row: an id, not a class
+    ids.write_text("a,target\n" + "\n".join(f"{v:.3f},{i}" for i, v in enumerate(rows[:, 0]))
+                   + "\n")
+    with pytest.raises(DatasetOptionError, match="150 distinct values in 150 rows"):
+        datasets.load(ids)
+    ok = tmp_path / "ok.csv"  # classes: kept
+    ok.write_text("a,label\n" + "\n".join(f"{v:.3f},{i % 3}" for i, v in enumerate(rows[:, 0]))
+                  + "\n")
+    assert datasets.load(ok).classes == ["0", "1", "2"]

@@ -359,3 +359,36 @@ def test_hold_out_test_carves_the_split_reproduce_carves(files, tmp_path, capsys
                  "--hold-out-test", "--json", str(tmp_path / "e.json")]) == 0
     scores = json.loads((tmp_path / "e.json").read_text())
     assert scores["split"] == "test" and scores["n_samples"] == len(ds.X_test) == 60
+
+
+def test_a_narrow_file_runs_the_full_paper_protocol_on_the_grid_points_it_can_take(tmp_path):
+    """8 features give M = 20 by rule: TopK's full grid (k 10, 25, 50) stopped the run with
+    'k must be ... from 1 to n_components=20' before anything was fitted."""
+    from psae.reproduce.paper.settings import grid_for
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "narrow.npz"
+    np.savez(path, X=rng.random((120, 8)).astype(np.float32), y=np.arange(120) % 3)
+    out = tmp_path / "run"
+    assert main(["--threads", "1", "reproduce", "--data", str(path), "--models", "topk",
+                 "--seeds", "1", "--epochs", "3", "--out", str(out), "--quiet"]) == 0
+    grid = json.loads((out / "results.json").read_text())["grid"]
+    assert [c["params"] for c in grid if c["model"] == "topk"] == [{"k": 10}]
+    assert grid_for("topk", n_components=20) == [{"k": 10}]
+    assert grid_for("topk", n_components=25) == [{"k": 10}, {"k": 25}]
+    with pytest.raises(psae.ParameterError, match="n-components of at least 10"):
+        grid_for("batchtopk", n_components=8)
+
+
+def test_the_matched_sweep_of_unlabelled_data_draws_no_empty_ca_panel(tmp_path, capsys):
+    from PIL import Image as PILImage
+
+    path = tmp_path / "nolab.npz"
+    np.savez(path, X=np.random.default_rng(0).random((150, 12)).astype(np.float32))
+    out = tmp_path / "run"
+    assert main(["--threads", "1", "reproduce", "--data", str(path), "--quick", "--protocol",
+                 "matched", "--models", "l1,topk", "--out", str(out), "--quiet"]) == 0
+    assert "No artists" not in capsys.readouterr().err
+    fig = out / "figures" / "matched_sweep_nolab.png"
+    with PILImage.open(fig) as im:
+        assert im.width < im.height * 2  # one panel (FVU), not two

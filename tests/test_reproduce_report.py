@@ -483,3 +483,14 @@ def test_clear_means_welchs_test_not_intervals_apart():
     assert welch_p(sx, sy) == pytest.approx(scipy_stats.ttest_ind(x, y, equal_var=False).pvalue)
     assert below(sx, sy) and not below(sy, sx) and apart(sy, sx)
     assert welch_p(sx, (1.5, 0.1, 1)) is None  # one seed: no spread to judge
+
+
+def test_equal_means_are_written_equal_not_ordered():
+    """Three models at exactly 0.375 read 'PSAE 0.375 > RAE 0.375 > SAE+L1 0.375'."""
+    means = copy.deepcopy(GOOD)
+    for m in ("psae", "rae", "l1"):
+        means[m]["CA"] = 0.375
+    rows = [r for r in evaluate_claims(_results_no_files(means)) if r["id"] == 4]
+    assert rows and all(r["held"] is False for r in rows)
+    assert all(" = RAE 0.375" in r["detail"] or " = PSAE 0.375" in r["detail"] for r in rows), \
+        rows[0]["detail"]

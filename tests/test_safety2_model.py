@@ -356,3 +356,26 @@ def test_a_hopeless_fit_still_fails_after_its_restarts(digits):
         with pytest.raises(psae.TrainingCollapsedError,
                            match=r"collapsed again after 2 restart\(s\).*learning rate"):
             SparseAutoencoder(**{**SMALL, "learning_rate": 1e6}).fit(digits[0])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--tol", "0.3"], "--tol has no effect without --early-stopping"),
+    (["--validation-fraction", "0.5"], "--validation-fraction has no effect without"),
+    (["--n-iter-no-change", "7"], "--n-iter-no-change has no effect without"),
+    (["--solver", "lbfgs", "--batch-size", "16"], "--batch-size has no effect without --solver"),
+])
+def test_cli_options_no_setting_reads_are_refused(npz, tmp_path, capsys, argv, words):
+    """They changed nothing, silently, where --max-epochs and --raw-codes were refused."""
+    err = cli_error(capsys, ["fit", "--data", str(npz), "--out", str(tmp_path / "m"), *FIT,
+                             *argv], status=2)
+    assert words in err and not (tmp_path / "m").exists()
+
+
+def test_a_colour_grey_mismatch_hints_at_grayscale():
+    from psae.cli.data import check_features
+
+    X = np.zeros((2, 432), np.float32)
+    with pytest.raises(psae.InputError, match="trained with --grayscale: add it"):
+        check_features("m", 144, X, "imgs", {"grayscale": True})
+    with pytest.raises(psae.InputError, match="Leave out --grayscale"):
+        check_features("m", 432, X[:, :144], "imgs", {})

@@ -36,7 +36,7 @@ __all__ = ["main", "build_parser"]
 
 
 def _add_model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True,
+    p.add_argument("--model", required=True, type=os.path.expanduser,  # --model=~/m too
                    help="model directory written by 'psae fit' or psae.save()")
 
 
@@ -151,7 +151,7 @@ def cmd_fit(args) -> int:
         model.fit(X)
     if rank == 0:
         extra = {"data": str(args.data), "source": str(ds.source),
-                 "label_column": ds.label_column}
+                 "label_column": ds.label_column, "grayscale": bool(args.grayscale)}
         bundle.save(bundle.pipeline(normalizer, model), args.out, extra=extra, force=args.force)
         print(json.dumps({"model": str(args.out), "penalty": model.penalty,
                           "n_components": model.n_components, "epochs": model.n_iter_,
@@ -309,9 +309,12 @@ def cmd_datasets(args) -> int:
                 raise ParameterError(f"--download: unknown data set {name!r}; choose from "
                                 f"{', '.join(datasets.NAMES)}")
             ds = datasets.load(name, root=args.data_dir, download=True)
+            bundled = datasets.SOURCES[name].bundled is not None  # nothing on disk to name
+            where = ("(ships with scikit-learn: nothing downloaded)" if bundled
+                     else f"in {datasets.data_root(args.data_dir)}")
             print(f"{name}: {len(ds.X_train)} training and "
-                  f"{0 if ds.X_test is None else len(ds.X_test)} test samples in "
-                  f"{datasets.data_root(args.data_dir)}", file=sys.stderr)
+                  f"{0 if ds.X_test is None else len(ds.X_test)} test samples {where}",
+                  file=sys.stderr)
     info = datasets.describe(args.data_dir)
     if args.json:
         print(json.dumps(info, indent=1, default=str))

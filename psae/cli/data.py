@@ -104,7 +104,7 @@ def _hold_out_test(ds, data):
 
     if ds.X_test is not None:
         raise ParameterError(f"--hold-out-test: {data} has a test split of its own "
-                             f"({len(ds.X_test)} rows), which is used as it is")
+                             f"({len(ds.X_test)} rows); leave --hold-out-test out to use it")
     n = len(ds.X_train)
     X_train, y_train, X_test, y_test, strat = carve(ds.X_train, ds.y_train, TEST_FRACTION)
     note(f"test split: {TEST_FRACTION:.0%} of {data}'s {n} rows ({len(X_test)}) held out, "
@@ -139,5 +139,11 @@ def check_features(model_dir, n_features_in: int, X: np.ndarray, data: str, extr
         hint = (" One extra column: is it the label? Name it with --label-column"
                 + (f" (the model was trained with label column {extra['label_column']!r})"
                    if extra.get("label_column") is not None else "") + ".")
+    elif d == 3 * n_features_in:
+        hint = (" Three times as many: colour images where the model was trained on grey ones?"
+                + (" It was trained with --grayscale: add it." if extra.get("grayscale") else
+                   " Add --grayscale."))
+    elif 3 * d == n_features_in:
+        hint = " A third as many: was the model trained on colour images? Leave out --grayscale."
     raise InputError(f"{data} has {d} features per sample but the model in {model_dir} was "
                      f"trained on {n_features_in}.{hint}")

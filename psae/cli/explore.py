@@ -46,7 +46,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     """Register ``psae explore`` on the subcommand parsers ``sub``."""
     p = sub.add_parser("explore", description=DESCRIPTION,
                        help="write a feature-explorer page (index.html) for a fitted model")
-    p.add_argument("--model", required=True,
+    p.add_argument("--model", required=True, type=os.path.expanduser,
                    help="model directory (an autoencoder, or one with its preprocessing)")
     add_data_args(p)
     p.add_argument("--split", default=None, choices=["train", "test"],

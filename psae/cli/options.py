@@ -157,11 +157,30 @@ def check_given(params: dict) -> None:
                                  "penalties")
 
 
+_NEEDS = {"validation_fraction": ("early_stopping", True, "--early-stopping"),
+          "tol": ("early_stopping", True, "--early-stopping"),
+          "n_iter_no_change": ("early_stopping", True, "--early-stopping"),
+          "batch_size": ("solver", "adam", "--solver adam (L-BFGS steps on the whole set)")}
+"""Options that only a setting reads: given without it, they changed nothing, silently
+(``--max-epochs`` and ``--raw-codes`` were already refused so by the estimator)."""
+
+
+def check_settings(params: dict) -> None:
+    """An option given without the setting that reads it is a :class:`ParameterError`."""
+    defaults = inspect.signature(SparseAutoencoder).parameters
+    for name, (needs, value, words) in _NEEDS.items():
+        have = params.get(needs, CLI_DEFAULTS.get(needs, defaults[needs].default))
+        if name in params and have != value:
+            raise ParameterError(f"{_option(name)} has no effect without {words}; leave it "
+                                 "out, or add that")
+
+
 def model_params(args: argparse.Namespace) -> dict:
     """Keyword arguments for ``SparseAutoencoder``: what was given, plus the CLI's defaults.
     An option the chosen penalty ignores is a :class:`~psae.errors.ParameterError`."""
     params = {n: getattr(args, n) for n in given_params(args)}
     check_given(params)
+    check_settings(params)
     for n, v in CLI_DEFAULTS.items():
         params.setdefault(n, v)
     return params

@@ -211,6 +211,24 @@ def _auto(header: list[str] | None, text: list[int], ids: tuple[int, ...] = ()) 
     return j, header[j], tuple(notes)
 
 
+def _check_named_labels(path: Path, spec: LabelColumn, header: list[str] | None,
+                        col: int | None, y: np.ndarray | None) -> None:
+    """A column ``"auto"`` took for its name must hold classes: numbers with a fraction (a
+    ``y`` or ``target`` of measurements) or a value per row (an id) were taken as 149
+    classes of 150 rows, CA 0 %, with only a note."""
+    if spec != "auto" or header is None or col is None or y is None or y.dtype.kind != "f":
+        return
+    whole = bool(np.all(y == np.round(y)))
+    if whole and not (len(y) >= 20 and len(np.unique(y)) >= 0.9 * len(y)):
+        return
+    what = (f"numbers with fractions (e.g. {float(y[y != np.round(y)][0]):g})"
+            if not whole else f"{len(np.unique(y))} distinct values in {len(y)} rows")
+    raise DatasetOptionError(
+        f"{path}: column {header[col]!r} is named like a label but holds {what}, not classes: "
+        f"give label_column=None (--label-column none) to read it as a feature, or "
+        f"label_column={header[col]!r} to take its values as classes anyway")
+
+
 def _named(path: Path, name: str, header: list[str] | None) -> _Choice:
     if header is None:
         raise DatasetOptionError(
@@ -295,7 +313,9 @@ def _read_numeric(path: Path, label_column: LabelColumn) -> RawData | None:
     X = np.empty((a.shape[0], int(keep.sum())), np.float32)
     for j, src in enumerate(np.flatnonzero(keep)):  # a column at a time: no second float64 copy
         X[:, j] = a[:, src]
-    (y,), classes = encode_labels([None if col is None else a[:, col].copy()], path)
+    y = None if col is None else a[:, col].copy()
+    _check_named_labels(path, label_column, header, col, y)
+    (y,), classes = encode_labels([y], path)
     notes = index_note + (PANDAS_NOTE if pandas_names else ()) + notes
     return RawData(X, y, None, None, None, classes, recorded, notes)
 
@@ -357,5 +377,6 @@ def _read_general(path: Path, label_column: LabelColumn) -> RawData:
         raise DatasetError(f"{path}: no feature columns besides the label")
     a = _parse(path, rows, header, col)
     y = None if col is None else _label_values(path, rows, col, header)
+    _check_named_labels(path, label_column, header, col, y)
     (y,), classes = encode_labels([y], path)
     return RawData(a.astype(np.float32), y, None, None, None, classes, recorded, notes)

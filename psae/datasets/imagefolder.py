@@ -274,7 +274,8 @@ def read_image_folder(path: str | os.PathLike[str]) -> RawData:
             counts[(s, cls)] = counts.get((s, cls), 0) + 1
     empty = sorted(f"{s}/{c}" for s, c in class_dirs if counts.get((s, c), 0) == 0)
     if empty:
-        raise DatasetError(f"{path}: empty class folder(s): {', '.join(empty)}")
+        raise DatasetError(f"{path}: class folder(s) with no {'/'.join(IMAGE_EXTENSIONS)} "
+                           f"image: {', '.join(empty)} (psae reads PNG and JPEG only)")
     names = sorted({c for _, c in counts})
     classes = list(CIFAR10_CLASSES) if sorted(CIFAR10_CLASSES) == names else names
     index = {c: i for i, c in enumerate(classes)}

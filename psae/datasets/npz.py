@@ -134,9 +134,6 @@ def _channels_last(X: np.ndarray) -> np.ndarray:
     return X
 
 
-_LAYOUT_NOTE = "images laid out as (N, H, W[, C]): a single channel dropped, channels moved last"
-
-
 def read_npz(path: Path) -> RawData:
     """Decode a ``.npz`` file; every array is checked for shape, dtype and NaN/inf."""
     d = _members(path)
@@ -169,7 +166,10 @@ def read_npz(path: Path) -> RawData:
     notes: tuple[str, ...] = ()
     raw = d["X_train"] if "X_train" in d else d["X"]
     if raw.ndim == 4 and tuple(raw.shape[1:]) != shape:
-        notes += (_LAYOUT_NOTE,)
+        # what was done, only: a (N, 3, 8, 8) file kept its 3 channels, and was told one dropped
+        done = ["its single channel dropped" if raw.shape[1] == 1 or raw.shape[3] == 1
+                else "channels moved last"]
+        notes += (f"images laid out as (N, H, W[, C]) from {tuple(raw.shape)}: {done[0]}",)
     used = {"X_train", "y_train", "X_test", "y_test"} if "X_train" in d else {"X", "y"}
     if unused := sorted(set(d) - used):
         notes += (f"arrays not read: {', '.join(unused)} (psae reads "

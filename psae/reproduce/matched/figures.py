@@ -22,14 +22,15 @@ from .claims import shown_measures, stat, targets_of
 __all__ = ["matched_figures", "MATCHED_CAPTIONS"]
 
 MATCHED_CAPTIONS = {
-    "matched": "{ds}: CA, RE, the spread of per-sample L0 and, with two seeds or more, the "
-               "stability of the atoms across seeds (mean cosine of two seeds' decoder atoms "
-               "after one-to-one matching) against the mean test L0, every model trained to "
-               "each target (mean ± std over seeds, or over pairs of seeds, in both "
-               "directions); RAE (dense) is the dashed line.",
-    "matched_sweep": "{ds}: FVU and CA of each thresholded fit's codes (target L0 {t}, seed 0) "
-                     "trimmed at 0 (raw codes), θ/2, θ (the calibrated inference threshold: the "
-                     "comparison's codes, filled marker) and 2θ, against their mean L0.",
+    "matched": "{ds}: CA (where the data have labels), RE, the spread of per-sample L0 and, "
+               "with two seeds or more, the stability of the atoms across seeds (mean cosine of "
+               "two seeds' decoder atoms after one-to-one matching) against the mean test L0, "
+               "every model trained to each target (mean ± std over seeds, or over pairs of "
+               "seeds, in both directions); RAE (dense) is the dashed line.",
+    "matched_sweep": "{ds}: FVU and, where the data have labels, CA of each thresholded fit's "
+                     "codes (target L0 {t}, seed 0) trimmed at 0 (raw codes), θ/2, θ (the "
+                     "calibrated inference threshold: the comparison's codes, filled marker) "
+                     "and 2θ, against their mean L0.",
     "matched_curves": "{ds}: validation RE per epoch at target L0 {t} (seed 0): each fit stops "
                       "after its second plateau (the first lowers the step size).",
 }
@@ -108,9 +109,14 @@ def _sweep(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
               if (e.get(t) or {}).get("sweep")}
     if not sweeps:
         return None
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, metric in zip(axes, ("FVU", "CA"), strict=True):
+    # data without labels have no CA: its panel was drawn empty, with an empty legend
+    metrics = [k for k in ("FVU", "CA")
+               if any(r.get(k) is not None for rows in sweeps.values() for r in rows)]
+    if not metrics:
+        return None
+    fig = Figure(figsize=(5.5 * len(metrics), 4.2), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(1, len(metrics))))
+    for ax, metric in zip(axes, metrics, strict=True):
         for m, rows in sweeps.items():
             pts = [(r["L0_mean"], r[metric], r["factor"]) for r in rows
                    if r.get(metric) is not None and r["L0_mean"] > 0]
@@ -129,7 +135,7 @@ def _sweep(results: dict, out_dir: Path, ds: str, colors: dict) -> str | None:
         ax.set_title(f"{metric} ({'lower' if metric == 'FVU' else 'higher'} is better)",
                      fontsize=9)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
+    axes[-1].legend(fontsize=8)
     fig.suptitle(f"{dataset_label(results, ds)}: what the inference threshold removes")
     return save_figure(fig, out_dir, f"matched_sweep_{ds}")
 

@@ -20,13 +20,18 @@ def _cost(cells: Cells, name: str, rows: int) -> float:
     return rows * cells.splits[name].X_train.shape[1] * proto.n_components * proto.epochs
 
 
+def _grid(cells: Cells, name: str, model: str) -> list[dict]:
+    """``model``'s grid on data set ``name``: the points its hidden size can take."""
+    return grid_for(model, cells.cfg.quick, cells.cfg.protocol(name).n_components)
+
+
 def plan(cells: Cells) -> list[Planned]:
     """Per data set: every model's grid points (first seed), then every model's final fits."""
     out = []
     for name in cells.cfg.names:
         sp = cells.splits[name]
         for m in cells.cfg.models:
-            for p, _ in enumerate(grid_for(m, cells.cfg.quick)):
+            for p, _ in enumerate(_grid(cells, name, m)):
                 out.append(Planned(name, m, "grid", p, cells.seeds[0],
                                    _cost(cells, name, len(sp.X_fit))))
         for m in cells.cfg.models:
@@ -41,7 +46,7 @@ def estimator(cells: Cells, planned: Planned):
     (that point is one of the grid's, whose cells are checked)."""
     if planned.point is None:
         return None
-    return make_model(planned.model, grid_for(planned.model, cells.cfg.quick)[planned.point],
+    return make_model(planned.model, _grid(cells, planned.dataset, planned.model)[planned.point],
                       cells.cfg.protocol(planned.dataset), planned.seed, cells.cfg.device,
                       cells.cfg.threads)
 
@@ -64,7 +69,7 @@ def run(cells: Cells, planned: Planned) -> str:
     if kind == "final":
         point = selected_point(cells, name, model)
     key = cell_key(name, model, kind, point, seed)
-    params = grid_for(model, cells.cfg.quick)[point]
+    params = _grid(cells, name, model)[point]
     if cells.resumed(key, params, seed):
         return key
     cell = {"dataset": name, "model": model, "kind": kind, "point": point, "seed": seed,

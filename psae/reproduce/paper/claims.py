@@ -11,6 +11,7 @@ among the models present, marked "partial").
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -98,7 +99,10 @@ def _best_claim(
     sign = 1.0 if higher else -1.0
     order = sorted([winner, *present], key=lambda m: -sign * stats[m][0])
     rel = " > " if higher else " < "
-    detail = rel.join(f"{model_label(results, m)} {_fmt(stats[m][0])}" for m in order)
+    detail = f"{model_label(results, order[0])} {_fmt(stats[order[0]][0])}"
+    for prev, m in itertools.pairwise(order):  # equal means are said equal, not ordered
+        sep = " = " if stats[m][0] == stats[prev][0] else rel
+        detail += f"{sep}{model_label(results, m)} {_fmt(stats[m][0])}"
     if missing:
         detail += f" ({', '.join(missing)} missing)"
     held = order[0] == winner and all(stats[m][0] != w[0] for m in present)

@@ -95,8 +95,21 @@ def protocol_for_data(n_train: int, n_features: int, quick: bool = False,
     return replace(proto, **_given(overrides))
 
 
-def grid_for(model: str, quick: bool = False) -> list[dict]:
-    """The hyperparameter points tried for ``model`` (its own knobs only; the registry's)."""
+def grid_for(model: str, quick: bool = False, n_components: int | None = None
+             ) -> list[dict]:
+    """The hyperparameter points tried for ``model`` (its own knobs only; the registry's);
+    with ``n_components``, those a layer that wide can take: TopK's k of 25 and 50 on a file
+    whose rule gives M = 20 stopped the whole run. Points are dropped from the end of the
+    grid (k rising), so a point keeps its index."""
     mech = sparsity.by_key(model)
-    return [{k: list(v) if isinstance(v, tuple | list) else v for k, v in p.items()}
+    grid = [{k: list(v) if isinstance(v, tuple | list) else v for k, v in p.items()}
             for p in (mech.quick_grid if quick else mech.grid)]
+    if n_components is None:
+        return grid
+    fits = [p for p in grid if p.get("k", 0) <= n_components]
+    if not fits:
+        raise ParameterError(
+            f"every grid point of {model} asks for more active units than the hidden size "
+            f"n_components={n_components} (k in {', '.join(str(p['k']) for p in grid)}): give "
+            f"--n-components of at least {min(p['k'] for p in grid)}")
+    return fits
