@@ -122,7 +122,9 @@ def load(
     label_column
         For ``.csv`` paths: an index (negative counts from the end), a header name, ``None`` (no
         labels) or ``"auto"``: the header column named ``label``, ``target``, ``class`` or ``y``,
-        if any, or without a header the one column of class names (see :func:`load_arrays`).
+        if any (one holding measurements, numbers with fractions or a value per row, is an
+        error that asks which), or without a header the one column of class names (see
+        :func:`load_arrays`).
         Anything but ``"auto"``/``None`` is an error for other sources.
 
     Raises
