@@ -148,3 +148,31 @@ def test_datasets_download_fetches_checks_and_places_the_files(tmp_path, monkeyp
     listing = capsys.readouterr().out
     assert "optdigits  present" in listing and "mnist      present" in listing
     assert main(["datasets", "--download", "bogus", "--data-dir", str(root)]) == 2
+
+
+def test_encode_of_picked_rows_writes_their_row_numbers_and_labels(tmp_path, capsys):
+    """--hold-out-test and --limit encode a shuffled or thinned pick of the file's rows: the
+    codes could not be matched back to their rows."""
+    rng = np.random.default_rng(0)
+    X = rng.random((120, 6)).astype(np.float32)
+    X[:, 0] = np.arange(120)  # each row says its own number
+    data = tmp_path / "rows.npz"
+    np.savez(data, X=X, y=np.arange(120) % 3)
+    model = tmp_path / "m"
+    assert main(["fit", "--data", str(data), "--out", str(model), "--n-components", "4",
+                 "--epochs", "4", "--quiet", "--device", "cpu", "--hold-out-test"]) == 0
+    for extra in (["--hold-out-test"], ["--limit", "50"], ["--limit", "60", "--hold-out-test"]):
+        out = tmp_path / "codes.npz"
+        assert main(["encode", "--model", str(model), "--data", str(data), "--out", str(out),
+                     "--force", *extra]) == 0
+        with np.load(out) as z:
+            idx, y, H = z["index"], z["y"], z["H"]
+        assert len(idx) == len(H) == len(y) < 120
+        np.testing.assert_array_equal(y, idx % 3)
+        whole = tmp_path / "all.npz"
+        assert main(["encode", "--model", str(model), "--data", str(data), "--split", "train",
+                     "--out", str(whole), "--force"]) == 0
+        with np.load(whole) as z:
+            assert "index" not in z.files
+            np.testing.assert_allclose(z["H"][idx], H, rtol=1e-5, atol=1e-6)
+    capsys.readouterr()

@@ -28,6 +28,7 @@ from .data import (
     load_data,
     note,
     pick_split,
+    split_rows,
     threshold,
 )
 from .options import add_model_options, model_params
@@ -209,7 +210,12 @@ def cmd_encode(args) -> int:
         raise ParameterError(f"--out must end in .npy, .npz or .csv, got {out.name!r}")
     check_output_file(out, force=args.force, inputs=input_paths(args))
     ds = load_data(args)
-    X, _, _ = pick_split(ds, args.split, "encoding")
+    X, y, split = pick_split(ds, args.split, "encoding")
+    rows = split_rows(ds, split)
+    if rows is not None and suffix != ".npz":
+        note(f"the codes are of {len(rows)} rows picked from {args.data}'s {split} rows "
+             "(--limit or --hold-out-test), in that order: --out FILE.npz writes their row "
+             "numbers beside them ('index')")
     loaded = _Loaded(args.model, args.data)
     Xn = loaded.prepare(X)
     model = loaded.model
@@ -221,7 +227,10 @@ def cmd_encode(args) -> int:
         H = model.transform(Xn)
         buf = io.BytesIO()
         if suffix == ".npz":
-            np.savez_compressed(buf, H=H)
+            # the rows' numbers in the file's split where they are a pick of it, and their
+            # labels: a code can be matched to its row
+            extra = {"index": rows} if rows is not None else {}
+            np.savez_compressed(buf, H=H, **extra, **({} if y is None else {"y": y}))
         else:
             np.savetxt(buf, H, delimiter=",", fmt="%.7g")
         atomic_write(out, buf.getvalue(), replace=args.force)

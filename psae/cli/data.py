@@ -106,13 +106,25 @@ def _hold_out_test(ds, data):
         raise ParameterError(f"--hold-out-test: {data} has a test split of its own "
                              f"({len(ds.X_test)} rows); leave --hold-out-test out to use it")
     n = len(ds.X_train)
-    X_train, y_train, X_test, y_test, strat = carve(ds.X_train, ds.y_train, TEST_FRACTION)
-    note(f"test split: {TEST_FRACTION:.0%} of {data}'s {n} rows ({len(X_test)}) held out, "
+    # carved as reproduce carves its test split (same call, same rows), on the row numbers,
+    # so that the rows each part took are known: encode writes them beside the codes
+    rest, _, part, _, strat = carve(np.arange(n), ds.y_train, TEST_FRACTION)
+    note(f"test split: {TEST_FRACTION:.0%} of {data}'s {n} rows ({len(part)}) held out, "
          f"{'stratified by label' if strat else 'random'}, seed {SPLIT_SEED}, as psae "
          "reproduce carves it")
     notes = without(ds.notes, "no_test")
-    return dataclasses.replace(ds, X_train=X_train, y_train=y_train, X_test=X_test,
-                               y_test=y_test, notes=notes)
+    rows = np.arange(n) if ds.rows_train is None else ds.rows_train
+    y = ds.y_train
+    return dataclasses.replace(ds, X_train=ds.X_train[rest], X_test=ds.X_train[part],
+                               y_train=None if y is None else y[rest],
+                               y_test=None if y is None else y[part], notes=notes,
+                               rows_train=rows[rest], rows_test=rows[part])
+
+
+def split_rows(ds, name: str) -> np.ndarray | None:
+    """The split's rows' positions in the source (None: all, in order); a carved test split's
+    are positions among the file's rows, as its training rows' are."""
+    return ds.rows_test if name == "test" else ds.rows_train
 
 
 def pick_split(ds, split: str | None, purpose: str):

@@ -78,6 +78,9 @@ class Dataset:
     without a test split. ``label_column`` is the ``.csv`` column taken as the label (its header
     name, or its index in a file without header; ``None`` otherwise); ``notes`` are short remarks
     for the user (an auto-detected label column, a missing test split, a lossy copy).
+    ``rows_train``/``rows_test``: where the rows are a subset or a reordering of the source's
+    split (``limit``, a carved test split), each row's position in it; ``None``: all of them,
+    in the source's order.
     """
 
     name: str
@@ -90,6 +93,8 @@ class Dataset:
     source: str | tuple[str, ...] = ""
     label_column: str | int | None = None
     notes: tuple[str, ...] = ()
+    rows_train: np.ndarray | None = None
+    rows_test: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -121,6 +126,8 @@ class RawData:
     classes: list[str] | None
     label_column: str | int | None = None
     notes: tuple[str, ...] = ()
+    rows_train: np.ndarray | None = None
+    rows_test: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"X_train": self.X_train}

@@ -74,16 +74,17 @@ def finish(
     ``raw.notes``."""
     check_limit(limit, seed)
     Xtr, ytr, Xte, yte, shape = raw.X_train, raw.y_train, raw.X_test, raw.y_test, raw.shape
+    rows_tr = rows_te = None
     if limit is not None:
         rng = np.random.default_rng(seed)
         n_tr = len(Xtr)
-        idx = stratified_subset(ytr, n_tr, int(limit), rng)
+        rows_tr = idx = stratified_subset(ytr, n_tr, int(limit), rng)
         Xtr = Xtr[idx]
         ytr = None if ytr is None else ytr[idx]
         if Xte is not None:
             n_cls = 0 if yte is None else len(np.unique(yte))
             k = _limit_test(int(limit), n_tr, len(Xte), n_cls)
-            idx = stratified_subset(yte, len(Xte), k, rng)
+            rows_te = idx = stratified_subset(yte, len(Xte), k, rng)
             Xte = Xte[idx]
             yte = None if yte is None else yte[idx]
     if grayscale and shape is not None and len(shape) == 3 and shape[2] == 3:
@@ -116,4 +117,8 @@ def finish(
         source=source,
         label_column=raw.label_column,
         notes=(*raw.notes, *notes),
+        rows_train=None if rows_tr is None or len(rows_tr) == len(raw.X_train)
+        else np.asarray(rows_tr, dtype=np.int64),
+        rows_test=None if rows_te is None or raw.X_test is None
+        or len(rows_te) == len(raw.X_test) else np.asarray(rows_te, dtype=np.int64),
     )
