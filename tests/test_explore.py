@@ -250,3 +250,51 @@ def test_a_model_page_numbers_its_sample_by_the_rows_given(tmp_path):
     idx = sample_rows(y, 300, 60)
     assert shown == 60 and set(page_data(path)["samples"]) <= set(idx.tolist())
     assert max(page_data(path)["samples"]) >= 60  # row numbers of all 300, not of the 60
+
+
+def test_a_unit_that_fires_on_every_class_alike_prefers_none():
+    """An RAE unit active on every sample has zero excess for every class: argmax named class
+    0 its preferred class (948 of 1,000 units on MNIST)."""
+    H = np.ones((30, 2), np.float32)
+    H[:10, 1] = 0  # unit 1 misses class 0: it prefers the others
+    st = unit_stats(H, np.eye(2), np.arange(30) % 3)
+    assert st["preferred_class"][0] == -1 and st["selectivity"][0] == 0
+    assert st["preferred_class"][1] in (1, 2)
+
+
+def test_a_float32_code_at_the_threshold_counts_alike_everywhere():
+    """float32(0.1) rounds up: an entry of exactly 0.1 was active in the unit's frequency but
+    not in the sample's L0 or the class mix."""
+    H = np.zeros((60, 3), np.float32)
+    H[:30, 0] = 0.1
+    st = unit_stats(H, np.eye(3), np.arange(60) % 2, threshold=0.1)
+    assert st["count"][0] == sample_l0(H, 0.1).sum()
+    assert st["count"][0] == 30
+
+
+def test_explore_numbers_the_rows_of_a_carved_split_and_names_the_data(tmp_path, capsys):
+    from psae.cli import main
+
+    rng = np.random.default_rng(0)
+    X = rng.random((120, 6)).astype(np.float32)
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, y=np.arange(120) % 3)
+    assert main(["fit", "--data", str(data), "--out", str(tmp_path / "m"), "--n-components",
+                 "4", "--epochs", "4", "--quiet", "--device", "cpu", "--hold-out-test"]) == 0
+    assert main(["explore", "--model", str(tmp_path / "m"), "--data", str(data),
+                 "--hold-out-test", "--out", str(tmp_path / "p")]) == 0
+    page = page_data(tmp_path / "p" / "index.html")
+    from psae.reproduce.data import TEST_FRACTION, carve
+
+    _, _, part, _, _ = carve(np.arange(120), np.arange(120) % 3, TEST_FRACTION)
+    assert set(page["samples"]) <= set(part.tolist()) and max(page["samples"]) >= len(part)
+    html = (tmp_path / "p" / "index.html").read_text()
+    assert f"<dd>{data}, test split" in html
+    assert main(["fit", "--data", "digits", "--out", str(tmp_path / "dm"), "--n-components",
+                 "4", "--epochs", "4", "--quiet", "--device", "cpu"]) == 0
+    assert main(["explore", "--model", str(tmp_path / "dm"), "--data", "digits", "--out",
+                 str(tmp_path / "dp")]) == 0
+    meta = re.search(r'<dl class="meta">(.*?)</dl>',
+                     (tmp_path / "dp" / "index.html").read_text(), re.S).group(1)
+    assert "<dd>digits (scikit-learn), test split" in meta, meta
+    capsys.readouterr()

@@ -257,3 +257,23 @@ def test_dense_tags_match_the_dense_count(browser, tmp_path):
         ".map(r => +r.dataset.unit)")
     assert tagged == [0]
     assert page.errors == []
+
+
+def test_enter_on_a_sort_button_sorts_and_class_names_keep_their_start(browser, tmp_path):
+    """Enter on a focused sort button opened unit 0's card; a long class name in the card's
+    class mix showed only its end ("riptive-name")."""
+    rng = np.random.default_rng(0)
+    H = np.abs(rng.normal(size=(60, 5))).astype(np.float32)
+    classes = [f"class-{i}-with-a-rather-long-descriptive-name" for i in range(3)]
+    path = write_explorer(tmp_path / "p", H, rng.normal(size=(5, 16)), rng.random((60, 16)),
+                          y=np.arange(60) % 3, classes=classes, image_shape=(4, 4))
+    page = load(browser, path)
+    page.focus("th[data-key=freq] button")
+    page.keyboard.press("Enter")
+    assert card_unit(page) is None
+    assert page.get_attribute("th[data-key=freq]", "aria-sort") != "none"
+    page.click("tr[data-unit='0']")
+    labels = page.eval_on_selector_all("#card svg text", "ts => ts.map(t => t.textContent)")
+    assert any(t.startswith("class-") for t in labels), labels
+    assert page.locator("#card .sprite[role=img][aria-label]").count() >= 1
+    assert page.errors == []

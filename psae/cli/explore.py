@@ -18,6 +18,7 @@ from .data import (
     load_data,
     note,
     pick_split,
+    split_rows,
     threshold,
 )
 
@@ -70,6 +71,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_explore(args) -> int:
+    from .. import datasets
     from ..bundle import load, split
     from ..io.ownership import check_output_dir
 
@@ -86,13 +88,20 @@ def cmd_explore(args) -> int:
              "are taken of the data as given")
     shown = len(sample_rows(y, len(X), args.max_samples))
     meta = {"model": f"{sae.penalty}, {sae.n_components} units ({args.model})",
-            "data": f"{ds.source}, {which} split: "
+            # what the user named (a path, or a data set), not a tuple of its files
+            "data": f"{_data_label(ds, args.data, datasets)}, {which} split: "
                     + (f"{shown} of {len(X)} rows (stratified)" if shown < len(X)
                        else f"all {len(X)} rows"),
             "preprocessing": "Normalizer" if normalizer is not None else "none"}
     path, _ = write_model_page(args.out, model, X, y, classes=ds.classes, image_shape=ds.shape,
                                max_samples=args.max_samples, title=args.title or str(args.model),
-                               meta=meta, threshold=args.threshold, top_n=args.top_n)
+                               meta=meta, threshold=args.threshold, top_n=args.top_n,
+                               rows=split_rows(ds, which))
     print(json.dumps({"page": str(path), "bytes": path.stat().st_size, "split": which,
                       "samples": shown, "of": len(X), "units": sae.n_components}))
     return 0
+
+
+def _data_label(ds, data: str, datasets) -> str:
+    """A named set's label (``MNIST``, ``CIFAR-10 (JPEG copy)``), else the path given."""
+    return datasets.label_for(ds.name, ds.source) if ds.name in datasets.NAMES else str(data)

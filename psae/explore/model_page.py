@@ -52,10 +52,12 @@ def write_model_page(out_dir: str | Path, model, X: np.ndarray, y: np.ndarray | 
                      max_samples: int = DEFAULT_MAX_SAMPLES, title: str = "",
                      meta: Mapping[str, object] | None = None,
                      threshold: float = DEFAULT_THRESHOLD,
-                     top_n: int = 16) -> tuple[Path, int]:
+                     top_n: int = 16, rows: np.ndarray | None = None) -> tuple[Path, int]:
     """Encode (a stratified sample of) the raw rows ``X`` with ``model`` (a
     ``SparseAutoencoder`` or a pipeline with its ``Normalizer``), write
-    ``out_dir/index.html`` and return its path and the number of rows shown."""
+    ``out_dir/index.html`` and return its path and the number of rows shown. ``rows``: each
+    row's number in the user's data where ``X`` is a pick of it (``Dataset.rows_test``), so
+    that the page's "#n" is the row's own (else its index in ``X``)."""
     from ..bundle import split
 
     normalizer, sae = split(model)
@@ -65,5 +67,6 @@ def write_model_page(out_dir: str | Path, model, X: np.ndarray, y: np.ndarray | 
     H = sae.transform(X if normalizer is None else normalizer.transform(X))
     path = write_explorer(out_dir, H, sae.components_, X, y=y, classes=classes,
                           image_shape=_page_shape(image_shape), title=title, meta=meta,
-                          threshold=threshold, top_n=top_n, sample_ids=idx)
+                          threshold=threshold, top_n=top_n,
+                          sample_ids=idx if rows is None else np.asarray(rows)[idx])
     return path, len(idx)

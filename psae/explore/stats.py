@@ -49,7 +49,10 @@ def sample_l0(H: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray
     """Number of active units of each sample, shape (N,)."""
     H = _check(H)
     return np.concatenate(
-        [(np.abs(H[i : i + _BLOCK]) > threshold).sum(axis=1) for i in range(0, len(H), _BLOCK)]
+        # in float64, as _moments compares: float32(0.1) rounds up, and an entry of exactly
+        # 0.1 counted active for the unit's frequency but not for the sample's L0
+        [(np.abs(np.asarray(H[i : i + _BLOCK], np.float64)) > threshold).sum(axis=1)
+         for i in range(0, len(H), _BLOCK)]
         or [np.zeros(0, dtype=np.int64)]
     )
 
@@ -79,7 +82,7 @@ def class_counts(
     y = np.asarray(y)
     out = np.zeros((H.shape[1], n_classes), dtype=np.int64)
     for i in range(0, len(H), _BLOCK):
-        act = (np.abs(H[i : i + _BLOCK]) > threshold).astype(np.int64)
+        act = (np.abs(np.asarray(H[i : i + _BLOCK], np.float64)) > threshold).astype(np.int64)
         onehot = np.eye(n_classes, dtype=np.int64)[y[i : i + _BLOCK]]
         out += act.T @ onehot
     return out
@@ -97,6 +100,9 @@ def _selectivity(counts: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.
     fired = total[:, 0] > 0
     top = np.where(fired, np.argmax(np.where(fired[:, None], excess, -np.inf), axis=1), -1)
     sel = np.where(fired, np.take_along_axis(excess, np.maximum(top, 0)[:, None], 1)[:, 0], np.nan)
+    # a unit that fires on every class at its base rate prefers none: argmax over equal
+    # excesses named class 0 (948 of an RAE's 1,000 units on MNIST)
+    top = np.where(fired & (sel > 0), top, -1)
     return sel, top
 
 

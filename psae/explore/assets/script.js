@@ -13,7 +13,8 @@ function el(name, attrs, inner) {
   for (const k in attrs) s += " " + k + '="' + attrs[k] + '"';
   return inner === undefined ? s + "/>" : s + ">" + inner + "</" + name + ">";
 }
-const svg = (w, h, body) => el("svg", { width: w, height: h, viewBox: "0 0 " + w + " " + h }, body);
+const svg = (w, h, body, label) => el("svg", { width: w, height: h, viewBox: "0 0 " + w + " " + h,
+  role: "img", "aria-label": label || "chart" }, body);
 
 // ---------- numbers ----------
 function sig(v) {
@@ -55,7 +56,7 @@ function tileBox(h, w, box) {
   const m = Math.max(h, w);
   return m <= box ? Math.floor(box / m) : box / m;
 }
-function spriteHTML(t, n, grid, prefix, box, cls) {
+function spriteHTML(t, n, grid, prefix, box, cls, label) {
   const img = D.image, s = tileBox(img.h, img.w, box);
   const sheet = Math.floor(t / grid.per), r = t % grid.per;
   const inSheet = Math.min(grid.per, n - sheet * grid.per);
@@ -64,11 +65,14 @@ function spriteHTML(t, n, grid, prefix, box, cls) {
   const style = "width:" + w + "px;height:" + h + "px;background-size:" + grid.cols * w + "px " +
     rows * h + "px;background-position:" + -(r % grid.cols) * w + "px " +
     -Math.floor(r / grid.cols) * h + "px";
-  return '<span class="sprite ' + prefix + sheet + " " + (cls || "") + '" style="' + style +
-    '"></span>';
+  // an image to assistive technology too: a background-image span is otherwise nothing
+  return '<span class="sprite ' + prefix + sheet + " " + (cls || "") + '" role="img" ' +
+    'aria-label="' + esc(label) + '" style="' + style + '"></span>';
 }
-const inputSprite = (t, box) => spriteHTML(t, D.samples.length, D.sheet, "sp", box, "");
-const atomSprite = (j, box) => spriteHTML(j, M, D.atom_sheet, "sa", box, "atom");
+const inputSprite = (t, box) => spriteHTML(t, D.samples.length, D.sheet, "sp", box, "",
+  "sample #" + D.samples[t]);
+const atomSprite = (j, box) => spriteHTML(j, M, D.atom_sheet, "sa", box, "atom",
+  "decoder atom of unit " + j);
 
 // ---------- series plots for non-image rows ----------
 function bytes(b64) {
@@ -97,7 +101,7 @@ function seriesSVG(arr, k, signed, w, h) {
     for (let i = 0; i < P; i++) pts.push(f1(i * dx + dx / 2) + "," + f1(y(vals[i])));
     body += el("polyline", { class: "line", points: pts.join(" ") });
   }
-  return svg(w, h, body);
+  return svg(w, h, body, signed ? "decoder atom, as a series" : "sample, as a series");
 }
 
 // ---------- histograms ----------
@@ -120,7 +124,7 @@ function histSVG(counts, edges, opt) {
     s += el("text", { x: L, y: h - 5 }, esc(fx(edges[0])));
     s += el("text", { x: w - R, y: h - 5, "text-anchor": "end" }, esc(fx(edges[n])));
   }
-  return svg(w, h, s);
+  return svg(w, h, s, opt.label || "histogram");
 }
 
 function mixSVG(j) {
@@ -133,7 +137,11 @@ function mixSVG(j) {
   let s = "";
   rows.forEach((r, i) => {
     const y = 2 + i * row;
-    s += el("text", { x: L - 6, y: y + 11, "text-anchor": "end" }, esc(r[0]));
+    // a long class name, right-aligned in a 70 px column, lost its start ("riptive-name");
+    // shortened from the end instead, the whole name in its tooltip
+    const name = String(r[0]), short = name.length > 10 ? name.slice(0, 9) + "\u2026" : name;
+    s += el("text", { x: L - 6, y: y + 11, "text-anchor": "end" },
+      el("title", {}, esc(name)) + esc(short));
     s += el("rect", { class: "bar", x: L, y: y + 2, width: f1((r[1] / top) * bw), height: row - 5 },
       el("title", {}, esc(r[0] + ": " + pct(r[1]))));
     if (r[2] !== null) {
@@ -143,7 +151,7 @@ function mixSVG(j) {
     }
     s += el("text", { x: w - 4, y: y + 11, "text-anchor": "end" }, pct(r[1]));
   });
-  return svg(w, h, s);
+  return svg(w, h, s, "share of each class among the samples the unit fires on");
 }
 
 // ---------- overview ----------
@@ -182,7 +190,8 @@ function rowHTML(j) {
     const text = esc(c.show(c.get(j))) + (c.key === "unit" ? tags(j) : "");
     return '<td class="c-' + c.key + '">' + text + "</td>";
   });
-  return '<tr data-unit="' + j + '"' + (U.count[j] === 0 ? ' class="dead"' : "") + ">" +
+  return '<tr data-unit="' + j + '" tabindex="-1" aria-selected="false"' +
+    (U.count[j] === 0 ? ' class="dead"' : "") + ">" +
     cells.join("") + "</tr>";
 }
 function renderTable() {
@@ -251,10 +260,14 @@ function applyFilter() {
 const visible = () => order.filter((j) => !rows[j].hidden);
 
 function select(j) {
-  if (cur !== null) rows[cur].classList.remove("selected");
+  if (cur !== null) {
+    rows[cur].classList.remove("selected");
+    rows[cur].setAttribute("aria-selected", "false");
+  }
   cur = j;
   if (j === null) return;
   rows[j].classList.add("selected");
+  rows[j].setAttribute("aria-selected", "true");
   rows[j].scrollIntoView({ block: "nearest" });
 }
 function step(d) {
@@ -337,6 +350,7 @@ function closeCard() {
   wrap.hidden = true;
   delete card.dataset.unit;
   if (location.hash) setHash("");
+  if (cur !== null && rows[cur] && !rows[cur].hidden) rows[cur].focus({ preventScroll: true });
 }
 const cardOpen = () => !wrap.hidden;
 
@@ -347,6 +361,10 @@ function onKey(e) {
     if (e.key === "Escape") e.target.blur();
     return;
   }
+  // Enter and Space on a button, a <summary> or a link do what those do (sort, open the
+  // definitions, follow): Enter on the sort button opened unit 0's card instead
+  if ((e.key === "Enter" || e.key === " ") && e.target.closest &&
+      e.target.closest("button, summary, a")) return;
   const k = e.key;
   let d = 0;
   if (k === "ArrowDown" || k === "j") d = 1;
@@ -357,6 +375,8 @@ function onKey(e) {
     e.preventDefault();
     const j = step(d);
     if (j !== null && cardOpen()) openCard(j);
+    // the row takes the focus, so that Enter opens it even after a sort button was clicked
+    else if (j !== null) rows[j].focus({ preventScroll: true });
   } else if (k === "Enter" && !cardOpen()) {
     e.preventDefault();
     const j = cur !== null && !rows[cur].hidden ? cur : step(1);
