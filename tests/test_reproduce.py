@@ -213,3 +213,40 @@ def test_cli_findings_epochs_seeds_and_an_empty_report(tmp_path, capsys):
     out = tmp_path / "none"
     assert main(["reproduce", "--quick", "--quiet", "--out", str(out), "--report-only"]) == 2
     assert "needs a run in" in capsys.readouterr().err and not out.exists()
+
+
+def test_review_findings_bad_widths_empty_models_and_dangling_out(tmp_path, capsys):
+    """A negative --n-components ended in a raw KeyError, an empty --models ran all nine
+    models, and a dangling symlink --out failed after the data were read with a bare errno."""
+    assert main(["reproduce", "--quick", "--models", "rae", "--n-components", "-5",
+                 "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    assert "--n-components must be an integer >= 1" in capsys.readouterr().err
+    assert main(["reproduce", "--quick", "--models", ",", "--out", str(tmp_path / "b"),
+                 "--quiet"]) == 2
+    assert "unknown model(s) (none)" in capsys.readouterr().err
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere")
+    assert main(["reproduce", "--quick", "--models", "rae", "--out", str(link), "--quiet"]) != 0
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()
+
+
+def test_a_run_stopped_before_any_cell_takes_new_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["reproduce", "--quick", "--models", "rae", "--out", str(out), "--quiet"]
+    assert main([*args, "--epochs", "6"]) == 0
+    for p in (out / "cells").glob("*"):  # as if stopped before its first cell finished
+        p.unlink()
+    assert main([*args, "--epochs", "5", "--force"]) == 0, capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["fingerprint"]
+    assert any((out / "cells").glob("*.json"))
+
+
+def test_a_one_seed_report_shows_percentages_without_a_spread_and_trimmed_grids(tmp_path):
+    out = tmp_path / "run"
+    assert main(["reproduce", "--quick", "--protocol", "both", "--models", "topk",
+                 "--n-components", "10", "--epochs", "6", "--out", str(out), "--quiet"]) == 0
+    report = (out / "report.md").read_text()
+    assert "± 0.00 %" not in report
+    assert "Matched protocol" in report  # with --protocol both too
+    grid = json.loads((out / "results.json").read_text())["datasets"]["digits"]["grid"]
+    assert grid["topk"] == [{"k": 5}]  # k = 15 does not fit 10 units, and was not fitted

@@ -133,7 +133,9 @@ def cmd_reproduce(args) -> int:
         _recorded_seeds(args.out) or (1 if args.quick else 3))
     named = args.datasets if args.datasets is not None else ([] if args.data else ["digits"])
     cfg = RunConfig(
-        datasets=named, models=args.models or list(models()), out=args.out, seeds=seeds,
+        # an empty --models ("," or "") names no model: an error, not all of them
+        datasets=named, models=list(models()) if args.models is None else args.models,
+        out=args.out, seeds=seeds,
         data_dir=args.data_dir, quick=args.quick, device=args.device, resume=args.resume,
         progress=not args.quiet, command="psae " + shlex.join(sys.argv[1:]),
         overrides={"epochs": args.epochs, "n_components": args.n_components},

@@ -356,6 +356,9 @@ def check_output_dir(path: str | os.PathLike[str], *, force: bool = False,
     refused even with ``force``, since psae never replaces it."""
     path = Path(path).expanduser().absolute()
     check_not_input(path, inputs, option)
+    if path.is_symlink() and not path.exists():  # said now, not as a bare errno after the work
+        raise OwnershipError(f"{option} {path} is a symbolic link to {os.readlink(path)}, "
+                             "which does not exist: make that folder, or choose another")
     if not path.exists():
         _writable_ancestor(path, option)
         return

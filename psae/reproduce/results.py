@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import torch
 
 from .._version import __version__
+from ..errors import ParameterError
 from ..measures import VIEWS
 from .labels import label_of
 from .paper.settings import grid_for
@@ -26,6 +27,15 @@ def csv_fields() -> list[str]:
     """The CSV's columns: the cell's identity, its measures (the ``csv`` view), its cost."""
     return ["kind", "dataset", "model", "point", "seed", "selected", "params",
             *VIEWS["csv"], "fit_seconds", "n_epochs"]
+
+
+def _grid(model: str, quick: bool, n_components: int) -> list[dict]:
+    """The paper grid's points a layer of ``n_components`` can take (none: a matched run's
+    TopK may have a layer narrower than every point, which no paper cell then fitted)."""
+    try:
+        return grid_for(model, quick, n_components)
+    except ParameterError:
+        return []
 
 
 def _ds_info(cfg, name: str, sp) -> dict:
@@ -41,7 +51,8 @@ def _ds_info(cfg, name: str, sp) -> dict:
         "selection": "validation CA" if sp.labelled
         else "validation RE (the data have no labels, so CA cannot choose)",
         "protocol": proto.as_dict(),
-        "grid": {m: grid_for(m, cfg.quick) for m in cfg.models},
+        # the points this data set's hidden size can take, as its cells were fitted
+        "grid": {m: _grid(m, cfg.quick, proto.n_components) for m in cfg.models},
         "note": proto.note,
     }
     if name in cfg.user:

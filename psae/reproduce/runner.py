@@ -101,6 +101,11 @@ class RunConfig:
                                  f"choose from {', '.join(models())}")
         if self.seeds < 1:
             raise ParameterError(f"--seeds must be >= 1, got {self.seeds}")
+        for key in ("n_components", "epochs"):  # a negative width ended in a raw KeyError
+            v = (self.overrides or {}).get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ParameterError(f"--{key.replace('_', '-')} must be an integer >= 1, "
+                                     f"got {v!r}")
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
             raise ParameterError(f"--jobs must be an integer >= 1, got {self.jobs!r}")
         if self.report_only and not (self.out / "run.json").exists():
@@ -311,14 +316,17 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
     if run_file.exists():
         old = json.loads(run_file.read_text())
         rechecked = old.get("rechecked", [])
-        if changed := _changed_files(cfg, old):
+        # a run stopped before it finished any cell holds nothing to mix: its folder takes
+        # the new settings (it stayed locked to ones it never used)
+        if has_cells and (changed := _changed_files(cfg, old)):
             raise ResumeMismatchError(
                 f"{cfg.out} was started on other data: {'; '.join(changed)} changed since; "
                 "choose another --out")
-        if not _same(old.get("fingerprint"), fp, code=False, device=not cfg.report_only):
+        if has_cells and not _same(old.get("fingerprint"), fp, code=False,
+                                   device=not cfg.report_only):
             raise ResumeMismatchError(
-                f"{cfg.out} was started with different settings (protocol, grids, data or "
-                "version): run the command that started it to continue or report it ("
+                f"{cfg.out} was started with different settings (protocol, models, grids, "
+                "data or version): run the command that started it to continue or report it ("
                 f"{old.get('command') or 'not recorded'}), or choose another --out")
         if not _same(old.get("fingerprint"), fp):
             rechecked = _other_code(cfg, splits, old, fp)

@@ -78,6 +78,7 @@ def mean_std(st: Stat | None, percent: bool = False) -> str:
     """``0.1234 ± 0.0056`` (one seed: the mean alone; ``percent``: ``97.12 ± 0.30 %``)."""
     if st is None:
         return "—"
-    if percent:
-        return f"{100 * st[0]:.2f} ± {100 * st[1]:.2f} %"
+    if percent:  # one seed has no spread: "± 0.00 %" read as a measured one
+        return (f"{100 * st[0]:.2f} %" if st[2] == 1
+                else f"{100 * st[0]:.2f} ± {100 * st[1]:.2f} %")
     return f"{st[0]:.4g}" if st[2] == 1 else f"{st[0]:.4g} ± {st[1]:.2g}"

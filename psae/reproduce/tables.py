@@ -123,11 +123,12 @@ def dataset_tables(results: dict, ds: str, paper: bool = True
              if k not in (*_DESC_KEYS, *_NOT_DESC) and v not in ("", None)]
     if desc:
         tables.append(("Data", ["field", "value"], desc))
+    # with --protocol both as well: its epochs, cap and targets are the matched cells' own
+    matched = (results.get("matched_protocol") or {}).get(ds) or {}
+    if matched:
+        tables.append(("Matched protocol", ["parameter", "value"],
+                       [[str(k), fmt_value(v)] for k, v in matched.items()]))
     if not paper:
-        matched = (results.get("matched_protocol") or {}).get(ds) or {}
-        if matched:
-            tables.append(("Matched protocol", ["parameter", "value"],
-                           [[str(k), fmt_value(v)] for k, v in matched.items()]))
         return tables
     proto = info.get("protocol") or {}
     if isinstance(proto, dict) and proto:

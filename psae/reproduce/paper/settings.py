@@ -108,8 +108,9 @@ def grid_for(model: str, quick: bool = False, n_components: int | None = None
         return grid
     fits = [p for p in grid if p.get("k", 0) <= n_components]
     if not fits:
+        ks = [p["k"] for p in grid if "k" in p]
         raise ParameterError(
             f"every grid point of {model} asks for more active units than the hidden size "
-            f"n_components={n_components} (k in {', '.join(str(p['k']) for p in grid)}): give "
-            f"--n-components of at least {min(p['k'] for p in grid)}")
+            f"n_components={n_components} (k in {', '.join(map(str, ks))}): give "
+            f"--n-components of at least {min(ks, default=1)}")
     return fits
