@@ -277,3 +277,14 @@ def test_enter_on_a_sort_button_sorts_and_class_names_keep_their_start(browser, 
     assert any(t.startswith("class-") for t in labels), labels
     assert page.locator("#card .sprite[role=img][aria-label]").count() >= 1
     assert page.errors == []
+
+
+def test_tab_stays_in_the_open_card(browser, digits_page):
+    page = load(browser, digits_page[0])
+    page.click("tr[data-unit='0']")
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.getElementById('card').contains(document.activeElement)")
+    page.keyboard.press("Escape")
+    assert page.evaluate("document.activeElement.dataset.unit") == "0"
+    assert page.errors == []

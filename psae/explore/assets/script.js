@@ -353,6 +353,21 @@ function closeCard() {
   if (cur !== null && rows[cur] && !rows[cur].hidden) rows[cur].focus({ preventScroll: true });
 }
 const cardOpen = () => !wrap.hidden;
+// the card is a modal dialog: Tab cycles through its own controls instead of leaving for
+// the table and the filter behind the overlay
+function trapTab(e) {
+  if (e.key !== "Tab" || !cardOpen()) return;
+  const f = Array.from(card.querySelectorAll("button, a[href], [tabindex]:not([tabindex='-1'])"));
+  if (!f.length) return;
+  const first = f[0], last = f[f.length - 1], at = document.activeElement;
+  if (e.shiftKey && (at === first || at === card)) {
+    e.preventDefault();
+    last.focus();
+  } else if (!e.shiftKey && at === last) {
+    e.preventDefault();
+    first.focus();
+  }
+}
 
 // ---------- events ----------
 function onKey(e) {
@@ -441,6 +456,7 @@ function init() {
     if (j !== null) openCard(j);
   });
   document.addEventListener("keydown", onKey);
+  card.addEventListener("keydown", trapTab);
   window.addEventListener("hashchange", fromHash);
   fromHash();
   document.body.dataset.ready = "1";
