@@ -100,8 +100,8 @@ def load(path: str | os.PathLike[str], device: str | None = None):
     obj = pipeline(normalizer, model, names)
     output = config.get("transform_output")
     if output is not None:
-        try:
-            obj.set_output(transform=output)
+        try:  # the autoencoder's own setting: the one saved (the pipeline's output is its)
+            model.set_output(transform=output)
         except ValueError as e:
             raise ModelFormatError(f"{cfg_file}: field 'transform_output' is not an output "
                                    f"this scikit-learn knows ({e})") from e

@@ -260,7 +260,7 @@ def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) 
     # keeps them, where both are as near: an all-zero code carries nothing)
     lower = vals[vals < theta]
     below = max(floor, float(lower.max())) if lower.size else floor
-    if abs(int(np.count_nonzero(vals > below)) - keep) <= keep - kept:
+    if kept == 0 or abs(int(np.count_nonzero(vals > below)) - keep) <= keep - kept:
         return below
     return theta
 

@@ -61,7 +61,7 @@ def test_a_download_that_fails_its_checksum_is_not_advised_as_a_file_on_disk(tmp
 def test_a_pickle_that_calls_ndarray_is_refused_before_it_allocates():
     class Huge:
         def __reduce__(self):
-            return (np.ndarray, ((10**8,), np.dtype("O")))
+            return (np.ndarray, ((10**8,), np.dtype("u1")))
 
     with pytest.raises(DatasetError, match="calls numpy.ndarray"):
         safe_load_pickle(pickle.dumps({b"data": Huge()}, protocol=2), "crafted")
@@ -197,3 +197,30 @@ def test_a_column_named_like_a_label_that_holds_measurements_is_not_taken_as_cla
     ok.write_text("a,label\n" + "\n".join(f"{v:.3f},{i % 3}" for i, v in enumerate(rows[:, 0]))
                   + "\n")
     assert datasets.load(ok).classes == ["0", "1", "2"]
+
+
+def test_an_idx_header_claiming_terabytes_is_said_not_allocated(tmp_path):
+    import struct
+
+    f = tmp_path / "big-idx3-ubyte"
+    f.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">III", 8192, 8192, 8192) + bytes(100))
+    with pytest.raises(DatasetError, match="file length 116 does not match"):
+        read_idx(f)
+
+
+def test_a_pickled_object_array_is_refused_before_numpy_builds_it():
+    """An object array whose shape outruns its list crashed the process in numpy's
+    __setstate__ (SIGSEGV) before the value check could refuse it."""
+    blob = pickle.dumps({b"data": np.array([1, 2, 3], object)}, 2)
+    blob = blob.replace(b"K\x03\x85", b"K\x1e\x85", 1)
+    with pytest.raises(DatasetError, match="object array"):
+        safe_load_pickle(blob, "crafted")
+
+
+def test_a_16_bit_grey_png_opened_as_mode_i_is_scaled_too():
+    """Pillow before 10.3 opens a 16-bit grey PNG as mode 'I', not 'I;16'."""
+    from psae.datasets.imagefolder import _rgb8
+
+    im = Image.fromarray(np.array([[0, 65535], [257, 32896]], dtype=np.int32))
+    assert im.mode == "I"
+    np.testing.assert_array_equal(_rgb8(im, "x")[..., 0], [[0, 255], [1, 128]])

@@ -159,7 +159,7 @@ def test_calibrated_threshold_with_tied_saturated_codes_keeps_them_rather_than_n
     a[:, :6] += 30
     H = torch.sigmoid(a).numpy()
     assert (H[:, :6] == 1.0).all()
-    for target, want in ((3, 6.0), (5, 6.0), (6, 6.0), (8, 8.0)):
+    for target, want in ((1, 6.0), (2, 6.0), (3, 6.0), (5, 6.0), (6, 6.0), (8, 8.0)):
         assert l0_counts(H, calibrated_threshold(H, target)).mean() == want
     rand = np.random.default_rng(0).random((100, 50)).astype(np.float32)  # no ties: exact
     assert l0_counts(rand, calibrated_threshold(rand, 10.3)).mean() == pytest.approx(10.3)

@@ -146,3 +146,21 @@ def test_a_manifest_left_unchanged_is_not_written_again(tmp_path, monkeypatch):
     assert (parent / ownership.MANIFEST).stat().st_mtime_ns == before
     np.testing.assert_array_equal(SparseAutoencoder.load(out).encoder_weight_,
                                   _model(random_state=1).encoder_weight_)
+
+
+def test_set_output_on_the_autoencoder_step_only_comes_back_there_only(tmp_path):
+    import warnings
+
+    from sklearn.pipeline import Pipeline
+
+    df = pd.DataFrame(_X(), columns=[f"c{i}" for i in range(12)])
+    pipe = Pipeline([("norm", Normalizer()), ("sae", SparseAutoencoder(
+        n_components=6, epochs=4, threads=1, random_state=0, device="cpu"))])
+    pipe.named_steps["sae"].set_output(transform="pandas")
+    pipe.fit(df)
+    psae.save(pipe, tmp_path / "p")
+    back = psae.load(tmp_path / "p")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the normalizer made pandas too, and the SAE warned
+        out = back.transform(df)
+    assert isinstance(out, pd.DataFrame) and list(back.named_steps) == ["norm", "sae"]

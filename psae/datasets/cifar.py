@@ -63,6 +63,8 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return _NDARRAY
             if name == "_reconstruct":
                 return self._reconstruct(found)
+            if name == "dtype":
+                return self._dtype(found)
             return found
         raise DatasetError(
             f"{self.source}: refusing to unpickle forbidden global {module}.{name} "
@@ -71,6 +73,16 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise DatasetError(f"{self.source}: refusing persistent id in pickle")
+
+    def _dtype(self, real):
+        """numpy's ``dtype``, refusing object dtypes: an object array whose shape outruns its
+        list made numpy's ``__setstate__`` crash the process (a CIFAR batch holds none)."""
+        def dtype(*args, **kwargs):
+            made = real(*args, **kwargs)
+            if made.hasobject:
+                raise DatasetError(f"{self.source}: object array in pickle")
+            return made
+        return dtype
 
     def _reconstruct(self, real):
         """numpy's ``_reconstruct`` as a pickled array calls it, ``(ndarray, (0,), b'b')``:

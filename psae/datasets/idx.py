@@ -51,6 +51,22 @@ def _read(stream: BinaryIO, n: int, path: Path) -> bytes:
         raise DatasetError(f"{path}: corrupt or truncated gzip data ({e})") from e
 
 
+_CHUNK = 1 << 24
+
+
+def _read_upto(stream: BinaryIO, n: int, path: Path) -> bytes:
+    """At most ``n`` bytes, read 16 MiB at a time: asking for a header's claim at once
+    (8192³ bytes from a 116-byte file) was a MemoryError before a byte was read."""
+    parts, got = [], 0
+    while got < n:
+        part = _read(stream, min(_CHUNK, n - got), path)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
 def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarray:
     """Read one IDX file (gzip detected by content) into an array of its header's shape.
 
@@ -77,7 +93,7 @@ def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarr
         # that inflates to gigabytes stops there)
         body = math.prod(dims) * dtype.itemsize
         header = 4 + 4 * ndim
-        data = _read(stream, body + 1, path) if body < 2**40 else b""
+        data = _read_upto(stream, body + 1, path)
     if len(data) != body:
         length = (f"more than {header + body} bytes" if len(data) > body
                   else f"file length {header + len(data)}")

@@ -211,14 +211,11 @@ def _decode(data: bytes, where: str, want: tuple[tuple[int, int], str] | None) -
 
 def _rgb8(im: Image.Image, where: str) -> np.ndarray:
     """The image as uint8 RGB. A 16-bit grey PNG is scaled to 8 bits (``round(v / 257)``):
-    PIL's own conversion clipped every value above 255 to 255. 32-bit integer and float
-    images have no range to scale from, and are refused."""
-    if im.mode.startswith("I;16"):
-        grey = np.asarray(im).astype(np.float64) / 257.0
+    PIL's own conversion clipped every value above 255 to 255. Pillow opens it as ``I;16``,
+    before 10.3 as ``I`` (a PNG or JPEG holds no wider integers)."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        grey = np.clip(np.asarray(im).astype(np.float64), 0, 65535) / 257.0
         return np.repeat(np.rint(grey).astype(np.uint8)[..., None], 3, axis=2)
-    if im.mode in ("I", "F"):
-        raise DatasetError(f"{where}: {'32-bit integer' if im.mode == 'I' else 'float'} "
-                           "pixels, which psae does not scale; save 8- or 16-bit images")
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
