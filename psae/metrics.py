@@ -236,8 +236,10 @@ def distinct_atom_share(A, B, min_cosine: float = SAME_FEATURE_COSINE) -> float:
 def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) -> float:
     """The threshold θ ≥ ``floor`` at which the codes ``H`` have mean L0 ``target_l0``
     (|h| > θ counts as active): the (target·N + 1)-th largest |h|, so that exactly
-    round(target·N) entries stay above it when there are no ties. Codes already sparser than
-    the target at ``floor`` keep ``floor``: a threshold can remove activity, never add it."""
+    round(target·N) entries stay above it when there are no ties; where values tie there, the
+    next value down when it keeps a count nearer the target (or the cut would keep none).
+    Codes already sparser than the target at ``floor`` keep ``floor``: a threshold can remove
+    activity, never add it."""
     H = np.abs(_as_2d(H, "H"))
     keep = int(round(float(target_l0) * H.shape[0]))
     if keep <= 0:
