@@ -250,3 +250,13 @@ def test_a_one_seed_report_shows_percentages_without_a_spread_and_trimmed_grids(
     assert "Matched protocol" in report  # with --protocol both too
     grid = json.loads((out / "results.json").read_text())["datasets"]["digits"]["grid"]
     assert grid["topk"] == [{"k": 5}]  # k = 15 does not fit 10 units, and was not fitted
+
+
+def test_a_report_of_an_unfinished_run_says_so_and_counts_what_is_missing(tmp_path):
+    out = tmp_path / "run"
+    base = ["reproduce", "--quick", "--protocol", "matched", "--out", str(out), "--quiet"]
+    assert main([*base, "--models", "rae"]) == 0
+    assert main([*base, "--models", "rae,topk", "--report-only"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["finished"] is None and results["cells_missing"]["missing"] > 0
+    assert "the run has not finished: " in (out / "report.md").read_text()

@@ -84,7 +84,11 @@ def _lead(doc: Doc, results: dict) -> None:
         doc.raw_html(f'<div class="banner">⚠ {html.escape(QUICK_BANNER)}</div>',
                      f"> **⚠ {QUICK_BANNER}**\n")
     if not results.get("finished"):
-        doc.para("Note: the run has not finished; the report shows partial results.")
+        gap = results.get("cells_missing") or {}
+        count = (f": {gap['missing']} of its {gap['planned']} planned cells are not fitted yet"
+                 if gap else "")
+        doc.para(f"Note: the run has not finished{count}; the report shows the finished "
+                 "cells only (run the same command with --resume to go on).")
 
 
 def _explorer(doc: Doc, results: dict, links: dict) -> None:

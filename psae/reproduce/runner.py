@@ -521,6 +521,9 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
                  missing, len(plan), len(plan) - missing)
     results = gather(cfg, splits, cells.done, seeds, cells.threshold, started,
                      time.perf_counter() - t_start, fitting_protocols())
+    if missing:  # a report of a run not finished says so, instead of dating it finished
+        results["finished"] = None
+        results["cells_missing"] = {"missing": missing, "planned": len(plan)}
     results["explorer"] = write_pages(cfg.out, results, splits)
     results["seconds"] = time.perf_counter() - t_start
     _write_outputs(cfg.out, results)
