@@ -224,3 +224,48 @@ def test_a_16_bit_grey_png_opened_as_mode_i_is_scaled_too():
     im = Image.fromarray(np.array([[0, 65535], [257, 32896]], dtype=np.int32))
     assert im.mode == "I"
     np.testing.assert_array_equal(_rgb8(im, "x")[..., 0], [[0, 255], [1, 128]])
+
+
+def test_a_header_of_numbers_is_read_as_one_when_said(tmp_path):
+    """Wavelengths as column names were read as a data row, and nothing could say otherwise."""
+    from psae import ParameterError as PE
+    from psae.reproduce.data import load_user_data
+
+    f = tmp_path / "spectra.csv"
+    rows = np.random.default_rng(0).random((30, 4))
+    f.write_text("400,410,420,430\n" + "\n".join(",".join(f"{v:.3f}" for v in r) for r in rows))
+    assert datasets.load(f).X_train.shape == (31, 4)  # auto: all numbers, so data
+    assert datasets.load(f, header=True).X_train.shape == (30, 4)
+    assert datasets.load(f, header=False).X_train.shape == (31, 4)
+    mixed = tmp_path / "mixed.csv"  # a text column: the line reader's path
+    mixed.write_text("1,2,3\n" + "\n".join(f"{r[0]:.3f},{r[1]:.3f},{'ab'[i % 2]}"
+                                             for i, r in enumerate(rows)))
+    ds = datasets.load(mixed, header=True, label_column=-1)
+    assert ds.X_train.shape == (30, 2) and ds.classes == ["a", "b"]
+    with pytest.raises(PE, match="header applies to .csv files only"):
+        datasets.load("digits", header=True)
+    (user,) = load_user_data([str(f)], header=True)
+    assert user.dataset.X_train.shape == (30, 4) and user.fingerprint()["header"] is True
+    (auto,) = load_user_data([str(f)])
+    assert "header" not in auto.fingerprint()  # runs made before the option compare equal
+
+
+def test_the_cli_header_option_reaches_the_reader(tmp_path, capsys):
+    from psae.cli import main
+
+    f = tmp_path / "spectra.csv"
+    rows = np.random.default_rng(0).random((40, 4))
+    f.write_text("400,410,420,430\n" + "\n".join(",".join(f"{v:.3f}" for v in r) for r in rows))
+    assert main(["fit", "--data", str(f), "--header", "yes", "--out", str(tmp_path / "m"),
+                 "--n-components", "4", "--epochs", "4", "--quiet", "--device", "cpu"]) == 0
+    for flag, rows_read in (("yes", 40), ("auto", 41)):
+        out = tmp_path / f"codes-{flag}.npy"
+        assert main(["encode", "--model", str(tmp_path / "m"), "--data", str(f), "--header",
+                     flag, "--out", str(out)]) == 0
+        assert np.load(out).shape == (rows_read, 4)
+    capsys.readouterr()
+    npz = tmp_path / "d.npz"
+    np.savez(npz, X=rows)
+    assert main(["fit", "--data", str(npz), "--header", "yes", "--out", str(tmp_path / "n"),
+                 "--n-components", "4", "--epochs", "4", "--quiet", "--device", "cpu"]) == 2
+    assert "--header applies to .csv files only" in capsys.readouterr().err

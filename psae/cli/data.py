@@ -55,6 +55,13 @@ def input_paths(args) -> list[str]:
             if v is not None]
 
 
+def add_header_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--header", default="auto", choices=["auto", "yes", "no"],
+                   help="for .csv input: whether the first line names the columns; 'auto' "
+                        "takes a line with a text cell as one, so a header of numbers (such "
+                        "as wavelengths) needs 'yes' (default: auto)")
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help=f"a data-set name ({', '.join(NAMES)}) or a path: .npz "
@@ -67,6 +74,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                    help="for .csv input: the label column, as an index (negative counts from "
                         "the end), a header name, 'auto' (a column named label, target, class "
                         "or y) or 'none' (default: auto)")
+    add_header_arg(p)
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="keep a stratified subset of at most this many training samples (and "
                         "test samples in proportion) (default: all)")
@@ -84,10 +92,14 @@ def load_data(args):
     from ..datasets._base import has_note, told
 
     label = datasets.parse_label_column(args.label_column)
-    if label != "auto" and not str(args.data).lower().endswith(".csv"):
+    header = datasets.parse_header(getattr(args, "header", "auto"))
+    csv = str(args.data).lower().endswith(".csv")
+    if label != "auto" and not csv:
         raise ParameterError(f"--label-column applies to .csv files only, not to {args.data}")
+    if header is not None and not csv:
+        raise ParameterError(f"--header applies to .csv files only, not to {args.data}")
     ds = datasets.load(args.data, root=args.data_dir, limit=args.limit,
-                       grayscale=args.grayscale, label_column=label)
+                       grayscale=args.grayscale, label_column=label, header=header)
     if args.grayscale and not has_note(ds.notes, "gray"):
         raise ParameterError(f"--grayscale: {args.data} has no colour images to convert")
     for text in told(ds.notes):

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import ParameterError
 from ..reproduce.labels import models
 from ..reproduce.paper.settings import DATA_RULE, DATASETS
+from .data import add_header_arg
 
 __all__ = ["add_parser"]
 
@@ -62,6 +63,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="auto",
                    help="the label column of the .csv --data files, as for 'psae fit': an "
                         "index, a header name, 'auto' or 'none' (default: auto)")
+    add_header_arg(p)
     p.add_argument("--models", type=_models, default=None,
                    help=f"comma-separated, from {','.join(models())} (or the penalty names: "
                         "sql0 for psae, none for rae; default: all)")
@@ -122,7 +124,7 @@ def _recorded_seeds(out: str) -> int | None:
 
 
 def cmd_reproduce(args) -> int:
-    from ..datasets import parse_label_column
+    from ..datasets import parse_header, parse_label_column
     from ..datasets._base import told
     from ..reproduce.runner import RunConfig, run
     from .data import note
@@ -141,6 +143,7 @@ def cmd_reproduce(args) -> int:
         overrides={"epochs": args.epochs, "n_components": args.n_components},
         threads=getattr(args, "threads", None) or "auto",
         data=args.data, label_column=parse_label_column(args.label_column),
+        header=parse_header(args.header),
         protocol_name=args.protocol, report_only=args.report_only, force=args.force,
         recheck=args.recheck, jobs=args.jobs,
     )

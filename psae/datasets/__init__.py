@@ -21,7 +21,14 @@ from typing import Any
 from ..errors import ParameterError
 from . import download as _download
 from ._base import Dataset, DatasetError, DatasetNotFoundError, RawData, data_root
-from .arrays import ARRAY_SUFFIXES, LabelColumn, load_arrays, parse_label_column, read_arrays
+from .arrays import (
+    ARRAY_SUFFIXES,
+    LabelColumn,
+    load_arrays,
+    parse_header,
+    parse_label_column,
+    read_arrays,
+)
 from .cache import Cache, cached, resolve_cache_dir
 from .finish import check_limit, finish
 from .imagefolder import is_archive, read_image_folder
@@ -42,6 +49,7 @@ __all__ = [
     "label_for",
     "load",
     "load_arrays",
+    "parse_header",
     "parse_label_column",
     "read_arrays",
 ]
@@ -70,9 +78,11 @@ def _strip_suffix(p: Path) -> str:
     return n
 
 
-def _csv_only(label_column: LabelColumn, what: object) -> None:
+def _csv_only(label_column: LabelColumn, what: object, header: bool | None = None) -> None:
     if label_column not in ("auto", None):
         raise ParameterError(f"label_column applies to .csv files only, not to {what}")
+    if header is not None:
+        raise ParameterError(f"header applies to .csv files only, not to {what}")
 
 
 def load(
@@ -87,6 +97,7 @@ def load(
     seed: int = 0,
     verify: bool = True,
     label_column: LabelColumn = "auto",
+    header: bool | None = None,
 ) -> Dataset:
     """Load a data set by name (:data:`NAMES`) or from a path.
 
@@ -126,6 +137,10 @@ def load(
         error that asks which), or without a header the one column of class names (see
         :func:`load_arrays`).
         Anything but ``"auto"``/``None`` is an error for other sources.
+    header
+        For ``.csv`` paths: True or False says whether the first line is a header (one of
+        numbers, such as wavelengths, reads as data unless said); None decides. Anything but
+        None is an error for other sources.
 
     Raises
     ------
@@ -140,7 +155,7 @@ def load(
     key = os.fspath(name)
     src = None if isinstance(name, os.PathLike) else SOURCES.get(key.lower())
     if src is not None:
-        _csv_only(label_column, f"the {src.name!r} data set")
+        _csv_only(label_column, f"the {src.name!r} data set", header)
         r = data_root(root)
         if src.bundled is not None:
             return finish(src.name, src.read([]), src.bundled, notes=src.notes_for([]), **post)
@@ -157,8 +172,8 @@ def load(
             f"{key!r} is neither a known data set ({', '.join(NAMES)}) nor an existing path"
         )
     if p.is_file() and p.suffix.lower() in ARRAY_SUFFIXES:
-        return finish(_strip_suffix(p), read_arrays(p, label_column), str(p), **post)
-    _csv_only(label_column, p)
+        return finish(_strip_suffix(p), read_arrays(p, label_column, header), str(p), **post)
+    _csv_only(label_column, p, header)
     reader, notes = _path_reader(p)
     store = Cache(resolve_cache_dir(cache, data_root(root)))
     raw = cached(_strip_suffix(p), [p], reader, store, verify)

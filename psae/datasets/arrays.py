@@ -11,9 +11,18 @@ from .csvtext import LabelColumn, read_csv
 from .finish import finish
 from .npz import read_npz
 
-__all__ = ["ARRAY_SUFFIXES", "LabelColumn", "load_arrays", "parse_label_column", "read_arrays"]
+__all__ = ["ARRAY_SUFFIXES", "LabelColumn", "load_arrays", "parse_header", "parse_label_column",
+           "read_arrays"]
 
 ARRAY_SUFFIXES = (".npz", ".csv")
+
+
+def parse_header(text: str) -> bool | None:
+    """A command-line ``--header`` value: ``auto`` (None), ``yes`` or ``no``."""
+    t = str(text).strip().lower()
+    if t in ("auto", "yes", "no"):
+        return None if t == "auto" else t == "yes"
+    raise ParameterError(f"--header must be auto, yes or no, got {text!r}")
 
 
 def parse_label_column(text: str) -> LabelColumn:
@@ -27,7 +36,8 @@ def parse_label_column(text: str) -> LabelColumn:
         return t
 
 
-def read_arrays(path: str | os.PathLike[str], label_column: LabelColumn = "auto") -> RawData:
+def read_arrays(path: str | os.PathLike[str], label_column: LabelColumn = "auto",
+                header: bool | None = None) -> RawData:
     """Decode a ``.npz`` or ``.csv`` file into :class:`RawData` (see :func:`load_arrays`)."""
     path = Path(path)
     if not path.is_file():
@@ -37,9 +47,11 @@ def read_arrays(path: str | os.PathLike[str], label_column: LabelColumn = "auto"
         # None was the default before "auto": accepted, and the file's labels are kept
         if label_column not in ("auto", None):
             raise ParameterError("label_column applies to .csv files only")
+        if header is not None:
+            raise ParameterError("header applies to .csv files only")
         return read_npz(path)
     if suffix == ".csv":
-        return read_csv(path, label_column)
+        return read_csv(path, label_column, header)
     raise ParameterError(f"{path}: unsupported array file (expected .npz or .csv)")
 
 
@@ -47,6 +59,7 @@ def load_arrays(
     path: str | os.PathLike[str],
     *,
     label_column: LabelColumn = "auto",
+    header: bool | None = None,
     limit: int | None = None,
     normalize: bool = False,
     seed: int = 0,
@@ -63,10 +76,11 @@ def load_arrays(
     end), a header name, ``None`` (no labels) or ``"auto"`` (default): the header column named
     ``label``, ``target``, ``class`` or ``y`` (case-insensitive), if any; without a header, the
     one column of class names, if any. The column taken is recorded as
-    ``Dataset.label_column``. There is no test split (``X_test is None``).
+    ``Dataset.label_column``. ``header`` (``.csv``): True or False says whether the first line
+    is a header; None (default) decides. There is no test split (``X_test is None``).
     """
     path = Path(path)
-    raw = read_arrays(path, label_column)
+    raw = read_arrays(path, label_column, header)
     return finish(
         path.stem, raw, str(path), limit=limit, grayscale=False, normalize=normalize, seed=seed
     )

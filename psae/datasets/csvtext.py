@@ -282,7 +282,8 @@ def _head(path: Path) -> tuple[list[tuple[int, list[str]]], int]:
     return [(start, cells) for start, _, cells in head], (head[0][1] if head else 0)
 
 
-def _read_numeric(path: Path, label_column: LabelColumn) -> RawData | None:
+def _read_numeric(path: Path, label_column: LabelColumn, header: bool | None = None
+                  ) -> RawData | None:
     """A file whose every cell below the header is a finite number, read by numpy's C parser:
     its peak memory is about the float64 array's, where the general reader's lists of
     strings took 30 times the data (1.86 GB for 20,000 × 785 cells). None for anything else,
@@ -291,7 +292,8 @@ def _read_numeric(path: Path, label_column: LabelColumn) -> RawData | None:
         head, first_end = _head(path)
         if not head or _odd_quotes(path):  # a quote left open: loadtxt reads to the end
             return None
-        header = ([c.strip("\"'").strip() for c in head[0][1]] if _has_header(head) else None)
+        has = _has_header(head) if header is None else header
+        header = [c.strip("\"'").strip() for c in head[0][1]] if has else None
         with warnings.catch_warnings():  # "input contained no data": said below in our words
             warnings.simplefilter("ignore", UserWarning)
             a = np.loadtxt(path, delimiter=",", dtype=np.float64, comments=None,
@@ -338,7 +340,8 @@ def _drop_index_column(a: np.ndarray, header: list[str] | None
     return a[:, 1:], header[1:], INDEX_NOTE
 
 
-def read_csv(path: Path, label_column: LabelColumn = "auto") -> RawData:
+def read_csv(path: Path, label_column: LabelColumn = "auto", header: bool | None = None
+             ) -> RawData:
     """Decode a comma-separated numeric file (RFC 4180: quoted cells are unquoted, so
     ``"0","1"`` are numbers). A first line with a text cell that is not a class name (see
     :func:`_has_header`) is a header. The label column may hold numbers or class names.
@@ -346,18 +349,21 @@ def read_csv(path: Path, label_column: LabelColumn = "auto") -> RawData:
     ``label_column``: an int index (negative counts from the end), a header name, ``None`` (no
     labels) or ``"auto"``: the header column named one of :data:`AUTO_LABEL_NAMES`
     (case-insensitive; ``label`` before ``target``, ``class``, ``y``), in a file without header
-    the one column of class names, else no labels.
+    the one column of class names, else no labels. ``header``: True or False says whether the
+    first line is a header (a header of numbers, such as wavelengths, reads as data unless
+    said); None decides as above.
     """
-    fast = _read_numeric(path, label_column)
-    return fast if fast is not None else _read_general(path, label_column)
+    fast = _read_numeric(path, label_column, header)
+    return fast if fast is not None else _read_general(path, label_column, header)
 
 
-def _read_general(path: Path, label_column: LabelColumn) -> RawData:
+def _read_general(path: Path, label_column: LabelColumn, header_row: bool | None = None
+                  ) -> RawData:
     """:func:`read_csv` for any file, as lists of strings first: class names, missing values
     and bad cells are found and named with their line."""
     rows = _lines(path)
     header = header_line = None
-    if rows and _has_header(rows):
+    if rows and (_has_header(rows) if header_row is None else header_row):
         header_line, cells = rows.pop(0)
         header = [c.strip().strip("\"'").strip() for c in cells]
     if not rows:

@@ -40,6 +40,7 @@ class UserData:
     sha256: str
     label_column: LabelColumn
     dataset: Dataset = field(repr=False)
+    header: bool | None = None
 
     @property
     def labelled(self) -> bool:
@@ -52,8 +53,10 @@ class UserData:
         return n if self.dataset.X_test is not None else n - math.ceil(TEST_FRACTION * n)
 
     def fingerprint(self) -> dict:
-        """What decides the results: the bytes and the label column, not where the file is."""
-        return {"sha256": self.sha256, "label_column": self.dataset.label_column}
+        """What decides the results: the bytes, the label column and a header said (not
+        where the file is)."""
+        fp = {"sha256": self.sha256, "label_column": self.dataset.label_column}
+        return fp | ({"header": self.header} if self.header is not None else {})
 
     def describe(self) -> dict:
         """The report's account of the file (path, checksum, classes, reader notes)."""
@@ -97,7 +100,8 @@ def _check_rows(ds: Dataset, path: str) -> None:
                          ".csv, or leave out the labels of an .npz)")
 
 
-def _read(path: str, label_column: LabelColumn, data_dir: str | None) -> Dataset:
+def _read(path: str, label_column: LabelColumn, data_dir: str | None,
+          header: bool | None = None) -> Dataset:
     from .. import datasets
 
     p = Path(path).expanduser()
@@ -106,27 +110,31 @@ def _read(path: str, label_column: LabelColumn, data_dir: str | None) -> Dataset
             if path in DATASETS else ""
         raise InputError(f"--data {path}: no such file or folder{hint}")
     is_csv = p.suffix.lower() == ".csv"
-    ds = datasets.load(p, root=data_dir, label_column=label_column if is_csv else "auto")
+    ds = datasets.load(p, root=data_dir, label_column=label_column if is_csv else "auto",
+                       header=header if is_csv else None)
     _check_rows(ds, path)
     return ds
 
 
 def load_user_data(paths: list[str], label_column: LabelColumn = "auto",
-                   data_dir: str | None = None) -> list[UserData]:
+                   data_dir: str | None = None, header: bool | None = None) -> list[UserData]:
     """Read every ``--data`` path with psae's readers (their errors unchanged) and hash it.
 
     ``label_column`` applies to the ``.csv`` files (as ``psae fit --label-column``); naming
     one when no path is a ``.csv`` is an error, not a silent no-op.
     """
-    if label_column != "auto" and not any(str(p).lower().endswith(".csv") for p in paths):
+    csv = any(str(p).lower().endswith(".csv") for p in paths)
+    if label_column != "auto" and not csv:
         raise ParameterError("--label-column applies to .csv files only, and no --data path "
                              "is one")
+    if header is not None and not csv:
+        raise ParameterError("--header applies to .csv files only, and no --data path is one")
     out: list[UserData] = []
     for path in paths:
-        ds = _read(str(path), label_column, data_dir)
+        ds = _read(str(path), label_column, data_dir, header)
         key = _key(ds.name, {u.key for u in out})
         out.append(UserData(key, str(path), sha256_tree(Path(path).expanduser()),
-                            label_column, ds))
+                            label_column, ds, header))
     return out
 
 

@@ -80,6 +80,7 @@ class RunConfig:
     threads: int | str = "auto"  # CPU threads of every fit; not in the fingerprint (bits only)
     data: list[str] = field(default_factory=list)
     label_column: LabelColumn = "auto"
+    header: bool | None = None  # the .csv --data files' first line: a header, or data
     protocol_name: str = "paper"  # a registered protocol that fits cells, or "both"
     report_only: bool = False  # write results and report from the finished cells; train nothing
     force: bool = False  # write into a --out holding other files (never replacing them)
@@ -114,7 +115,7 @@ class RunConfig:
         if self.protocol_name not in (names := protocol_choices()):
             raise ParameterError(f"--protocol must be {', '.join(names[:-1])} or {names[-1]}, "
                                  f"got {self.protocol_name!r}")
-        users = load_user_data(self.data, self.label_column, self.data_dir)
+        users = load_user_data(self.data, self.label_column, self.data_dir, self.header)
         self.user = {u.key: u for u in users}
 
     @property
