@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import encode, persistence
 from .errors import ModelFormatError, ParameterError
-from .params import validate
+from .params import resolve_device, validate
 
 __all__ = ["WEIGHTS", "state", "from_state", "save", "load"]
 
@@ -64,7 +64,8 @@ def from_state(cls, config: dict, arrays: dict[str, np.ndarray], where: str = "m
     if not isinstance(config, dict):
         raise ModelFormatError(f"{config_file}: the config is not a JSON object")
     params = config_params(config, config_file, cls)
-    if device is not None:
+    if device is not None:  # asked for now: checked now, not at the first transform
+        resolve_device(device)
         params["device"] = device
     elif str(params.get("device", "auto")).startswith("cuda") \
             and not torch.cuda.is_available():

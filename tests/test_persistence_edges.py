@@ -164,3 +164,10 @@ def test_set_output_on_the_autoencoder_step_only_comes_back_there_only(tmp_path)
         warnings.simplefilter("error")  # the normalizer made pandas too, and the SAE warned
         out = back.transform(df)
     assert isinstance(out, pd.DataFrame) and list(back.named_steps) == ["norm", "sae"]
+
+
+@pytest.mark.parametrize("device", [7, "tpu"])
+def test_a_device_asked_for_at_load_is_checked_at_load(tmp_path, device):
+    _model().save(tmp_path / "m")
+    with pytest.raises(psae.ParameterError, match="device"):
+        SparseAutoencoder.load(tmp_path / "m", device=device)
