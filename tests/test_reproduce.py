@@ -260,3 +260,19 @@ def test_a_report_of_an_unfinished_run_says_so_and_counts_what_is_missing(tmp_pa
     results = json.loads((out / "results.json").read_text())
     assert results["finished"] is None and results["cells_missing"]["missing"] > 0
     assert "the run has not finished: " in (out / "report.md").read_text()
+
+
+def test_the_report_accounts_for_every_sitting_not_only_the_last(tmp_path):
+    """A resume with nothing left to fit reported 'wall time 0.1 s' and its own command for a
+    run that took all its sittings."""
+    out = tmp_path / "run"
+    args = ["reproduce", "--quick", "--models", "rae", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    assert main([*args, "--resume"]) == 0
+    assert main([*args, "--report-only"]) == 0  # a report is no sitting
+    run = json.loads((out / "run.json").read_text())
+    assert len(run["sittings"]) == 2 and all(s["started"] for s in run["sittings"])
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["sittings"]) == 2 and results["cell_seconds"] > 0
+    report = (out / "report.md").read_text()
+    assert "| sittings | 2, the first started" in report and "cell time (every finished" in report

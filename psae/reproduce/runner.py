@@ -314,9 +314,11 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
             f"{cfg.out} holds finished cells but no run.json saying how they were made; "
             "choose another --out")
     rechecked: list[dict] = []
+    sittings: list[dict] = []
     if run_file.exists():
         old = json.loads(run_file.read_text())
         rechecked = old.get("rechecked", [])
+        sittings = _sittings(old) if has_cells else []
         # a run stopped before it finished any cell holds nothing to mix: its folder takes
         # the new settings (it stayed locked to ones it never used)
         if has_cells and (changed := _changed_files(cfg, old)):
@@ -341,9 +343,27 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
         warnings.warn("--recheck: a new run has no finished cells to check", stacklevel=2)
     if cfg.report_only:  # trains nothing: the run's record stays the run's
         return
-    meta = {"fingerprint": fp, "command": cfg.command}
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta = {"fingerprint": fp, "command": cfg.command,
+            "sittings": [*sittings, {"command": cfg.command, "started": now}]}
     atomic_write(run_file, json.dumps(meta | ({"rechecked": rechecked} if rechecked else {}),
                                       indent=1))
+
+
+def _sittings(old: dict) -> list[dict]:
+    """The run's sittings so far, as run.json records them (a run from before the record: its
+    last command alone, its start unknown)."""
+    if isinstance(old.get("sittings"), list):
+        return [s for s in old["sittings"] if isinstance(s, dict)]
+    return [{"command": old["command"], "started": None}] if old.get("command") else []
+
+
+def sittings_of(out: Path) -> list[dict]:
+    """The sittings run.json in ``out`` records (none without one)."""
+    try:
+        return _sittings(json.loads((Path(out) / "run.json").read_text()))
+    except (OSError, ValueError):
+        return []
 
 
 def _other_code(cfg: RunConfig, splits: dict[str, Splits], old: dict, fp: dict) -> list[dict]:
@@ -525,6 +545,10 @@ def _run(cfg: RunConfig, splits: dict[str, Splits]) -> dict:
     if missing:  # a report of a run not finished says so, instead of dating it finished
         results["finished"] = None
         results["cells_missing"] = {"missing": missing, "planned": len(plan)}
+    # the whole run's account beside this sitting's: a resume with nothing left to fit said
+    # "wall time 0.1 s" for a run of hours
+    results["sittings"] = sittings_of(cfg.out)
+    results["cell_seconds"] = sum(float(c.get("seconds") or 0) for c in cells.done.values())
     results["explorer"] = write_pages(cfg.out, results, splits)
     results["seconds"] = time.perf_counter() - t_start
     _write_outputs(cfg.out, results)

@@ -85,18 +85,34 @@ def explorer_table(results: dict, links: dict[str, dict[str, str]]
 
 # ---------------------------------------------------------------------------------- details
 
+def _sittings_rows(results: dict) -> list[tuple[str, str]]:
+    """The whole run's account: its sittings and the seconds its cells took, over all of
+    them (a report's own sitting may have fitted nothing)."""
+    rows = []
+    sittings = results.get("sittings") or []
+    if sittings:
+        first = sittings[0].get("started") or "not recorded"
+        rows.append(("sittings", f"{len(sittings)}, the first started {first}: "
+                     + "; ".join(str(s.get("command")) for s in sittings)))
+    if results.get("cell_seconds"):
+        s = float(results["cell_seconds"])
+        rows.append(("cell time (every finished cell)", f"{s:.1f} s ({s / 3600:.2f} h)"))
+    return rows
+
+
 def run_info(results: dict) -> list[list[Cell]]:
     machine = results.get("machine") or {}
     mach = ", ".join(f"{k}: {fmt_value(v)}" for k, v in machine.items()) or "—"
     secs = results.get("seconds")
     secs_txt = "—" if secs is None else f"{float(secs):.1f} s ({float(secs) / 60:.1f} min)"
     rows = [
-        ("command", str(results.get("command") or "—")),
+        ("command (this report's)", str(results.get("command") or "—")),
+        *_sittings_rows(results),
         ("psae version", str(results.get("psae_version") or "—")),
         ("machine", mach),
-        ("started", str(results.get("started") or "—")),
+        ("started (this report's sitting)", str(results.get("started") or "—")),
         ("finished", str(results.get("finished") or "not finished (partial results)")),
-        ("wall time", secs_txt),
+        ("wall time (this report's sitting)", secs_txt),
         ("seeds", fmt_value(results.get("seeds"))),
         ("models", ", ".join(model_label(results, m) for m in results.get("models") or [])),
         ("L0 threshold", fmt_value(results.get("threshold"))),
