@@ -351,11 +351,11 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
 
 
 def _sittings(old: dict) -> list[dict]:
-    """The run's sittings so far, as run.json records them (a run from before the record: its
-    last command alone, its start unknown)."""
+    """The run's sittings so far, as run.json records them (none for a run from before the
+    record: how many it had is not known, and one would be a guess)."""
     if isinstance(old.get("sittings"), list):
         return [s for s in old["sittings"] if isinstance(s, dict)]
-    return [{"command": old["command"], "started": None}] if old.get("command") else []
+    return []
 
 
 def sittings_of(out: Path) -> list[dict]:
