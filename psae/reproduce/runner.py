@@ -319,6 +319,8 @@ def _check_resume(cfg: RunConfig, splits: dict[str, Splits]) -> None:
         old = json.loads(run_file.read_text())
         rechecked = old.get("rechecked", [])
         sittings = _sittings(old) if has_cells else []
+        if has_cells and "sittings" not in old:  # a run from before the record goes on
+            sittings = [{"command": "earlier sittings, not recorded", "started": None}]
         # a run stopped before it finished any cell holds nothing to mix: its folder takes
         # the new settings (it stayed locked to ones it never used)
         if has_cells and (changed := _changed_files(cfg, old)):
