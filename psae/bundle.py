@@ -49,9 +49,11 @@ def save(obj, path: str | os.PathLike[str], *, force: bool = False, extra: dict 
     config, arrays = model_files.state(model)
     if isinstance(obj, Pipeline):  # load gives back these step names, not its defaults
         config["pipeline_steps"] = [n for n, s in obj.steps if s not in (None, "passthrough")]
-    output = _output(model)
-    if output is not None:
-        config["transform_output"] = output
+    # each step's own set_output: the autoencoder fitted on a normaliser's DataFrame expects
+    # one again, so the two settings come back together or not at all
+    for key, step in (("transform_output", model), ("normalizer_transform_output", normalizer)):
+        if step is not None and (output := _output(step)) is not None:
+            config[key] = output
     if normalizer is not None and hasattr(normalizer, "feature_names_in_"):
         # the column check a loaded pipeline keeps: reordered columns are refused, not encoded
         config["normalizer_feature_names"] = [str(n) for n in normalizer.feature_names_in_]
@@ -98,13 +100,15 @@ def load(path: str | os.PathLike[str], device: str | None = None):
                 "two models; save the pipeline again")
     names = _step_names(config, 1 if normalizer is None else 2, cfg_file)
     obj = pipeline(normalizer, model, names)
-    output = config.get("transform_output")
-    if output is not None:
-        try:  # the autoencoder's own setting: the one saved (the pipeline's output is its)
-            model.set_output(transform=output)
+    for key, step in (("transform_output", model), ("normalizer_transform_output", normalizer)):
+        output = config.get(key)
+        if output is None or step is None:
+            continue
+        try:
+            step.set_output(transform=output)
         except ValueError as e:
-            raise ModelFormatError(f"{cfg_file}: field 'transform_output' is not an output "
-                                   f"this scikit-learn knows ({e})") from e
+            raise ModelFormatError(f"{cfg_file}: field {key!r} is not an output this "
+                                   f"scikit-learn knows ({e})") from e
     return obj
 
 

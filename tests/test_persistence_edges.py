@@ -38,6 +38,7 @@ def test_numpy_typed_parameters_save_and_load_as_python_values(tmp_path):
     assert psae.load(tmp_path / "c")[0].clip == 3.0
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # each step's output comes back as saved
 def test_a_pipeline_comes_back_with_its_step_names_output_and_column_check(tmp_path):
     df = pd.DataFrame(_X(), columns=[f"c{i}" for i in range(12)])
     pipe = make_pipeline(Normalizer(), SparseAutoencoder(n_components=6, epochs=4, threads=1,
