@@ -74,10 +74,11 @@ def pipeline(normalizer: Normalizer | None, model: SparseAutoencoder,
     """``model`` with its preprocessing as :func:`load` gives it back: the autoencoder alone
     without a normalizer (unless saved as a one-step pipeline), else ``Pipeline`` steps
     ``names``, by default ``"normalizer"``, ``"autoencoder"``."""
-    steps = [model] if normalizer is None else [normalizer, model]
     if names is None:
-        return model if normalizer is None else Pipeline(
-            [("normalizer", normalizer), ("autoencoder", model)])
+        if normalizer is None:
+            return model
+        names = ["normalizer", "autoencoder"]
+    steps = [model] if normalizer is None else [normalizer, model]
     return Pipeline(list(zip(names, steps, strict=True)))
 
 

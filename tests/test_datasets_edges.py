@@ -223,7 +223,7 @@ def test_a_16_bit_grey_png_opened_as_mode_i_is_scaled_too():
 
     im = Image.fromarray(np.array([[0, 65535], [257, 32896]], dtype=np.int32))
     assert im.mode == "I"
-    np.testing.assert_array_equal(_rgb8(im, "x")[..., 0], [[0, 255], [1, 128]])
+    np.testing.assert_array_equal(_rgb8(im)[..., 0], [[0, 255], [1, 128]])
 
 
 def test_a_header_of_numbers_is_read_as_one_when_said(tmp_path):

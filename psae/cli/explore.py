@@ -71,7 +71,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_explore(args) -> int:
-    from .. import datasets
     from ..bundle import load, split
     from ..io.ownership import check_output_dir
 
@@ -89,7 +88,7 @@ def cmd_explore(args) -> int:
     shown = len(sample_rows(y, len(X), args.max_samples))
     meta = {"model": f"{sae.penalty}, {sae.n_components} units ({args.model})",
             # what the user named (a path, or a data set), not a tuple of its files
-            "data": f"{_data_label(ds, args.data, datasets)}, {which} split: "
+            "data": f"{_data_label(ds, args.data)}, {which} split: "
                     + (f"{shown} of {len(X)} rows (stratified)" if shown < len(X)
                        else f"all {len(X)} rows"),
             "preprocessing": "Normalizer" if normalizer is not None else "none"}
@@ -102,6 +101,8 @@ def cmd_explore(args) -> int:
     return 0
 
 
-def _data_label(ds, data: str, datasets) -> str:
+def _data_label(ds, data: str) -> str:
     """A named set's label (``MNIST``, ``CIFAR-10 (JPEG copy)``), else the path given."""
-    return datasets.label_for(ds.name, ds.source) if ds.name in datasets.NAMES else str(data)
+    from ..datasets import NAMES, label_for
+
+    return label_for(ds.name, ds.source) if ds.name in NAMES else str(data)

@@ -126,8 +126,6 @@ class RawData:
     classes: list[str] | None
     label_column: str | int | None = None
     notes: tuple[str, ...] = ()
-    rows_train: np.ndarray | None = None
-    rows_test: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"X_train": self.X_train}

@@ -36,11 +36,13 @@ def verify_digests(
     path: str | os.PathLike[str],
     digests: dict[str, str],
     expected: Iterable[tuple[str, str]] | None = None,
+    advice: str = ("The file is damaged or not the published version; delete it (it can be "
+                   "downloaded again) or load with verify=False."),
 ) -> None:
     """Raise :class:`DatasetError` unless ``digests`` match one of ``expected``.
 
     ``expected`` defaults to the published checksums for the file's name; a file with no
-    published checksum passes.
+    published checksum passes. ``advice`` ends the message: what to do about it.
     """
     exp = list(expected) if expected is not None else known_digests(Path(path).name)
     if not exp:
@@ -50,10 +52,7 @@ def verify_digests(
             return
     want = " or ".join(f"{a} {h}" for a, h in exp)
     got = ", ".join(f"{a} {digests[a]}" for a, _ in exp if a in digests)
-    raise DatasetError(
-        f"{path}: checksum mismatch: expected {want}, got {got}. The file is damaged or not "
-        "the published version; delete it (it can be downloaded again) or load with verify=False."
-    )
+    raise DatasetError(f"{path}: checksum mismatch: expected {want}, got {got}. {advice}")
 
 
 def verify_file(

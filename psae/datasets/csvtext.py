@@ -218,11 +218,11 @@ def _check_named_labels(path: Path, spec: LabelColumn, header: list[str] | None,
     classes of 150 rows, CA 0 %, with only a note."""
     if spec != "auto" or header is None or col is None or y is None or y.dtype.kind != "f":
         return
-    whole = bool(np.all(y == np.round(y)))
-    if whole and not (len(y) >= 20 and len(np.unique(y)) >= 0.9 * len(y)):
+    whole, distinct = bool(np.all(y == np.round(y))), len(np.unique(y))
+    if whole and not (len(y) >= 20 and distinct >= 0.9 * len(y)):
         return
     what = (f"numbers with fractions (e.g. {float(y[y != np.round(y)][0]):g})"
-            if not whole else f"{len(np.unique(y))} distinct values in {len(y)} rows")
+            if not whole else f"{distinct} distinct values in {len(y)} rows")
     raise DatasetOptionError(
         f"{path}: column {header[col]!r} is named like a label but holds {what}, not classes: "
         f"give label_column=None (--label-column none) to read it as a feature, or "

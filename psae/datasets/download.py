@@ -67,14 +67,13 @@ def download_file(
         with open(tmp, "wb") as out:
             digests = _transfer(url, out, dest.name, timeout or TIMEOUT, progress)
         try:
-            verify_digests(dest, digests, exp)
-        except DatasetError as e:
             # not the advice for a file on disk: nothing was kept, and a download is
             # checked whatever verify says
-            got = str(e).split(". The file is damaged")[0]
-            raise DatasetError(f"downloaded from {url}: {got}. The server sent another file "
-                               "(cut off, or changed): nothing was kept; try again, or "
-                               "another mirror (PSAE_MIRROR)") from None
+            verify_digests(dest, digests, exp, advice=(
+                "The server sent another file (cut off, or changed): nothing was kept; try "
+                "again, or another mirror (PSAE_MIRROR)"))
+        except DatasetError as e:
+            raise DatasetError(f"downloaded from {url}: {e}") from None
     return dest
 
 

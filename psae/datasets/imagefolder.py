@@ -202,14 +202,14 @@ def _decode(data: bytes, where: str, want: tuple[tuple[int, int], str] | None) -
                     f"{where}: image size {w}x{h} differs from {want[0][0]}x{want[0][1]} of "
                     f"{want[1]} (mixed image sizes)"
                 )
-            return _rgb8(im, where)
+            return _rgb8(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         if isinstance(e, DatasetError):
             raise
         raise DatasetError(f"{where}: cannot decode image ({e})") from e
 
 
-def _rgb8(im: Image.Image, where: str) -> np.ndarray:
+def _rgb8(im: Image.Image) -> np.ndarray:
     """The image as uint8 RGB. A 16-bit grey PNG is scaled to 8 bits (``round(v / 257)``):
     PIL's own conversion clipped every value above 255 to 255. Pillow opens it as ``I;16``,
     before 10.3 as ``I`` (a PNG or JPEG holds no wider integers)."""

@@ -167,9 +167,9 @@ def read_npz(path: Path) -> RawData:
     raw = d["X_train"] if "X_train" in d else d["X"]
     if raw.ndim == 4 and tuple(raw.shape[1:]) != shape:
         # what was done, only: a (N, 3, 8, 8) file kept its 3 channels, and was told one dropped
-        done = ["its single channel dropped" if raw.shape[1] == 1 or raw.shape[3] == 1
-                else "channels moved last"]
-        notes += (f"images laid out as (N, H, W[, C]) from {tuple(raw.shape)}: {done[0]}",)
+        done = ("its single channel dropped" if raw.shape[1] == 1 or raw.shape[3] == 1
+                else "channels moved last")
+        notes += (f"images laid out as (N, H, W[, C]) from {tuple(raw.shape)}: {done}",)
     used = {"X_train", "y_train", "X_test", "y_test"} if "X_train" in d else {"X", "y"}
     if unused := sorted(set(d) - used):
         notes += (f"arrays not read: {', '.join(unused)} (psae reads "
