@@ -2,7 +2,10 @@
 the code layer (or the output activation), batch by batch.
 
 Codes are ``H = f(X W1ᵀ + b1)`` (eq. 2) and reconstructions ``Y = g(H W2ᵀ + b2)``; where the fit
-chose an inference threshold, codes at or under it are exact zeros (:class:`Trimmed`).
+chose an inference threshold, codes at or under it are exact zeros (:class:`Trimmed`). A model
+with a pre-encoder bias ``b_pre`` stores it folded, ``b1 − W1 b_pre``; its rows are centred
+before the product all the same, as training centred them, because a bf16 product's rounding
+grows with the size of its operands.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from .params import resolve_device
 from .training.network import Activation
 from .training.precision import resolve_precision
 
-__all__ = ["TRANSFORM_BATCH", "Trimmed", "code_layer", "apply", "transform", "inverse_transform",
-           "score"]
+__all__ = ["TRANSFORM_BATCH", "TRANSFORM_FLOATS", "Trimmed", "batch_rows", "code_layer", "apply",
+           "transform", "inverse_transform", "score"]
 
 TRANSFORM_BATCH = 8192
+"""Rows per batch at most."""
+TRANSFORM_FLOATS = 2 ** 23
+"""Entries per batch of the wider side (input or output) at most, so a wide layer takes fewer
+rows at a time and a batch's tensors stay tens of MB whatever the width."""
 
 
 class Trimmed(torch.nn.Module):
@@ -42,14 +49,24 @@ def code_layer(est) -> torch.nn.Module:
     return code.eval()
 
 
-def apply(est, X, weight, bias, post, out=None, batch: int = TRANSFORM_BATCH) -> np.ndarray:
+def batch_rows(*widths: int) -> int:
+    """Rows per batch for tensors of these widths (:data:`TRANSFORM_FLOATS`)."""
+    return max(1, min(TRANSFORM_BATCH, TRANSFORM_FLOATS // max(1, *widths)))
+
+
+def apply(est, X, weight, bias, post, out=None, centre=None) -> np.ndarray:
     """``post(X Wᵀ + b)`` batch by batch, into ``out`` (allocated when None); float32 input
-    multiplies in ``est``'s precision, float64 input in float64."""
+    multiplies in ``est``'s precision, float64 input in float64. With ``centre`` (a pre-encoder
+    bias ``c``, folded into ``b``) the product is taken as ``(X − c) Wᵀ + (b + W c)``, the same
+    map rounded as training rounded it."""
     device = resolve_device(est.device)
     dtype = torch.float64 if np.dtype(getattr(X, "dtype", np.float32)) == np.float64 \
         else torch.float32
     bf16 = dtype == torch.float32 and resolve_precision(
         est.precision, device, warn=False, size=weight.size) == "bf16"
+    if centre is not None:
+        bias = np.asarray(bias, np.float64) + np.asarray(weight, np.float64) @ centre
+        c = torch.as_tensor(np.asarray(centre)).to(device=device, dtype=dtype)
     W = torch.as_tensor(weight).to(device=device, dtype=torch.bfloat16 if bf16 else dtype)
     b = torch.as_tensor(bias).to(device=device, dtype=dtype)
     post = post.to(device=device, dtype=dtype)  # a code layer's thresholds, in X's dtype
@@ -59,12 +76,16 @@ def apply(est, X, weight, bias, post, out=None, batch: int = TRANSFORM_BATCH) ->
                        else np.float32)
     elif out.shape != (n, W.shape[0]):
         raise ParameterError(f"out has shape {out.shape}, expected {(n, W.shape[0])}")
+    batch = batch_rows(*W.shape)
     with torch.inference_mode():
         for s in range(0, n, batch):
             rows = np.ascontiguousarray(X[s:s + batch])  # views may run backwards
             if not rows.flags.writeable:
                 rows = rows.copy()
-            xb = torch.from_numpy(rows).to(device=device, dtype=W.dtype)
+            xb = torch.from_numpy(rows).to(device=device, dtype=dtype)
+            if centre is not None:
+                xb = xb - c
+            xb = xb.to(W.dtype)
             a = torch.mm(xb, W.t()).float().add_(b) if bf16 else torch.addmm(b, xb, W.t())
             out[s:s + batch] = post(a).cpu().numpy()
     return out
@@ -76,7 +97,8 @@ def transform(est, X, out=None, raw: bool = False) -> np.ndarray:
     theta = getattr(est, "inference_threshold_", None)
     if theta is not None and not raw:
         code = Trimmed(code, theta)
-    return apply(est, X, est.encoder_weight_, est.encoder_bias_, code, out)
+    centre = est.decoder_bias_ if est.mechanism.pre_bias else None
+    return apply(est, X, est.encoder_weight_, est.encoder_bias_, code, out, centre)
 
 
 def inverse_transform(est, H) -> np.ndarray:
@@ -87,10 +109,14 @@ def inverse_transform(est, H) -> np.ndarray:
 def score(est, X) -> float:
     """Negative mean reconstruction error (eq. 13) of the checked ``X``, batch by batch through
     :func:`transform` and :func:`inverse_transform` (not the estimator's public methods, which
-    return what ``set_output`` asks and check feature names again)."""
+    return what ``set_output`` asks and check feature names again): the codes ``transform``
+    gives these rows (float32 rows in ``est``'s precision), the error summed in float64."""
     total = 0.0
-    for s in range(0, X.shape[0], TRANSFORM_BATCH):
-        xb = np.asarray(X[s:s + TRANSFORM_BATCH], dtype=np.float64)
+    batch = batch_rows(X.shape[1], est.n_components)
+    for s in range(0, X.shape[0], batch):
+        xb = np.asarray(X[s:s + batch])
+        if xb.dtype not in (np.float32, np.float64):
+            xb = xb.astype(np.float64)
         x_hat = inverse_transform(est, transform(est, xb))
-        total += float(np.sum((xb - x_hat) ** 2))
+        total += float(np.sum((xb.astype(np.float64) - x_hat) ** 2))
     return -total / (X.shape[0] * X.shape[1])
