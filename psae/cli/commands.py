@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from .data import (
     check_features,
     input_paths,
     load_data,
+    match_columns,
     note,
     pick_split,
     split_rows,
@@ -153,6 +155,8 @@ def cmd_fit(args) -> int:
     if rank == 0:
         extra = {"data": str(args.data), "source": str(ds.source),
                  "label_column": ds.label_column, "grayscale": bool(args.grayscale)}
+        if ds.feature_names is not None:  # `psae encode` takes a file's columns by these names
+            extra["columns"] = list(ds.feature_names)
         bundle.save(bundle.pipeline(normalizer, model), args.out, extra=extra, force=args.force)
         print(json.dumps({"model": str(args.out), "penalty": model.penalty,
                           "n_components": model.n_components, "epochs": model.n_iter_,
@@ -175,27 +179,43 @@ class _Loaded:
         if self.normalizer is None:
             note(f"{model_dir} carries no preprocessing (saved without a Normalizer): its "
                  "codes are taken of the data as given")
+        first = self.normalizer if self.normalizer is not None else self.model
+        names = getattr(first, "feature_names_in_", None)
+        self.columns = list(names) if names is not None else self.extra.get("columns")
 
-    def prepare(self, X: np.ndarray) -> np.ndarray:
+    def prepare(self, X: np.ndarray, names=None) -> np.ndarray:
+        """``X`` (columns named ``names``, where the file names them) as the model reads it:
+        its columns in the model's order, preprocessed."""
+        X = match_columns(self.dir, X, names, self.columns, self.data)
         check_features(self.dir, self.model.n_features_in_, X, self.data, self.extra)
-        return X if self.normalizer is None else self.normalizer.transform(X)
+        if self.normalizer is None:
+            return X
+        with warnings.catch_warnings():  # the columns were matched by name above
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return self.normalizer.transform(X)
 
-    def codes(self, X: np.ndarray) -> np.ndarray:
-        return self.model.transform(self.prepare(X))
+    def codes(self, X: np.ndarray, names=None) -> np.ndarray:
+        return self.transform(self.prepare(X, names))
+
+    def transform(self, Xn: np.ndarray, out=None) -> np.ndarray:
+        """The model's codes of prepared rows."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return self.model.transform(Xn, out=out)
 
 
-def _write_npy_codes(out: Path, model, Xn: np.ndarray, force: bool) -> None:
+def _write_npy_codes(out: Path, loaded: _Loaded, Xn: np.ndarray, force: bool) -> None:
     """Stream codes into a memory-mapped ``.npy`` whose disk space is reserved first: a full
     disk is then an error before the map is touched, never a SIGBUS."""
     from ..io.atomic import allocate, atomic_path
 
-    shape = (Xn.shape[0], model.n_components)
+    shape = (Xn.shape[0], loaded.model.n_components)
     header = 128  # numpy's .npy header for a 2-D float32 array fits in 128 bytes
     need = header + 4 * shape[0] * shape[1]
     with atomic_path(out, ".npy", replace=force, need=need) as tmp:
         codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         allocate(tmp, os.path.getsize(tmp))
-        model.transform(Xn, out=codes)
+        loaded.transform(Xn, out=codes)
         codes.flush()
         del codes
 
@@ -217,14 +237,14 @@ def cmd_encode(args) -> int:
              "(--limit or --hold-out-test), in that order: --out FILE.npz writes their row "
              "numbers beside them ('index')")
     loaded = _Loaded(args.model, args.data)
-    Xn = loaded.prepare(X)
+    Xn = loaded.prepare(X, ds.feature_names)
     model = loaded.model
     if suffix == ".npy":
-        _write_npy_codes(out, model, Xn, args.force)
+        _write_npy_codes(out, loaded, Xn, args.force)
     else:
         import io
 
-        H = model.transform(Xn)
+        H = loaded.transform(Xn)
         buf = io.BytesIO()
         if suffix == ".npz":
             # the rows' numbers in the file's split where they are a pick of it, and their
@@ -283,12 +303,13 @@ def cmd_evaluate(args) -> int:
     ds = load_data(args)
     X, _, split = pick_split(ds, None, "measuring")
     loaded = _Loaded(args.model, args.data)
-    Xn = loaded.prepare(X)
-    H = loaded.model.transform(Xn)
+    Xn = loaded.prepare(X, ds.feature_names)
+    H = loaded.transform(Xn)
     t = metrics.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     X_train, y_train, y, why_not = _ca_inputs(ds, split)
     result = metrics.evaluate(Xn, H, loaded.model.inverse_transform(H),
-                              H_train=None if why_not else loaded.codes(X_train),
+                              H_train=None if why_not else loaded.codes(X_train,
+                                                                        ds.feature_names),
                               y_train=y_train, y=y, threshold=t)
     result = {"split": split, **result}
     if why_not:

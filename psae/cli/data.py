@@ -15,8 +15,8 @@ import numpy as np
 from ..datasets.registry import NAMES
 from ..errors import InputError, ParameterError
 
-__all__ = ["add_data_args", "load_data", "pick_split", "check_features", "note", "threshold",
-           "add_force_arg", "input_paths"]
+__all__ = ["add_data_args", "load_data", "pick_split", "check_features", "match_columns", "note",
+           "threshold", "add_force_arg", "input_paths"]
 
 
 def note(text: str) -> None:
@@ -171,3 +171,37 @@ def check_features(model_dir, n_features_in: int, X: np.ndarray, data: str, extr
         hint = " A third as many: was the model trained on colour images? Leave out --grayscale."
     raise InputError(f"{data} has {d} features per sample but the model in {model_dir} was "
                      f"trained on {n_features_in}.{hint}")
+
+
+def _listed(names: list[str], most: int = 6) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def match_columns(model_dir, X: np.ndarray, names, expected, data: str) -> np.ndarray:
+    """``X``'s columns in the order the model was fitted on, found by name: ``names`` are the
+    file's (a ``.csv`` header; None without), ``expected`` the model's (None where it was fitted
+    on unnamed columns). Columns in another order are put back in the model's; names that
+    differ are an error naming them, since codes of the wrong columns are silently wrong."""
+    if expected is None:
+        return X
+    expected = [str(n) for n in expected]
+    if names is None:
+        note(f"{data} does not name its columns: they are taken in the order the model in "
+             f"{model_dir} was fitted on ({_listed(expected, 3)})")
+        return X
+    names = [str(n) for n in names]
+    if names == expected:
+        return X
+    if len(set(names)) == len(names) == len(expected) and set(names) == set(expected):
+        note(f"{data} holds the model's columns in another order: taken by name")
+        return X[:, [names.index(n) for n in expected]]
+    missing = [n for n in expected if n not in names]
+    unknown = [n for n in names if n not in expected]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    why = "; ".join(part for part in (
+        f"missing {_listed(missing)}" if missing else "",
+        f"not in the model {_listed(unknown)}" if unknown else "",
+        f"named more than once {_listed(repeated)}" if repeated else "") if part)
+    raise InputError(f"{data}'s columns do not match those the model in {model_dir} was fitted "
+                     f"on: {why}. Name them as the model does ({_listed(expected, 3)})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import warnings
 
 from ..errors import ParameterError
 from ..explore.model_page import DEFAULT_MAX_SAMPLES, sample_rows, write_model_page
@@ -16,6 +17,7 @@ from .data import (
     check_features,
     input_paths,
     load_data,
+    match_columns,
     note,
     pick_split,
     split_rows,
@@ -73,6 +75,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def cmd_explore(args) -> int:
     from ..bundle import load, split
     from ..io.ownership import check_output_dir
+    from ..persistence import read_model
 
     if args.top_n < 1:
         raise ParameterError(f"--top-n must be at least 1, got {args.top_n}")
@@ -81,7 +84,12 @@ def cmd_explore(args) -> int:
     X, y, which = pick_split(ds, args.split, "exploring")
     model = load(args.model)
     normalizer, sae = split(model)
-    check_features(args.model, sae.n_features_in_, X, args.data, {})
+    extra = read_model(args.model)[0].get("extra") or {}
+    first = normalizer if normalizer is not None else sae
+    names = getattr(first, "feature_names_in_", None)
+    X = match_columns(args.model, X, ds.feature_names,
+                      list(names) if names is not None else extra.get("columns"), args.data)
+    check_features(args.model, sae.n_features_in_, X, args.data, extra)
     if normalizer is None:
         note(f"{args.model} carries no preprocessing (saved without a Normalizer): its codes "
              "are taken of the data as given")
@@ -92,10 +100,13 @@ def cmd_explore(args) -> int:
                     + (f"{shown} of {len(X)} rows (stratified)" if shown < len(X)
                        else f"all {len(X)} rows"),
             "preprocessing": "Normalizer" if normalizer is not None else "none"}
-    path, _ = write_model_page(args.out, model, X, y, classes=ds.classes, image_shape=ds.shape,
-                               max_samples=args.max_samples, title=args.title or str(args.model),
-                               meta=meta, threshold=args.threshold, top_n=args.top_n,
-                               rows=split_rows(ds, which))
+    with warnings.catch_warnings():  # the columns were matched by name above
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        path, _ = write_model_page(args.out, model, X, y, classes=ds.classes,
+                                   image_shape=ds.shape, max_samples=args.max_samples,
+                                   title=args.title or str(args.model), meta=meta,
+                                   threshold=args.threshold, top_n=args.top_n,
+                                   rows=split_rows(ds, which))
     print(json.dumps({"page": str(path), "bytes": path.stat().st_size, "split": which,
                       "samples": shown, "of": len(X), "units": sae.n_components}))
     return 0

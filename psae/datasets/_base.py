@@ -80,7 +80,8 @@ class Dataset:
     for the user (an auto-detected label column, a missing test split, a lossy copy).
     ``rows_train``/``rows_test``: where the rows are a subset or a reordering of the source's
     split (``limit``, a carved test split), each row's position in it; ``None``: all of them,
-    in the source's order.
+    in the source's order. ``feature_names``: the columns' names where the file gives them (a
+    ``.csv`` header, the label's column left out), else ``None``.
     """
 
     name: str
@@ -95,6 +96,7 @@ class Dataset:
     notes: tuple[str, ...] = ()
     rows_train: np.ndarray | None = None
     rows_test: np.ndarray | None = None
+    feature_names: tuple[str, ...] | None = None
 
     @property
     def n_features(self) -> int:
@@ -126,6 +128,7 @@ class RawData:
     classes: list[str] | None
     label_column: str | int | None = None
     notes: tuple[str, ...] = ()
+    feature_names: tuple[str, ...] | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"X_train": self.X_train}

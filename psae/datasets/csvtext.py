@@ -319,7 +319,8 @@ def _read_numeric(path: Path, label_column: LabelColumn, header: bool | None = N
     _check_named_labels(path, label_column, header, col, y)
     (y,), classes = encode_labels([y], path)
     notes = index_note + (PANDAS_NOTE if pandas_names else ()) + notes
-    return RawData(X, y, None, None, None, classes, recorded, notes)
+    return RawData(X, y, None, None, None, classes, recorded, notes,
+                   _feature_names(header, col))
 
 
 def _odd_quotes(path: Path) -> bool:
@@ -385,4 +386,12 @@ def _read_general(path: Path, label_column: LabelColumn, header_row: bool | None
     y = None if col is None else _label_values(path, rows, col, header)
     _check_named_labels(path, label_column, header, col, y)
     (y,), classes = encode_labels([y], path)
-    return RawData(a.astype(np.float32), y, None, None, None, classes, recorded, notes)
+    return RawData(a.astype(np.float32), y, None, None, None, classes, recorded, notes,
+                   _feature_names(header, col))
+
+
+def _feature_names(header: list[str] | None, label: int | None) -> tuple[str, ...] | None:
+    """The header's names of the feature columns (the label's left out)."""
+    if header is None:
+        return None
+    return tuple(h for j, h in enumerate(header) if j != label)

@@ -116,6 +116,7 @@ def finish(
         classes=None if raw.classes is None else list(raw.classes),
         source=source,
         label_column=raw.label_column,
+        feature_names=raw.feature_names,
         notes=(*raw.notes, *notes),
         rows_train=None if rows_tr is None or len(rows_tr) == len(raw.X_train)
         else np.asarray(rows_tr, dtype=np.int64),
