@@ -43,7 +43,7 @@ def native_bf16(device: torch.device) -> bool:
     if forced in ("0", "1"):
         return forced == "1"
     if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+        return _cuda_bf16(device)
     if device.type != "cpu":
         return False
     flags = _cpu_flags()
@@ -52,6 +52,19 @@ def native_bf16(device: torch.device) -> bool:
     probe = getattr(torch._C, "_cpu", None)  # where /proc/cpuinfo is missing (macOS, Windows)
     return bool(probe and (getattr(probe, "_is_amx_tile_supported", lambda: False)()
                            or getattr(probe, "_is_avx512_bf16_supported", lambda: False)()))
+
+
+def _cuda_bf16(device: torch.device) -> bool:
+    """Whether this CUDA device has bf16 matrix units: compute capability 8 (Ampere) or
+    newer. ``torch.cuda.is_bf16_supported()`` alone also says yes on a T4 or V100, where bf16
+    is emulated (slower than float32), and asks the current device, not this one."""
+    if getattr(torch.version, "hip", None):
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # torch before 2.3 asked no such question
+            return bool(torch.cuda.is_bf16_supported())
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_capability(index)[0] >= 8
 
 
 SMALL_PRODUCT = 78_125
