@@ -23,7 +23,7 @@ from .params import resolve_device, stage_epochs, validate
 from .streaming import check_streamed, is_streamed
 from .training import fit as fitting
 from .training.network import Activation
-from .validation import check_finite, validated
+from .validation import check_finite, tensor_values, validated
 
 LAYOUT = ("n_components", "penalty", "encoder_activation", "decoder_activation")
 """The parameters that say how the fitted weights are laid out and read: fixed by ``fit``."""
@@ -425,6 +425,7 @@ default=None
         return encode.inverse_transform(self, H)
 
     def _check_codes(self, H):
+        H = tensor_values(H)
         check_finite(H, "H")
         try:
             H = check_array(H, dtype=[np.float64, np.float32])

@@ -7,10 +7,10 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
-from .errors import ParameterError
-from .validation import validated
+from .errors import InputError, ParameterError
+from .validation import check_finite, tensor_values, validated
 
 __all__ = ["Normalizer"]
 
@@ -58,6 +58,7 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Map ``X`` into ``[low, high]``; keeps float32 input float32."""
         check_is_fitted(self)
+        self._check_params()  # set_params after fit changes the map
         X = validated(self, X, dtype=[np.float64, np.float32], reset=False)
         dt = X.dtype
         Z = X - self.mean_.astype(dt)  # one new array; the rest is done in place
@@ -69,12 +70,22 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return Z
 
     def inverse_transform(self, X):
-        """Undo the affine map and the z-score (clipped values stay clipped)."""
+        """Undo the affine map and the z-score (clipped values stay clipped); keeps float32
+        input float32."""
         check_is_fitted(self)
-        X = np.asarray(X, dtype=np.float64)
+        self._check_params()
+        check_finite(X)
+        try:  # no feature-name check: these are codes of the map, as StandardScaler's are
+            X = check_array(tensor_values(X), dtype=[np.float64, np.float32])
+        except ValueError as e:
+            raise InputError(str(e)) from e
+        if X.shape[1] != self.n_features_in_:
+            raise InputError(f"X has {X.shape[1]} features, but Normalizer was fitted on "
+                             f"{self.n_features_in_}")
+        dt = X.dtype
         width = (self.high - self.low) / (2 * self.clip)
-        Z = (X - self.low) / width - self.clip
-        return Z * self.scale_ + self.mean_
+        Z = (X - dt.type(self.low)) / dt.type(width) - dt.type(self.clip)
+        return Z * self.scale_.astype(dt) + self.mean_.astype(dt)
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """``(params, arrays)`` of the fitted map, as :mod:`psae.persistence` stores them."""

@@ -14,16 +14,29 @@ from sklearn.utils.validation import validate_data
 
 from .errors import InputError
 
-__all__ = ["check_finite", "validated"]
+__all__ = ["check_finite", "tensor_values", "validated"]
+
+
+def _numbers(X) -> np.ndarray | None:
+    """``X`` as an array, an object one (a list holding None, a DataFrame with a nullable or
+    object column) read as float64 with its missing values as NaN; None where it is no array
+    of numbers (scikit-learn's own checks then say what it is)."""
+    try:
+        A = np.asarray(X)
+        if A.dtype.kind != "O":
+            return A
+        if hasattr(X, "to_numpy"):  # pandas: pd.NA is no float, its na_value is
+            return X.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.asarray(X, dtype=np.float64)  # None reads as NaN
+    except Exception:
+        return None
 
 
 def check_finite(X, name: str = "X") -> None:
-    """Raise :class:`InputError` naming the first NaN or infinite entry of a float array."""
-    try:
-        A = np.asarray(X)
-    except Exception:  # not array-like: leave it to scikit-learn's own checks
-        return
-    if A.dtype.kind not in "fc" or A.size == 0:
+    """Raise :class:`InputError` naming the first NaN or infinite entry of an array of
+    numbers."""
+    A = _numbers(X)
+    if A is None or A.dtype.kind not in "fc" or A.size == 0:
         return
     bad = ~np.isfinite(A)
     if not bad.any():
@@ -36,13 +49,19 @@ def check_finite(X, name: str = "X") -> None:
                      f"at {place}); psae needs finite numbers: drop or impute those rows first")
 
 
-def validated(estimator, X, **kwargs):
-    """``sklearn.utils.validation.validate_data`` with psae's finiteness message and errors;
-    a torch tensor is read as its values (one that requires grad, or lives on a GPU, made
-    numpy raise its own RuntimeError)."""
+def tensor_values(X):
+    """A torch tensor as a numpy array of its values (one that requires grad, or lives on a
+    GPU, made numpy raise its own RuntimeError; numpy has no bf16); anything else as it is."""
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu()
-        X = (X.float() if X.dtype == torch.bfloat16 else X).numpy()  # numpy has no bf16
+        X = (X.float() if X.dtype == torch.bfloat16 else X).numpy()
+    return X
+
+
+def validated(estimator, X, **kwargs):
+    """``sklearn.utils.validation.validate_data`` with psae's finiteness message and errors;
+    a torch tensor is read as its values (:func:`tensor_values`)."""
+    X = tensor_values(X)
     check_finite(X)
     try:
         return validate_data(estimator, X, **kwargs)

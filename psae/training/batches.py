@@ -6,6 +6,7 @@ both can hand each data-parallel rank its slice of every global batch.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -167,5 +168,10 @@ def make_batches(
     """Tensor batches for in-memory arrays; streamed batches for ``np.memmap`` input."""
     if is_streamed(X):
         return StreamedBatches(X, batch_size, device, comm=comm)
-    Xt = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+    A = np.ascontiguousarray(X, dtype=np.float32)
+    with warnings.catch_warnings():
+        # a read-only array (pandas' to_numpy, np.load's mmap) is shared, not copied: nothing
+        # writes into it (batches are index_select copies), so torch's warning does not apply
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        Xt = torch.as_tensor(A).to(device)
     return TensorBatches(Xt, batch_size, comm)
