@@ -8,8 +8,11 @@ else in psae asks torch.distributed anything.
 Run under ``torchrun --nproc_per_node=N -m psae fit ...``: every rank builds the same model from
 the same seed, draws the same shuffle, and takes rows ``rank, rank + world, …`` of every global
 batch of ``batch_size`` rows; DDP averages the gradients, so with ``batch_size`` divisible by
-the world size each step equals the single-process step on the same global batch. gloo on CPU,
-NCCL on GPU. Only rank 0 should write files. From Python::
+the world size each full batch's step equals the single-process step on it. Three exceptions:
+an epoch's last, short batch is split unevenly and its shares averaged with equal weight (a
+batch with fewer rows than ranks is skipped); and SAE+Ber's mean activation and BatchTopK's
+batch-wide top-k are taken over each rank's share. Every rank must be given the same ``X``
+(``fit`` checks it). gloo on CPU, NCCL on GPU. Only rank 0 should write files. From Python::
 
     with psae.distributed.process_group():
         model.fit(X)          # data-parallel when started under torchrun
@@ -119,20 +122,52 @@ class Comm:
             for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
                 g.copy_(part.view_as(g))
 
+    def _device(self) -> torch.device:
+        """Where this group's collectives take their tensors: CUDA under NCCL, else the CPU."""
+        if dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
     def shared_seed(self, seed: int | None) -> int:
-        """``seed``, or when None a fresh one drawn on rank 0 and shared, so that every rank
-        draws the same initialisation and shuffles."""
-        if seed is not None:
-            return seed
-        drawn = int(np.random.default_rng().integers(2**31 - 1))
+        """Rank 0's ``seed`` on every rank (drawn fresh where None), so that every rank draws
+        the same initialisation and shuffles: a ``RandomState`` instance or numpy's global
+        state gave each rank its own seed, and the ranks then trained on overlapping rows or
+        held out different ones."""
+        drawn = int(np.random.default_rng().integers(2**31 - 1)) if seed is None else seed
         if self.world == 1:
             return drawn
-        backend = dist.get_backend()
-        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" \
-            else torch.device("cpu")
-        t = torch.tensor([drawn], device=device)
+        t = torch.tensor([drawn], device=self._device())
         dist.broadcast(t, src=0)
         return int(t.item())
+
+    def same_input(self, X, error: BaseException | None = None) -> None:
+        """Stop every rank alike when a rank's ``X`` was refused (``error``) or differs from
+        another's in shape or content (a fingerprint of up to 512 rows). Each rank checked its
+        own: a refused rank left the others waiting in a collective, and a rank handed its own
+        shard trained on part of it while the others went on without it."""
+        if self.world == 1:
+            if error is not None:
+                raise error
+            return
+        mine = [0.0, 0.0, 0.0, 0.0] if error is not None else [1.0, *_fingerprint(X)]
+        lo = torch.tensor(mine, dtype=torch.float64, device=self._device())
+        hi = lo.clone()
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+        if error is not None:
+            raise error
+        if lo[0] == 0:
+            raise ParameterError("another rank's X was refused (that rank's error says why); "
+                                 "every rank must be given the same, valid X")
+        what = [f"{int(lo[i])} to {int(hi[i])} {unit}" for i, unit in ((1, "rows"),
+                                                                     (2, "features"))
+                if lo[i] != hi[i]] or (["the same shape but other values"]
+                                       if lo[3] != hi[3] else [])
+        if what:
+            raise ParameterError(
+                f"the ranks were given different X ({', '.join(what)}): under data "
+                "parallelism every rank passes the same X and takes its own rows of each "
+                "batch itself; do not shard the data by rank")
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` as the ranks train it: a DistributedDataParallel wrapper when world > 1."""
@@ -143,6 +178,15 @@ class Comm:
         param = next(module.parameters())
         ids = [param.device.index] if param.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
+
+
+def _fingerprint(X) -> tuple[float, float, float]:
+    """Rows, features and a position-weighted sum of up to 512 evenly spaced rows (in
+    float64: the same array gives the same number on every rank)."""
+    n, d = X.shape
+    rows = np.unique(np.linspace(0, n - 1, min(n, 512)).astype(np.int64))
+    sums = np.asarray(X[rows], dtype=np.float64).sum(axis=1)
+    return float(n), float(d), float(sums @ np.arange(1, len(rows) + 1, dtype=np.float64))
 
 
 SINGLE = Comm()

@@ -80,6 +80,8 @@ def apply(est, X, weight, bias, post, out=None, centre=None) -> np.ndarray:
     with torch.inference_mode():
         for s in range(0, n, batch):
             rows = np.ascontiguousarray(X[s:s + batch])  # views may run backwards
+            if not rows.dtype.isnative:  # a big-endian .npy: torch takes native order only
+                rows = rows.astype(rows.dtype.newbyteorder("="))
             if not rows.flags.writeable:
                 rows = rows.copy()
             xb = torch.from_numpy(rows).to(device=device, dtype=dtype)

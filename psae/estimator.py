@@ -7,7 +7,6 @@ encoding in :mod:`psae.encode`, saving and loading in :mod:`psae.model_files`.
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -360,13 +359,14 @@ default=None
         self._validate_params()
         before = _fitted_state(self)
         try:
-            X = self._check_fit_input(X)
             comm = Comm.current()
-            if (comm.world > 1 and isinstance(self.batch_size, int)
-                    and self.batch_size % comm.world):
-                warnings.warn(f"batch_size={self.batch_size} is not divisible by the world "
-                              f"size {comm.world}: ranks get unequal shares and steps differ "
-                              "slightly from a single process", stacklevel=2)
+            comm.check_device(resolve_device(self.device))  # before any collective
+            try:
+                X = self._check_fit_input(X)
+            except Exception as e:  # every rank stops, not only the one whose rows were bad
+                comm.same_input(None, e)
+                raise
+            comm.same_input(X)
             fitting.fit(self, X, comm)
         except TrainingDivergedError:
             raise  # it keeps the last parameters whose loss was finite, as its message says

@@ -366,11 +366,12 @@ def training_memory(n_features: int, n_components: int, batch_size: int,
 
 
 def check_memory(n_features: int, n_components: int, batch_size: int, device: torch.device,
-                 sample_rows: int = 0, data_bytes: int = 0) -> None:
+                 sample_rows: int = 0, data_bytes: int = 0, ranks: int = 1) -> None:
     """Refuse, before anything is allocated, a fit whose layer cannot fit in ``device``'s free
-    memory (instead of dying in the allocator, or to the kernel's OOM killer)."""
+    memory (instead of dying in the allocator, or to the kernel's OOM killer); ``ranks``
+    processes each need as much of it."""
     state, activations = training_memory(n_features, n_components, batch_size, sample_rows)
-    need = state + activations + int(data_bytes)
+    need = (state + activations + int(data_bytes)) * ranks
     have = available_memory(device)
     if have is None or need <= have:
         return
@@ -379,5 +380,6 @@ def check_memory(n_features: int, n_components: int, batch_size: int, device: to
         f"n_components={n_components} on {n_features} features needs about "
         f"{format_bytes(need)} of {device.type} memory: {format_bytes(state)} for weights, "
         f"gradients and optimiser state, {format_bytes(activations)} for batches of "
-        f"{batch_size} rows{extra}; {format_bytes(have)} is available. Lower n_components "
-        "(or batch_size), or free memory")
+        f"{batch_size} rows{extra}{f', for each of {ranks} processes' if ranks > 1 else ''}; "
+        f"{format_bytes(have)} is available. Lower n_components (or batch_size), or free "
+        "memory")

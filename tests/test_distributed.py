@@ -203,3 +203,72 @@ def test_a_cpu_model_under_nccl_is_refused_before_training(monkeypatch, digits):
     assert not hasattr(model, "encoder_weight_")
     Comm(0, 2, "gloo").check_device(torch.device("cpu"))
     Comm(0, 2, "nccl").check_device(torch.device("cuda"))  # fine: no tensor is touched
+
+
+INPUTS = """
+import json, sys
+import numpy as np
+import psae.params as P
+from psae import SparseAutoencoder
+from psae.distributed import process_group
+
+X = np.load(sys.argv[1])["X_train"]
+out = {}
+with process_group("cpu") as comm:
+    r = comm.rank
+    nan = X.copy()
+    if r == 1:
+        nan[3, 2] = np.nan
+    state, act = P.training_memory(X.shape[1], 8, 32)
+    cases = {"shard": (X[r::2], {}), "rows": (X[: 200 + 7 * r], {}), "nan": (nan, {}),
+             "random_state": (X, {"random_state": np.random.RandomState(r)}),
+             "memory": (X.astype(np.float64), {})}
+    for name, (data, kw) in cases.items():
+        if name == "memory":  # room for one and a half ranks
+            P.available_memory = lambda device: int(1.5 * (state + act + 4 * X.size))
+        m = SparseAutoencoder(n_components=8, epochs=4, batch_size=32, device="cpu",
+                              threads=1, **{"random_state": 0, **kw})
+        try:
+            m.fit(data)
+            out[name] = {"W1": float(np.abs(m.encoder_weight_).sum())}
+        except Exception as e:
+            out[name] = {"error": type(e).__name__ + ": " + str(e)}
+    with open(f"{sys.argv[2]}/{r}.json", "w") as f:
+        json.dump(out, f)
+"""
+
+
+def test_ranks_refuse_different_or_bad_input_together(tmp_path, digits):
+    """Each rank checked its own input: a rank handed its own shard trained on part of it and
+    then hung the job at a restart the others did not take; unequal rows aborted gloo with a
+    'collective mismatch'; NaN on one rank left the other waiting 30 minutes. A RandomState
+    instance gave each rank its own seed (149 distinct rows of 200 in an epoch), and the
+    memory check counted one rank against the whole machine."""
+    data = tmp_path / "d.npz"
+    np.savez(data, X_train=digits[0][:300])
+    script = tmp_path / "inputs.py"
+    script.write_text(INPUTS)
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(data), str(tmp_path)], capture_output=True, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = (json.loads((tmp_path / f"{rank}.json").read_text()) for rank in (0, 1))
+    for case in ("shard", "rows"):
+        assert a[case] == b[case] and "the ranks were given different X" in a[case]["error"]
+    assert "200 to 207 rows" in a["rows"]["error"]
+    assert "X contains NaN" in b["nan"]["error"]
+    assert "another rank's X was refused" in a["nan"]["error"]
+    assert "W1" in a["random_state"] and a["random_state"] == b["random_state"]
+    assert "for each of 2 processes" in a["memory"]["error"] and a["memory"] == b["memory"]
+
+
+def test_big_endian_rows_train_and_encode(tmp_path):
+    """A big-endian .npy opened as a memmap trained every epoch, then failed in the collapse
+    check after training ('byte order different from the native'), and never encoded."""
+    X = np.random.default_rng(0).uniform(size=(200, 6)).astype(">f4")
+    np.save(tmp_path / "x.npy", X)
+    A = np.load(tmp_path / "x.npy", mmap_mode="r")
+    m = SparseAutoencoder(n_components=4, epochs=4, device="cpu", random_state=0).fit(A)
+    np.testing.assert_allclose(m.transform(A), m.transform(np.asarray(X, np.float32)),
+                               rtol=1e-6)

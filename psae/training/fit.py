@@ -11,6 +11,7 @@ whose codes collapsed (:func:`collapse`) is restarted from a start centred on th
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -68,8 +69,7 @@ def _fit(est, X, comm: Comm) -> None:
     """Training runs until one does not collapse (at most ``MAX_RESTARTS`` restarts), then the
     inference threshold."""
     est.inference_threshold_ = None  # a refit's codes are judged raw until calibrated
-    device = resolve_device(est.device)
-    comm.check_device(device)
+    device = resolve_device(est.device)  # the group's backend was checked against it in fit
     seed = draw_seed(est, comm)
     settings = est._settings()
     X, val = hold_out(est, X, seed, device)
@@ -82,7 +82,11 @@ def _fit(est, X, comm: Comm) -> None:
             f"batch_size={est.batch_size_} is smaller than the {comm.world} processes training "
             f"data-parallel, which each take a share of every batch: give batch_size at least "
             f"{comm.world} (a multiple of it steps as one process would)")
-    check_memory(est, X, settings, device)
+    if comm.world > 1 and est.batch_size_ % comm.world:
+        warnings.warn(f"the batch of {est.batch_size_} rows is not divisible by the world size "
+                      f"{comm.world}: ranks get unequal shares and steps differ slightly from a "
+                      "single process's", stacklevel=4)
+    check_memory(est, X, settings, device, comm)
     batches = make_batches(X, est.batch_size_, device, comm)
     lr = est._learning_rate(X.shape[1])
     for attempt in range(MAX_RESTARTS + 1):
@@ -127,10 +131,12 @@ def memory_error(est, e: BaseException) -> ParameterError:
 
 
 def draw_seed(est, comm: Comm) -> int:
-    """The fit's seed: from ``random_state``, shared by every rank under data parallelism."""
+    """The fit's seed: from ``random_state``, rank 0's on every rank under data parallelism
+    (every rank must draw the same init and shuffles)."""
     if est.random_state is None and comm.world > 1:
-        return comm.shared_seed(None)  # every rank must draw the same init and shuffles
-    return int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
+        return comm.shared_seed(None)
+    seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
+    return comm.shared_seed(seed) if comm.world > 1 else seed
 
 
 def hold_out(est, X, seed: int, device) -> tuple[np.ndarray, torch.Tensor | None]:
@@ -155,15 +161,20 @@ def hold_out(est, X, seed: int, device) -> tuple[np.ndarray, torch.Tensor | None
     return np.ascontiguousarray(X[perm[n_val:]]), val.to(device)
 
 
-def check_memory(est, X, settings: dict, device) -> None:
-    """Refuse a layer that cannot fit in memory before allocating it."""
+def check_memory(est, X, settings: dict, device, comm: Comm) -> None:
+    """Refuse a layer that cannot fit in memory before allocating it: each rank's share of a
+    batch, and on a CPU every rank this machine runs (``LOCAL_WORLD_SIZE``, as ``torchrun``
+    sets it), since each holds its own data, weights and optimiser state."""
     code = est.mechanism.code
     starts = code is not None and hasattr(code(1, settings), "start_firing")
     copied = device.type == "cuda" or not (
         is_streamed(X) or (X.dtype == np.float32 and X.flags.c_contiguous))
-    check_layer_memory(X.shape[1], est.n_components, est.batch_size_, device,
+    ranks = 1
+    if comm.world > 1 and device.type == "cpu":
+        ranks = int(os.environ.get("LOCAL_WORLD_SIZE", comm.world))
+    check_layer_memory(X.shape[1], est.n_components, -(-est.batch_size_ // comm.world), device,
                        sample_rows=min(X.shape[0], 4096) if starts else 0,
-                       data_bytes=4 * X.shape[0] * X.shape[1] if copied else 0)
+                       data_bytes=4 * X.shape[0] * X.shape[1] if copied else 0, ranks=ranks)
 
 
 # ---------------------------------------------------------------------- one training run
