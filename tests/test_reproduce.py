@@ -146,7 +146,7 @@ def test_resume_after_kill_repeats_no_finished_cell(tmp_path):
     # a different configuration may not resume into this directory
     other = [*cmd[:6], "12", *cmd[7:], "--resume"]  # --epochs 12 instead of 8
     bad = subprocess.run(other, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 1 and "different settings" in bad.stderr
+    assert bad.returncode == 2 and "different settings" in bad.stderr
     res = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     after = _cells(out)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..datasets import LabelColumn
-from ..errors import OwnershipError, ParameterError, PsaeError
+from ..errors import OwnershipError, ParameterError
 from ..io.atomic import atomic_write
 from ..io.ownership import TEMP_TAG, adopt, check_output_dir, make_dirs, record_file
 from ..params import resolve_device, validate
@@ -54,8 +54,9 @@ log = logging.getLogger("psae.reproduce")
 PACKAGE = Path(__file__).resolve().parent.parent
 
 
-class ResumeMismatchError(PsaeError, ValueError):
-    """``--resume`` was asked for a run directory made with different settings."""
+class ResumeMismatchError(ParameterError):
+    """``--resume`` was asked for a run directory made with different settings: the options
+    do not fit the folder, so the command line exits 2 as for any unusable option."""
 
 
 @dataclass
