@@ -7,6 +7,7 @@ from .errors import (
     FitFailedError,
     InputError,
     ModelFormatError,
+    NotFoundError,
     OwnershipError,
     ParameterError,
     PsaeError,
@@ -18,12 +19,14 @@ from .preprocessing import Normalizer
 
 __all__ = ["SparseAutoencoder", "Normalizer", "load", "save", "PsaeError", "ParameterError",
            "InputError", "ModelFormatError", "FitFailedError", "TrainingDivergedError",
-           "TrainingCollapsedError", "OwnershipError", "DiskFullError", "__version__"]
+           "TrainingCollapsedError", "OwnershipError", "DiskFullError", "NotFoundError",
+           "__version__"]
 
 
 def __getattr__(name):
     # datasets pulls in image and archive readers: import it only when asked for.
-    if name in ("datasets", "metrics", "penalties", "sparsity", "distributed"):
+    if name in ("datasets", "metrics", "penalties", "sparsity", "distributed", "reproduce",
+                "explore"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -15,7 +15,7 @@ batch-wide top-k are taken over each rank's share. Every rank must be given the 
 (``fit`` checks it). gloo on CPU, NCCL on GPU. Only rank 0 should write files. From Python::
 
     with psae.distributed.process_group():
-        model.fit(X)          # data-parallel when started under torchrun
+        model.fit(X)          # under torchrun only; elsewhere it raises ParameterError
 """
 
 from __future__ import annotations

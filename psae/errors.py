@@ -19,6 +19,7 @@ __all__ = [
     "TrainingCollapsedError",
     "OwnershipError",
     "DiskFullError",
+    "NotFoundError",
 ]
 
 
@@ -58,6 +59,10 @@ class TrainingCollapsedError(FitFailedError):
 class OwnershipError(PsaeError, ValueError):
     """An output psae may not write: it holds or is a file psae did not write, it is one of
     the command's own inputs, or it cannot be written at all."""
+
+
+class NotFoundError(PsaeError, FileNotFoundError):
+    """A file or folder psae was asked to read is not there."""
 
 
 class DiskFullError(PsaeError, OSError):

@@ -77,7 +77,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         only (``beta``, ``rho``, ``sigmas``, ``k``, ``encode_k``, ``target_l0``,
         ``bandwidth``), setting it for a penalty that ignores it is an error in ``fit``.
     beta : float or None, default=None
-        Penalty weight for ``"l1"`` and ``"kl"``; None uses the mechanism's default
+        Penalty weight for ``"l1"``, ``"kl"``, ``"jumprelu"`` and ``"sqjumprelu"``; None uses
+        the mechanism's default
         ({beta_defaults}).
     rho : float, default=0.05
         Target mean activation of ``"kl"``.
@@ -154,11 +155,11 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     encoder_activation : {{"sigmoid", "tanh", "relu", "softplus", "identity"}} or None, \
 default=None
         The code layer f of the paper's models; None: sigmoid. Models with a code layer of their
-        own (topk, batchtopk, jumprelu) take None only.
+        own (topk, batchtopk, jumprelu, sqjumprelu) take None only.
     decoder_activation : {{"sigmoid", "tanh", "relu", "softplus", "identity"}} or None, \
 default=None
         The output layer g; None: the mechanism's (sigmoid for the paper's models, identity
-        for topk, batchtopk, jumprelu).
+        for topk, batchtopk, jumprelu, sqjumprelu).
     revive : {{"auto", "auxk", "resample", "none"}}, default="auto"
         What to do about dead units (silent for ``dead_window`` training samples): ``"auxk"``
         trains them on the residual (TopK's auxiliary loss, weight 1/32, 2k units);
@@ -178,7 +179,8 @@ default=None
     threads : int or "auto", default="auto"
         CPU threads for ``fit``. ``"auto"``: one for small problems; for large ones the faster
         of one and all of torch's threads, re-measured while training (on a machine shared
-        with a busy process, two threads can be 3x slower than one). Results are repeatable bit
+        with a busy process, two threads were 1.9x slower than one in
+        ``benchmarks/contention.py``). Results are repeatable bit
         for bit at a fixed count; give an int for that on a machine whose load changes.
     random_state : int, RandomState or None, default=None
         Seeds initialisation and shuffling; the same seed gives the same codes. An int must lie
@@ -444,9 +446,10 @@ default=None
         return encode.score(self, X)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Write ``path/`` (safetensors weights + JSON config), atomically."""
-        model_files.save(self, path)
+    def save(self, path, *, force: bool = False) -> None:
+        """Write ``path/`` (safetensors weights + JSON config), atomically; a directory holding
+        files psae did not write is refused unless ``force``."""
+        model_files.save(self, path, force=force)
 
     @classmethod
     def load(cls, path, device: str | None = None, *, drop_preprocessing: bool = False

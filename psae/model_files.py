@@ -234,10 +234,11 @@ def load_fields(est, config: dict, D: int, file: str) -> None:
     est.inference_threshold_ = theta
 
 
-def save(est, path) -> None:
-    """Write ``path/`` (safetensors weights + JSON config) of the fitted ``est``, atomically."""
+def save(est, path, force: bool = False) -> None:
+    """Write ``path/`` (safetensors weights + JSON config) of the fitted ``est``, atomically
+    (a folder of files psae did not write only with ``force``)."""
     config, arrays = state(est)
-    persistence.write_model(path, config, arrays)
+    persistence.write_model(path, config, arrays, force=force)
 
 
 def load(cls, path, device: str | None = None, drop_preprocessing: bool = False):

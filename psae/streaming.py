@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, NotFoundError
 
 __all__ = ["ShardedArray", "open_shards", "is_streamed", "check_streamed", "CHECK_ROWS"]
 
@@ -94,10 +94,10 @@ def open_shards(directory) -> ShardedArray:
     names, such as a write's temporaries, are not shards)."""
     d = Path(directory)
     if not d.is_dir():
-        raise FileNotFoundError(f"{d}: no such directory of .npy shards")
+        raise NotFoundError(f"{d}: no such directory of .npy shards")
     paths = sorted(p for p in d.glob("*.npy") if not p.name.startswith("."))
     if not paths:
-        raise FileNotFoundError(f"{d}: holds no .npy shards")
+        raise NotFoundError(f"{d}: holds no .npy shards")
     return ShardedArray(paths)
 
 

@@ -116,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the sparsity mechanisms (--penalty values)",
                        description="List every registered sparsity mechanism: its --penalty "
-                                   "name, label, training cost, knobs and reproduce grid.")
-    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+                                   "name, label and training cost (--markdown: also its knobs, "
+                                   "their defaults and its reproduce grid).")
+    p.add_argument("--markdown", action="store_true",
+                   help="print a Markdown table with each mechanism's knobs and grid")
 
     from .reproduce import add_parser as add_reproduce
 

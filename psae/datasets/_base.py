@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError, PsaeError
+from ..errors import NotFoundError, ParameterError, PsaeError
 
 __all__ = [
     "Dataset",
@@ -64,7 +64,7 @@ class DatasetOptionError(DatasetError, ParameterError):
     and an unusable option value, for which the command line exits 2."""
 
 
-class DatasetNotFoundError(PsaeError, FileNotFoundError):
+class DatasetNotFoundError(NotFoundError):
     """A data set's files are missing (and could not be downloaded)."""
 
 

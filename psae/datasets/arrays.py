@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import ParameterError
-from ._base import Dataset, RawData
+from ._base import Dataset, DatasetNotFoundError, RawData
 from .csvtext import LabelColumn, read_csv
 from .finish import finish
 from .npz import read_npz
@@ -41,7 +41,7 @@ def read_arrays(path: str | os.PathLike[str], label_column: LabelColumn = "auto"
     """Decode a ``.npz`` or ``.csv`` file into :class:`RawData` (see :func:`load_arrays`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DatasetNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         # None was the default before "auto": accepted, and the file's labels are kept

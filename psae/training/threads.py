@@ -1,10 +1,11 @@
 """How many CPU threads a fit uses: the faster of one and all, measured while training.
 
 On a 2-core machine shared with another busy process, two OpenMP threads stall at every barrier
-while one of them waits for a core: an MNIST-sized fit took 2.6-3x as long with 2 threads as with
-1 (benchmarks/README.md), while on an idle machine 2 threads are 1.5x faster. No fixed count is
-right in both cases, so :class:`ThreadTuner` times a few steps at the other count every so often
-and keeps the faster, with a margin so that noise does not make it flip.
+while one of them waits for a core: an MNIST-sized fit took 1.9x as long with 2 threads as with
+1 (benchmarks/contention.py; 2.6-3x in an earlier measurement), while on an idle machine 2
+threads are 1.5x faster. No fixed count is right in both cases, so :class:`ThreadTuner` times a
+few steps at the other count every so often and keeps the faster, with a margin so that noise
+does not make it flip.
 
 Small problems (a step under :data:`SMALL_STEP_FLOPS`) are dispatch-bound: extra threads do not
 speed them up, so they run on one thread and never tune. Results are bit-for-bit repeatable at a
