@@ -81,17 +81,20 @@ def _min_positive(a: torch.Tensor) -> torch.Tensor:
     return pos.min() if pos.numel() else a.new_zeros(())
 
 
-def _auxk(code, a, e, W2, dead, w_s, n, cast, grad):
+def _auxk(code, a, e, W2c, dead, w_s, n, cast, grad):
     """AuxK on the dead columns only: its value, ∂W2ᵀ's rows for those units and ∂a for them.
 
     ``e = x − y`` (held constant): the ``2k`` largest dead pre-activations reconstruct it
-    through their own decoder columns, ``ê = z W2[:, dead]ᵀ``; cost ``mean_j ‖e_j − ê_j‖²``."""
+    through their own decoder columns, ``ê = z W2[:, dead]ᵀ``; cost ``mean_j ‖e_j − ê_j‖²``.
+    ``W2c``: the decoder as the step's products take it (bf16 where the precision asks), so
+    the dead columns are gathered from the copy already made, not cast again."""
     cols = torch.nonzero(dead).flatten()
     if cols.numel() == 0:
         return e.new_zeros(()), None
     z, _, _ = _top_k(a.index_select(1, cols), 2 * code.k)
-    W2d = W2.index_select(1, cols)
-    zc, W2dc = cast(z), cast(W2d)
+    # the dead atoms as rows of W2ᵀ (contiguous, the decoder's storage): a gather of whole
+    # rows, where picking columns of W2 went element by element
+    zc, W2dc = cast(z), W2c.t().index_select(0, cols).t()
     r = e - torch.mm(zc, W2dc.t())
     value = torch.dot(r.view(-1), r.view(-1)) / n
     r.mul_(-2.0 * w_s / n)  # ∂(w_s · value)/∂ê
@@ -214,7 +217,7 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
         gf = gate.to(a.dtype)
         sparsity = objective.mechanism.penalty(h, None, objective.settings, gate=gf)
     elif dead is not None and bool(dead.any()):
-        sparsity, aux = _auxk(code, a, -delta2, W2, dead, w_s, n, cast, grad)
+        sparsity, aux = _auxk(code, a, -delta2, W2c, dead, w_s, n, cast, grad)
     else:
         sparsity = recon.new_zeros(())
     delta2.mul_(2.0 * w_r / n)
