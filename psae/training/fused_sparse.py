@@ -66,12 +66,16 @@ def _codes(code, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     # k·B, and the forward's own top-k decides which
     kb = min(code.k * a.shape[0], a.numel())
     tau = kth_largest(a.flatten(), kb)
-    h = a.relu() * (a >= tau)
-    if bool(tau > 0) and int(torch.count_nonzero(h)) > kb:
+    if not bool(tau > 0):  # fewer than k·B positive entries: every one of them is kept
+        code.track_low(_min_positive(a))
+        return a.relu(), None
+    keep = a >= tau
+    h = torch.where(keep, a, 0.0)  # one pass: the kept entries are positive
+    if int(keep.sum()) > kb:
         flat = a.relu().flatten()
         idx = flat.topk(kb).indices
         h = torch.zeros_like(flat).scatter_(0, idx, flat[idx]).view_as(a)
-    code.track_low(tau if bool(tau > 0) else _min_positive(a))
+    code.track_low(tau)
     return h, None
 
 
