@@ -237,9 +237,12 @@ function parseQuery(q) {
   if (named) return byClass(named[1]);
   q = q.replace(/^units?\s*:?\s*/i, "");
   if (/^[\d\s,\-]+$/.test(q)) {
+    // "10-20", "20-10" (either order), "30-" (to the last unit), "-5" (from the first)
     const sets = q.split(",").map((p) => p.trim()).filter(Boolean).map((p) => {
-      const m = /^(\d+)\s*-\s*(\d+)$/.exec(p);
-      return m ? [+m[1], +m[2]] : [+p, +p];
+      const m = /^(\d*)\s*-\s*(\d*)$/.exec(p);
+      if (!m || (m[1] === "" && m[2] === "")) return [+p, +p];
+      const lo = m[1] === "" ? 0 : +m[1], hi = m[2] === "" ? Infinity : +m[2];
+      return [Math.min(lo, hi), Math.max(lo, hi)];
     });
     return (j) => sets.some((r) => j >= r[0] && j <= r[1]);
   }
