@@ -2,11 +2,14 @@
 
 It minimises scikit-learn's ``LogisticRegression(C=C)`` objective on standardised codes, the
 mean log-loss plus ``‖W‖² / (2 C n)`` (intercepts unpenalised; the same minimiser as
-``C Σ log-loss + ½‖W‖²``), with full-batch L-BFGS until the largest gradient entry is below
-``tol`` or, with ``stable`` set, until the training accuracy has moved by less than ``stable``
-over the last two windows of ``check_every`` iterations: what a converged CA needs (the
-accuracy has stopped moving) without the thousands of iterations the last digits of a nearly
-unregularised loss take on wide, correlated codes. Dense codes are solved in whitened
+``C Σ log-loss + ½‖W‖²``; with two classes the penalty is doubled, since scikit-learn then fits
+one weight vector, the difference of the softmax's two), with full-batch L-BFGS until the
+largest gradient entry is below ``tol`` (an absolute bound on the mean loss's gradient: a
+nearly unregularised problem, C in the thousands, needs a smaller one), until the loss stops
+changing in float32, or, with ``stable`` set, until the training accuracy has moved by less
+than ``stable`` over the last two windows of ``check_every`` iterations: what a converged CA
+needs (the accuracy has stopped moving) without the thousands of iterations the last digits of
+a nearly unregularised loss take on wide, correlated codes. Dense codes are solved in whitened
 coordinates (the same objective, reparametrised), which cuts the iterations that correlated
 codes need. Tests check it against scikit-learn.
 
@@ -14,7 +17,9 @@ Sparse codes (under ``SPARSE_BELOW`` of their entries non-zero, as every matched
 is) take the same objective through a sparse matrix: standardising is kept out of the matrix
 (``Z W = (H / s) W − (m / s) W``), so each evaluation costs ``nnz · k`` instead of
 ``n · M · k``; on MNIST-sized TopK codes (60,000 × 1,000, 25 active) one evaluation measured
-15 ms against 127 ms dense.
+15 ms against 127 ms dense. A column far from zero against its spread (a unit on in every row)
+would cancel in that difference in float32, so such codes take the dense path; constant
+columns, which carry nothing, are left out of the sparse matrix.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ import torch
 __all__ = ["SoftmaxClassifier", "SPARSE_BELOW"]
 
 SPARSE_BELOW = 0.2  # share of non-zero code entries under which the sparse path is taken
+MAX_OFFSET = 1e3
+"""The largest ``|mean| / std`` of a varying column the sparse path takes: past it, ``S W`` and
+``(m / s) W`` are large and nearly equal, and their float32 difference loses the column (one
+always-on unit cost TopK codes 4.7 CA points, converged)."""
 
 
 class _Codes:
@@ -133,7 +142,9 @@ def _torch_csr(m: sp.csr_matrix) -> torch.Tensor:
 
 
 class SoftmaxClassifier:
-    """Standardise, then fit ``softmax(H W + b)`` by L-BFGS; ``predict`` gives class labels."""
+    """Standardise, then fit ``softmax(H W + b)`` by L-BFGS; ``predict`` gives class labels.
+    ``converged_`` is False only where ``max_iter`` ended the solve; ``stop_reason_`` says
+    what did."""
 
     def __init__(self, C: float = 1.0, tol: float = 1e-5, max_iter: int = 2000,
                  stable: float | None = None, check_every: int = 50):
@@ -145,9 +156,15 @@ class SoftmaxClassifier:
         H = np.asarray(H, dtype=np.float64)
         self.mean_ = H.mean(axis=0)
         scale = H.std(axis=0)
-        self.scale_ = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(self.mean_)), scale, 1.0)
-        self.sparse_ = np.count_nonzero(H) < SPARSE_BELOW * H.size
-        codes = (_Sparse if self.sparse_ else _Dense)(H, self.mean_, self.scale_)
+        # constant: no spread beyond rounding, relative to the column's own size (an absolute
+        # floor took every unit of codes scaled by 1e-12 for constant)
+        varies = scale > 1e-12 * np.maximum(np.abs(self.mean_), np.abs(H).max(axis=0, initial=0))
+        self.scale_ = np.where(varies, scale, 1.0)
+        offset = np.abs(self.mean_[varies]) / self.scale_[varies]
+        self.sparse_ = bool(np.count_nonzero(H) < SPARSE_BELOW * H.size
+                            and not (offset > MAX_OFFSET).any())
+        codes = (_Sparse(H, self.mean_, np.where(varies, self.scale_, np.inf)) if self.sparse_
+                 else _Dense(H, self.mean_, self.scale_))
         target = torch.from_numpy(idx.astype(np.int64))
         onehot_t = torch.nn.functional.one_hot(target, len(self.classes_)).t().float().contiguous()
         n, m, k = H.shape[0], H.shape[1], len(self.classes_)
@@ -158,7 +175,7 @@ class SoftmaxClassifier:
         opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=chunk, max_eval=evals_per_chunk,
                                 history_size=20, tolerance_grad=self.tol * codes.tol_scale,
                                 tolerance_change=1e-12, line_search_fn="strong_wolfe")
-        l2 = 1.0 / (2.0 * self.C * n)
+        l2 = (2.0 if k == 2 else 1.0) / (2.0 * self.C * n)
 
         def closure():  # no zero_grad: loss() sets both gradients (zero_grad's wrapper cost
             return codes.loss(W, b, onehot_t, l2)  # 0.7 ms a call, a tenth of a small solve)
@@ -177,9 +194,22 @@ class SoftmaxClassifier:
                                           .mean()))
                 last = accuracy[-3:]
                 self.converged_ = len(last) == 3 and max(last) - min(last) < self.stable
+        self.stop_reason_ = self._stop_reason(W, b, codes, accuracy)
         self.coef_ = codes.coef(W.detach()).numpy().T.copy()
         self.intercept_ = b.detach().numpy().copy()
         return self
+
+    def _stop_reason(self, W, b, codes, accuracy) -> str:
+        """Why the solve ended: ``"gradient"`` (below ``tol``), ``"stalled"`` (the loss stopped
+        changing in float32 first: near the optimum, short of ``tol``), ``"stable"`` (the
+        training accuracy settled) or ``"max_iter"`` (the cap, not converged)."""
+        if not self.converged_:
+            return "max_iter"
+        g = max(float(W.grad.abs().max()), float(b.grad.abs().max())) \
+            if W.grad is not None and b.grad is not None else 0.0
+        if g <= self.tol * codes.tol_scale:
+            return "gradient"
+        return "stable" if len(accuracy) >= 3 else "stalled"
 
     def decision_function(self, H: np.ndarray) -> np.ndarray:
         Z = (np.asarray(H, dtype=np.float64) - self.mean_) / self.scale_

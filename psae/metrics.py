@@ -7,7 +7,10 @@ are left out of the mean and of SSD (count them with :func:`zero_codes`).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from . import measures
 from .errors import InputError, ParameterError
@@ -147,6 +150,14 @@ def classification_accuracy(
         raise InputError("y_train must hold at least 2 classes")
     clf = SoftmaxClassifier(C=C, tol=tol, max_iter=max_iter, stable=stable).fit(
         H_train, y_train)
+    if not np.isin(y_test, clf.classes_).any():  # int labels against str ones: CA 0, silently
+        raise InputError(f"none of y_test's labels is among y_train's classes (y_test holds "
+                         f"{y_test[0].item()!r}, y_train {clf.classes_[0].item()!r}): give "
+                         "both the same kind of labels")
+    if not clf.converged_:
+        warnings.warn(f"the CA classifier stopped at max_iter={max_iter} iterations before it "
+                      "converged: this CA may be short of the converged one; raise max_iter",
+                      ConvergenceWarning, stacklevel=2)
     return float(np.mean(clf.predict(H_test) == y_test))
 
 

@@ -97,3 +97,51 @@ def test_strongly_correlated_dense_codes_are_solved_to_the_optimum_in_few_iterat
     assert ours.n_iter_ < 60
     got = objective(ours.mean_, ours.scale_, ours.coef_, ours.intercept_, ours.classes_)
     assert got - best < 1e-6
+
+
+def test_an_always_on_unit_in_sparse_codes_costs_no_accuracy(digits):
+    """The sparse path's float32 ``S W − (m / s) W`` cancelled a column far from zero against
+    its spread: TopK-like codes with one unit at 1.0 or just under scored 4.7-11 points below
+    the dense path and scikit-learn, reported converged."""
+    Xtr, Xte, ytr, yte = digits
+    rng = np.random.default_rng(0)
+    # each row's largest eighth, as a top-k code keeps it (old: CA 75.6 % against 86.7 %)
+    Htr, Hte = (X * (X >= np.quantile(X, 0.88, axis=1, keepdims=True)) for X in (Xtr, Xte))
+    on = [np.where(rng.uniform(size=(len(H), 1)) < 0.5, 1.0, np.nextafter(np.float32(1), 0))
+          for H in (Htr, Hte)]
+    Htr, Hte = np.hstack([Htr, on[0]]), np.hstack([Hte, on[1]])
+    ours = SoftmaxClassifier(C=1.0, tol=1e-6).fit(Htr, ytr)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, tol=1e-10, max_iter=20000))
+    assert abs(np.mean(ours.predict(Hte) == yte)
+               - np.mean(ref.fit(Htr, ytr).predict(Hte) == yte)) <= 0.005
+
+
+def test_codes_of_any_scale_and_two_classes_solve_scikit_learns_problem(digits):
+    """Codes times 1e-12 had every unit taken for constant (CA at chance); with two classes
+    the softmax's two weight vectors were penalised as scikit-learn's one at twice C."""
+    Xtr, Xte, ytr, yte = digits
+    base = np.mean(SoftmaxClassifier().fit(Xtr, ytr).predict(Xte) == yte)
+    tiny = np.mean(SoftmaxClassifier().fit(Xtr * 1e-12, ytr).predict(Xte * 1e-12) == yte)
+    assert tiny == base
+    two_tr = ytr % 2
+    ours = SoftmaxClassifier(C=0.01, tol=1e-8).fit(Xtr, two_tr)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, tol=1e-12, max_iter=20000))
+    ref.fit(Xtr, two_tr)
+    w = ours.coef_[1] - ours.coef_[0]
+    np.testing.assert_allclose(w, ref[-1].coef_[0], atol=1e-3 * np.abs(ref[-1].coef_).max())
+
+
+def test_a_capped_solve_warns_and_labels_of_another_kind_are_refused(digits):
+    import pytest
+    from sklearn.exceptions import ConvergenceWarning
+
+    from psae.errors import InputError
+
+    Xtr, Xte, ytr, yte = digits
+    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+        metrics.classification_accuracy(Xtr, ytr, Xte, yte, max_iter=3, stable=None)
+    with pytest.raises(InputError, match="same kind of labels"):
+        metrics.classification_accuracy(Xtr, ytr, Xte, yte.astype(str))
+    clf = SoftmaxClassifier(tol=1e-5).fit(Xtr, ytr)
+    assert clf.stop_reason_ in ("gradient", "stalled")
+    assert SoftmaxClassifier(max_iter=3).fit(Xtr, ytr).stop_reason_ == "max_iter"
