@@ -19,7 +19,7 @@ from .errors import ModelFormatError
 from .estimator import SparseAutoencoder
 from .preprocessing import Normalizer
 
-__all__ = ["save", "load", "split", "pipeline"]
+__all__ = ["save", "load", "load_with_extra", "split", "pipeline"]
 
 
 def split(obj) -> tuple[Normalizer | None, SparseAutoencoder]:
@@ -87,6 +87,13 @@ def load(path: str | os.PathLike[str], device: str | None = None):
     ``Normalizer`` and the ``SparseAutoencoder`` (:func:`split` takes it apart again), under
     the step names and with the ``set_output`` it was saved with. Anything else of a pipeline
     (memory, verbose) is not kept."""
+    return load_with_extra(path, device)[0]
+
+
+def load_with_extra(path: str | os.PathLike[str], device: str | None = None
+                    ) -> tuple[object, dict]:
+    """:func:`load`'s model and the ``extra`` saved beside it (``{}`` where none), from one
+    read of the folder."""
     config, arrays, part = persistence.read_bundle(path)
     cfg_file = str(Path(path) / persistence.CONFIG)
     model = model_files.from_state(SparseAutoencoder, config, arrays, cfg_file, device)
@@ -110,7 +117,7 @@ def load(path: str | os.PathLike[str], device: str | None = None):
         except ValueError as e:
             raise ModelFormatError(f"{cfg_file}: field {key!r} is not an output this "
                                    f"scikit-learn knows ({e})") from e
-    return obj
+    return obj, config.get("extra") or {}
 
 
 def _restore_normalizer_names(normalizer: Normalizer, config: dict, file: str) -> None:

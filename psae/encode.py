@@ -60,15 +60,18 @@ def apply(est, X, weight, bias, post, out=None, centre=None) -> np.ndarray:
     bias ``c``, folded into ``b``) the product is taken as ``(X − c) Wᵀ + (b + W c)``, the same
     map rounded as training rounded it."""
     device = resolve_device(est.device)
-    dtype = torch.float64 if np.dtype(getattr(X, "dtype", np.float32)) == np.float64 \
-        else torch.float32
+    given = np.dtype(getattr(X, "dtype", np.float32))
+    # float64 in either byte order (a big-endian .npy is not == np.float64)
+    dtype = torch.float64 if given.kind == "f" and given.itemsize == 8 else torch.float32
     bf16 = dtype == torch.float32 and resolve_precision(
         est.precision, device, warn=False, size=weight.size) == "bf16"
-    if centre is not None:
-        bias = np.asarray(bias, np.float64) + np.asarray(weight, np.float64) @ centre
-        c = torch.as_tensor(np.asarray(centre)).to(device=device, dtype=dtype)
-    W = torch.as_tensor(weight).to(device=device, dtype=torch.bfloat16 if bf16 else dtype)
+    W = torch.as_tensor(weight).to(device=device, dtype=dtype)  # no copy where it is already
     b = torch.as_tensor(bias).to(device=device, dtype=dtype)
+    if centre is not None:  # b + W c once per call, in the input's precision
+        c = torch.as_tensor(np.asarray(centre)).to(device=device, dtype=dtype)
+        b = b + torch.mv(W, c)
+    if bf16:
+        W = W.to(torch.bfloat16)
     post = post.to(device=device, dtype=dtype)  # a code layer's thresholds, in X's dtype
     n = X.shape[0]
     if out is None:

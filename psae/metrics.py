@@ -152,13 +152,18 @@ def classification_accuracy(
         H_train, y_train)
     if not np.isin(y_test, clf.classes_).any():  # int labels against str ones: CA 0, silently
         raise InputError(f"none of y_test's labels is among y_train's classes (y_test holds "
-                         f"{y_test[0].item()!r}, y_train {clf.classes_[0].item()!r}): give "
+                         f"{_plain(y_test[0])!r}, y_train {_plain(clf.classes_[0])!r}): give "
                          "both the same kind of labels")
     if not clf.converged_:
         warnings.warn(f"the CA classifier stopped at max_iter={max_iter} iterations before it "
                       "converged: this CA may be short of the converged one; raise max_iter",
                       ConvergenceWarning, stacklevel=2)
     return float(np.mean(clf.predict(H_test) == y_test))
+
+
+def _plain(v):
+    """A numpy scalar as the Python value it holds (its repr without ``np.int64(...)``)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _check_threshold(threshold: float) -> None:

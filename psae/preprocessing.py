@@ -74,9 +74,10 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         input float32."""
         check_is_fitted(self)
         self._check_params()
+        X = tensor_values(X)
         check_finite(X)
         try:  # no feature-name check: these are codes of the map, as StandardScaler's are
-            X = check_array(tensor_values(X), dtype=[np.float64, np.float32])
+            X = check_array(X, dtype=[np.float64, np.float32])
         except ValueError as e:
             raise InputError(str(e)) from e
         if X.shape[1] != self.n_features_in_:

@@ -93,7 +93,7 @@ def test_a_read_only_array_fits_without_torchs_warning():
     X = np.random.default_rng(0).random((100, 6)).astype(np.float32)
     X.flags.writeable = False
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.filterwarnings("error", message="The given NumPy array is not writable")
         SparseAutoencoder(n_components=4, epochs=4, random_state=0, device="cpu").fit(X)
 
 
@@ -164,3 +164,40 @@ def test_a_csv_header_names_the_feature_columns(tmp_path, frame):
     assert ds.feature_names == tuple("abcde") and ds.label_column == "label"
     np.savetxt(tmp_path / "bare.csv", frame.to_numpy(), delimiter=",")
     assert psae.datasets.load(tmp_path / "bare.csv").feature_names is None
+
+
+def test_a_header_with_spaces_or_a_repeated_name_reads_as_pandas_read_it(tmp_path, capsys):
+    """A review found the model's own training file refused: pandas keeps ' b' after a comma
+    and renames a repeated 'a' to 'a.1', where psae's reader strips and keeps them."""
+    rng = np.random.default_rng(0)
+    for header, cols in (("a, b, c", ["a", " b", " c"]), ("a,a,b", ["a", "a.1", "b"])):
+        path = tmp_path / "x.csv"
+        X = rng.random((60, 3))
+        path.write_text(header + "\n" + "\n".join(",".join(f"{v:.6f}" for v in r) for r in X))
+        df = pd.read_csv(path)
+        assert list(df.columns) == cols
+        pipe = make_pipeline(Normalizer(), SparseAutoencoder(n_components=4, epochs=4,
+                                                             random_state=0, device="cpu"))
+        want = pipe.fit(df).transform(df)
+        psae.save(pipe, tmp_path / "m", force=True)
+        rc, err = _encode(tmp_path / "m", path, tmp_path / "H.npy", capsys)
+        assert rc == 0, err
+        np.testing.assert_allclose(np.load(tmp_path / "H.npy"), want, atol=1e-5)
+
+
+def test_a_big_endian_float64_memmap_is_encoded_in_float64(tmp_path):
+    X = np.random.default_rng(0).random((50, 6))
+    np.save(tmp_path / "x.npy", X.astype(">f8"))
+    m = SparseAutoencoder(n_components=4, epochs=4, random_state=0, device="cpu").fit(X)
+    H = m.transform(np.load(tmp_path / "x.npy", mmap_mode="r"))
+    assert H.dtype == np.float64
+    np.testing.assert_array_equal(H, m.transform(X))
+
+
+def test_labels_of_a_pandas_series_are_named_in_the_error():
+    from psae import metrics
+
+    H = np.random.default_rng(0).random((40, 3))
+    y = np.arange(40) % 2
+    with pytest.raises(InputError, match="same kind of labels"):
+        metrics.classification_accuracy(H, y, H, pd.Series(y.astype(str)).to_numpy(object))

@@ -172,23 +172,28 @@ class _Loaded:
     """A saved model with its preprocessing, applied to raw rows."""
 
     def __init__(self, model_dir, data: str):
-        from .. import persistence
-        from ..bundle import load, split
+        from ..bundle import load_with_extra, split
 
         self.dir, self.data = model_dir, data
-        self.normalizer, self.model = split(load(model_dir))
-        self.extra = persistence.read_model(model_dir)[0].get("extra") or {}
+        model, self.extra = load_with_extra(model_dir)
+        self.normalizer, self.model = split(model)
         if self.normalizer is None:
             note(f"{model_dir} carries no preprocessing (saved without a Normalizer): its "
                  "codes are taken of the data as given")
         first = self.normalizer if self.normalizer is not None else self.model
         names = getattr(first, "feature_names_in_", None)
         self.columns = list(names) if names is not None else self.extra.get("columns")
+        self._said: set[str] = set()
+
+    def _note_once(self, text: str) -> None:  # evaluate prepares test and training rows
+        if text not in self._said:
+            self._said.add(text)
+            note(text)
 
     def prepare(self, X: np.ndarray, names=None) -> np.ndarray:
         """``X`` (columns named ``names``, where the file names them) as the model reads it:
         its columns in the model's order, preprocessed."""
-        X = match_columns(self.dir, X, names, self.columns, self.data)
+        X = match_columns(self.dir, X, names, self.columns, self.data, say=self._note_once)
         check_features(self.dir, self.model.n_features_in_, X, self.data, self.extra)
         if self.normalizer is None:
             return X

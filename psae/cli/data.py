@@ -178,23 +178,38 @@ def _listed(names: list[str], most: int = 6) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def match_columns(model_dir, X: np.ndarray, names, expected, data: str) -> np.ndarray:
+def _as_pandas_reads(names: list[str]) -> list[str]:
+    """The names pandas gives a header that repeats one (``a, a, b`` → ``a, a.1, b``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        out.append(n if n not in seen else f"{n}.{seen[n]}")
+        seen[n] = seen.get(n, 0) + 1
+    return out
+
+
+def match_columns(model_dir, X: np.ndarray, names, expected, data: str, say=note
+                  ) -> np.ndarray:
     """``X``'s columns in the order the model was fitted on, found by name: ``names`` are the
     file's (a ``.csv`` header; None without), ``expected`` the model's (None where it was fitted
-    on unnamed columns). Columns in another order are put back in the model's; names that
-    differ are an error naming them, since codes of the wrong columns are silently wrong."""
+    on unnamed columns), both without surrounding spaces (pandas keeps those psae strips), a
+    repeated name read as pandas renames it. Columns in another order are put back in the
+    model's; names that differ are an error naming them, since codes of the wrong columns are
+    silently wrong. ``say``: how a note reaches the user."""
     if expected is None:
         return X
-    expected = [str(n) for n in expected]
+    expected = [str(n).strip() for n in expected]
     if names is None:
-        note(f"{data} does not name its columns: they are taken in the order the model in "
-             f"{model_dir} was fitted on ({_listed(expected, 3)})")
+        say(f"{data} does not name its columns: they are taken in the order the model in "
+            f"{model_dir} was fitted on ({_listed(expected, 3)})")
         return X
-    names = [str(n) for n in names]
+    names = [str(n).strip() for n in names]
+    if len(set(names)) < len(names) and names != expected:
+        names = _as_pandas_reads(names)
     if names == expected:
         return X
     if len(set(names)) == len(names) == len(expected) and set(names) == set(expected):
-        note(f"{data} holds the model's columns in another order: taken by name")
+        say(f"{data} holds the model's columns in another order: taken by name")
         return X[:, [names.index(n) for n in expected]]
     missing = [n for n in expected if n not in names]
     unknown = [n for n in names if n not in expected]

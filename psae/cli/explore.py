@@ -73,18 +73,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_explore(args) -> int:
-    from ..bundle import load, split
+    from ..bundle import load_with_extra, split
     from ..io.ownership import check_output_dir
-    from ..persistence import read_model
 
     if args.top_n < 1:
         raise ParameterError(f"--top-n must be at least 1, got {args.top_n}")
     check_output_dir(args.out, force=args.force, inputs=input_paths(args), writes=["index.html"])
     ds = load_data(args)
     X, y, which = pick_split(ds, args.split, "exploring")
-    model = load(args.model)
+    model, extra = load_with_extra(args.model)
     normalizer, sae = split(model)
-    extra = read_model(args.model)[0].get("extra") or {}
     first = normalizer if normalizer is not None else sae
     names = getattr(first, "feature_names_in_", None)
     X = match_columns(args.model, X, ds.feature_names,

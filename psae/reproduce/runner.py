@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..datasets import LabelColumn
-from ..errors import OwnershipError, ParameterError
+from ..errors import OwnershipError, ParameterError, PsaeError
 from ..io.atomic import atomic_write
 from ..io.ownership import TEMP_TAG, adopt, check_output_dir, make_dirs, record_file
 from ..params import resolve_device, validate
@@ -48,7 +48,7 @@ from .recheck import finished_cells, pick, recheck, unchecked
 from .results import gather, to_csv
 from .run_log import attach_log
 
-__all__ = ["RunConfig", "run", "ResumeMismatchError"]
+__all__ = ["RunConfig", "run", "ResumeMismatchError", "RecheckError"]
 
 log = logging.getLogger("psae.reproduce")
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -57,6 +57,11 @@ PACKAGE = Path(__file__).resolve().parent.parent
 class ResumeMismatchError(ParameterError):
     """``--resume`` was asked for a run directory made with different settings: the options
     do not fit the folder, so the command line exits 2 as for any unusable option."""
+
+
+class RecheckError(PsaeError, ValueError):
+    """``--recheck`` found that this code fits the run's cells differently (or could fit none
+    of them again): a finding of the run, not a bad option (exit 1)."""
 
 
 @dataclass
@@ -403,10 +408,10 @@ def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str, done: dict[str
              ) -> dict:
     """Fit the cheapest of the finished cells ``done`` of each model and data set again, in a
     scratch folder; the record of the check if every one is identical, else
-    ResumeMismatchError."""
+    RecheckError."""
     keys = pick(done)
     if not keys:
-        raise ResumeMismatchError(
+        raise RecheckError(
             f"--recheck: none of the finished cells in {cfg.out} can be fitted again (every "
             "first-seed fit failed): report it with --report-only, or choose another --out")
     _say(f"--recheck: fitting {len(keys)} finished cells again with this code "
@@ -424,7 +429,7 @@ def _recheck(cfg: RunConfig, splits: dict[str, Splits], key: str, done: dict[str
         found = recheck(done, keys, refit)
     if bad := {k: d for k, d in found.items() if d}:
         detail = "; ".join(f"{k}: {', '.join(d[:3])}" for k, d in bad.items())
-        raise ResumeMismatchError(
+        raise RecheckError(
             f"--recheck: this training code makes other cells than the code that started "
             f"{cfg.out} ({len(bad)} of {len(found)} differ: {detail}); report it with "
             "--report-only, or choose another --out for a new run")

@@ -70,7 +70,7 @@ def _codes(code, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         code.track_low(_min_positive(a))
         return a.relu(), None
     keep = a >= tau
-    h = torch.where(keep, a, 0.0)  # one pass: the kept entries are positive
+    h = a * keep  # one pass (the kept entries are positive), and a NaN stays NaN
     if int(keep.sum()) > kb:
         flat = a.relu().flatten()
         idx = flat.topk(kb).indices
