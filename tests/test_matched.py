@@ -279,7 +279,7 @@ def test_cells_of_other_training_code_are_reported_not_resumed(run, tmp_path):
     record_file(run_file)  # as if psae had written it
     args = ["reproduce", "--quick", "--protocol", "matched", "--models", MODELS, "--quiet",
             "--out", str(copy)]
-    assert main(args) == 1
+    assert main(args) == 2  # the options do not fit the folder: a usage error
     assert main([*args, "--report-only"]) == 0
     assert json.loads(run_file.read_text())["fingerprint"]["training_code"] == "0" * 16
 
@@ -306,7 +306,7 @@ def test_recheck_lets_a_run_go_on_under_code_that_refits_its_cells_identically(r
 
     copy, args = _other_code_copy(run, tmp_path)
     stamps = {p.name: p.stat().st_mtime_ns for p in (copy / "cells").glob("[!.]*.json")}
-    assert main(args) == 1  # refused without --recheck
+    assert main(args) == 2  # refused without --recheck (exit 2: add the option)
     assert main([*args, "--recheck"]) == 0
     meta = json.loads((copy / "run.json").read_text())
     assert meta["fingerprint"]["training_code"] == "0" * 16  # the run keeps its key

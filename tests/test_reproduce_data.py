@@ -185,7 +185,7 @@ def test_resume_on_a_changed_file_is_refused(files, tmp_path, capsys):
     X[0, 0] += 1.0  # one value changed: same shape, same protocol
     np.savez(data, X=X)
     capsys.readouterr()
-    assert main([*args, "--resume"]) == 1
+    assert main([*args, "--resume"]) == 2
     err = capsys.readouterr().err
     assert "started on other data" in err and str(data) in err and "changed since" in err
     data.write_bytes(files["waves"].read_bytes())  # the original bytes: resumes, repeats nothing
