@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from . import encode, model_files, sparsity
@@ -22,7 +21,7 @@ from .params import resolve_device, stage_epochs, validate
 from .streaming import check_streamed, is_streamed
 from .training import fit as fitting
 from .training.network import Activation
-from .validation import check_finite, tensor_values, validated
+from .validation import checked_array, validated
 
 LAYOUT = ("n_components", "penalty", "encoder_activation", "decoder_activation")
 """The parameters that say how the fitted weights are laid out and read: fixed by ``fit``."""
@@ -427,12 +426,7 @@ default=None
         return encode.inverse_transform(self, H)
 
     def _check_codes(self, H):
-        H = tensor_values(H)
-        check_finite(H, "H")
-        try:
-            H = check_array(H, dtype=[np.float64, np.float32])
-        except ValueError as e:
-            raise InputError(str(e)) from e
+        H = checked_array(H, "H")
         if H.shape[1] != self.n_components:
             raise InputError(f"H has {H.shape[1]} code units, but {type(self).__name__} has "
                              f"n_components={self.n_components}")

@@ -7,10 +7,10 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .errors import InputError, ParameterError
-from .validation import check_finite, tensor_values, validated
+from .validation import checked_array, validated
 
 __all__ = ["Normalizer"]
 
@@ -74,12 +74,7 @@ class Normalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         input float32."""
         check_is_fitted(self)
         self._check_params()
-        X = tensor_values(X)
-        check_finite(X)
-        try:  # no feature-name check: these are codes of the map, as StandardScaler's are
-            X = check_array(X, dtype=[np.float64, np.float32])
-        except ValueError as e:
-            raise InputError(str(e)) from e
+        X = checked_array(X)  # no feature-name check: the map's output, as StandardScaler's
         if X.shape[1] != self.n_features_in_:
             raise InputError(f"X has {X.shape[1]} features, but Normalizer was fitted on "
                              f"{self.n_features_in_}")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 from .errors import InputError
 
-__all__ = ["check_finite", "tensor_values", "validated"]
+__all__ = ["check_finite", "checked_array", "tensor_values", "validated"]
 
 
 def _numbers(X) -> np.ndarray | None:
@@ -67,5 +67,17 @@ def validated(estimator, X, **kwargs):
         return validate_data(estimator, X, **kwargs)
     except InputError:
         raise
+    except ValueError as e:
+        raise InputError(str(e)) from e
+
+
+def checked_array(X, name: str = "X") -> np.ndarray:
+    """``X`` (a tensor read as its values) as a float64 or float32 2-D array, with psae's NaN
+    message and errors; no feature-name check, for arrays in a model's own output space (codes
+    to decode, a normaliser's output to map back)."""
+    X = tensor_values(X)
+    check_finite(X, name)
+    try:
+        return check_array(X, dtype=[np.float64, np.float32])
     except ValueError as e:
         raise InputError(str(e)) from e

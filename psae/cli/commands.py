@@ -28,6 +28,7 @@ from .data import (
     input_paths,
     load_data,
     match_columns,
+    model_columns,
     note,
     pick_split,
     split_rows,
@@ -180,9 +181,7 @@ class _Loaded:
         if self.normalizer is None:
             note(f"{model_dir} carries no preprocessing (saved without a Normalizer): its "
                  "codes are taken of the data as given")
-        first = self.normalizer if self.normalizer is not None else self.model
-        names = getattr(first, "feature_names_in_", None)
-        self.columns = list(names) if names is not None else self.extra.get("columns")
+        self.columns = model_columns(self.normalizer, self.model, self.extra)
         self._said: set[str] = set()
 
     def _note_once(self, text: str) -> None:  # evaluate prepares test and training rows

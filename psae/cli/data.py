@@ -15,8 +15,8 @@ import numpy as np
 from ..datasets.registry import NAMES
 from ..errors import InputError, ParameterError
 
-__all__ = ["add_data_args", "load_data", "pick_split", "check_features", "match_columns", "note",
-           "threshold", "add_force_arg", "input_paths"]
+__all__ = ["add_data_args", "load_data", "pick_split", "check_features", "match_columns",
+           "model_columns", "note", "threshold", "add_force_arg", "input_paths"]
 
 
 def note(text: str) -> None:
@@ -186,6 +186,14 @@ def _as_pandas_reads(names: list[str]) -> list[str]:
         out.append(n if n not in seen else f"{n}.{seen[n]}")
         seen[n] = seen.get(n, 0) + 1
     return out
+
+
+def model_columns(normalizer, model, extra: dict) -> list | None:
+    """The column names a saved model was fitted on: its first step's ``feature_names_in_``
+    (fitted on a DataFrame), else those ``psae fit`` recorded from a CSV header, else None."""
+    first = normalizer if normalizer is not None else model
+    names = getattr(first, "feature_names_in_", None)
+    return list(names) if names is not None else extra.get("columns")
 
 
 def match_columns(model_dir, X: np.ndarray, names, expected, data: str, say=note

@@ -18,6 +18,7 @@ from .data import (
     input_paths,
     load_data,
     match_columns,
+    model_columns,
     note,
     pick_split,
     split_rows,
@@ -83,10 +84,8 @@ def cmd_explore(args) -> int:
     X, y, which = pick_split(ds, args.split, "exploring")
     model, extra = load_with_extra(args.model)
     normalizer, sae = split(model)
-    first = normalizer if normalizer is not None else sae
-    names = getattr(first, "feature_names_in_", None)
-    X = match_columns(args.model, X, ds.feature_names,
-                      list(names) if names is not None else extra.get("columns"), args.data)
+    X = match_columns(args.model, X, ds.feature_names, model_columns(normalizer, sae, extra),
+                      args.data)
     check_features(args.model, sae.n_features_in_, X, args.data, extra)
     if normalizer is None:
         note(f"{args.model} carries no preprocessing (saved without a Normalizer): its codes "
