@@ -22,23 +22,33 @@ ARGS = ["--n-components", "20", "--epochs", "4", "--lr", "1e-3", "--batch-size",
         "--device", "cpu", "--quiet"]
 
 
+def torchrun(nproc: int, *args) -> subprocess.CompletedProcess:
+    """``args`` under torchrun on ``nproc`` gloo processes of one thread each; it must exit 0."""
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         f"--nproc_per_node={nproc}", *map(str, args)], capture_output=True, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def rank_outputs(tmp_path, nproc: int) -> list[dict]:
+    """What each rank's script wrote to ``tmp_path/<rank>.json``."""
+    return [json.loads((tmp_path / f"{rank}.json").read_text()) for rank in range(nproc)]
+
+
 def test_two_process_ddp_matches_single_process(tmp_path, digits):
     data = tmp_path / "d.npz"
     np.savez(data, X_train=digits[0], y_train=digits[2])
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "psae", "fit", "--data", str(data), "--out", str(tmp_path / "ddp"),
-         "--no-normalize", *ARGS],
-        capture_output=True, text=True, env=env, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    ddp = torchrun(2, "-m", "psae", "fit", "--data", data, "--out", tmp_path / "ddp",
+                   "--no-normalize", *ARGS)
     # only rank 0 writes: one summary line, one model dir
     summaries = [ln for ln in ddp.stdout.splitlines() if ln.startswith("{")]
     assert len(summaries) == 1 and json.loads(summaries[0])["epochs"] == 4
     single = subprocess.run(
         [sys.executable, "-m", "psae", "fit", "--data", str(data),
          "--out", str(tmp_path / "one"), "--no-normalize", *ARGS],
-        capture_output=True, text=True, env=env, timeout=300)
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     a, b = psae.load(tmp_path / "ddp"), psae.load(tmp_path / "one")  # --no-normalize: bare
     la = np.array([h["loss"] for h in a.history_])
@@ -81,11 +91,7 @@ def test_public_fit_trains_data_parallel_and_leaves_the_users_options_alone(tmp_
     np.savez(data, X_train=digits[0])
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    res = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(data)], capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    res = torchrun(2, script, data)
     rows = [json.loads(ln) for ln in res.stdout.splitlines() if ln.startswith("{")]
     assert sorted(r["rank"] for r in rows) == [0, 1] and {r["world"] for r in rows} == {2}
     assert all(r["verbose"] is True and r["random_state"] is None for r in rows)
@@ -134,12 +140,8 @@ def test_ranks_agree_on_what_each_sees_only_a_share_of(tmp_path, digits):
              "steered": {"target_l0": 4, "early_stopping": True},
              "batchtopk": {"penalty": "batchtopk", "k": 4},
              "tiny_batch": {"batch_size": 1}}
-    res = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(data), json.dumps(cases), str(tmp_path)], capture_output=True,
-        text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    a, b = (json.loads((tmp_path / f"{rank}.json").read_text()) for rank in (0, 1))
+    torchrun(2, script, data, json.dumps(cases), tmp_path)
+    a, b = rank_outputs(tmp_path, 2)
     assert any(n for n in a["resample"]["resampled"] if n)  # it did resample
     assert a["steered"]["weight"] is not None and a["batchtopk"]["code"]["threshold"]
     for name in ("resample", "steered", "batchtopk"):
@@ -171,12 +173,8 @@ def test_auto_batch_gives_three_ranks_equal_shares(tmp_path, digits):
     np.savez(data, X_train=digits[0][:300])
     script = tmp_path / "three.py"
     script.write_text(THREE)
-    res = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=3",
-         str(script), str(data), str(tmp_path)], capture_output=True, text=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    rows = [json.loads((tmp_path / f"{rank}.json").read_text()) for rank in range(3)]
+    torchrun(3, script, data, tmp_path)
+    rows = rank_outputs(tmp_path, 3)
     assert [r["batch"] for r in rows] == [129] * 3
     assert len({r["W1"] for r in rows}) == 1
 
@@ -248,12 +246,8 @@ def test_ranks_refuse_different_or_bad_input_together(tmp_path, digits):
     np.savez(data, X_train=digits[0][:300])
     script = tmp_path / "inputs.py"
     script.write_text(INPUTS)
-    res = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(data), str(tmp_path)], capture_output=True, text=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    a, b = (json.loads((tmp_path / f"{rank}.json").read_text()) for rank in (0, 1))
+    torchrun(2, script, data, tmp_path)
+    a, b = rank_outputs(tmp_path, 2)
     for case in ("shard", "rows"):
         assert a[case] == b[case] and "the ranks were given different X" in a[case]["error"]
     assert "200 to 207 rows" in a["rows"]["error"]
