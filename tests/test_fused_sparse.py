@@ -112,6 +112,64 @@ def test_kth_largest_is_exact(shape, k, kind):
     assert float(kth_largest(flat, k)) == float(flat.topk(k).values.min())
 
 
+@pytest.mark.parametrize("name", ["topk", "batchtopk"])
+@pytest.mark.parametrize("case", ["some_silent", "all_silent", "many_firing"])
+def test_auxk_on_firing_dead_units_equals_autograd(name, case, products):
+    """AuxK leaves out the dead units negative on every row (exact: its code is a ReLU) and
+    skips its top-k where no row has more than 2k positive dead units; autograd's AuxK takes
+    every dead unit and its top-k. ``many_firing``: 20 dead units, rows with more than 2k = 8
+    of them positive, so the top-k decides."""
+    x = torch.rand(N, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    n_dead = {"some_silent": 16, "all_silent": 7, "many_firing": 20}[case]
+    silent = {"some_silent": 6, "all_silent": 7, "many_firing": 0}[case]
+    dead = torch.zeros(M, dtype=torch.bool)
+    cols = torch.randperm(M, generator=torch.Generator().manual_seed(3))[:n_dead]
+    dead[cols] = True
+    a, obj = _model(name)
+    b, _ = _model(name)
+    for m in (a, b):
+        with torch.no_grad():
+            m.b1[cols[:silent]] = -50.0  # never positive: out of AuxK's reach
+            if case == "many_firing":
+                m.b1[cols] = 5.0  # positive on every row
+    a.code.dead = dead
+    ref = Trainer(a, obj, fused=False)
+    total, recon, sparse = ref.loss(x)
+    total.backward()
+    terms, _ = sparse_gradients(b, obj, x, "fp32", dead=dead)
+    torch.testing.assert_close(terms, torch.stack([total, recon, sparse]).detach(),
+                               rtol=1e-10, atol=1e-12)
+    for (pname, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pb.grad, pa.grad, rtol=1e-9, atol=1e-12, msg=pname)
+    h_pre = fused_sparse._firing_dead(torch.addmm(b.b1, x - b.b2, b.W1.t()), dead)
+    assert h_pre.numel() == n_dead - silent
+    if case == "all_silent":  # nothing reconstructs the residual: L_aux = ‖e‖² / N
+        torch.testing.assert_close(terms[2], terms[1])
+
+
+@pytest.mark.parametrize("m, k", [(1000, 25), (1003, 25), (100, 3), (64, 2), (50, 10), (9, 1)])
+@pytest.mark.parametrize("kind", ["normal", "ties", "bf16", "column_offsets"])
+def test_row_top_k_is_topk(m, k, kind):
+    """The block pre-selection finds each row's k largest entries exactly: the same values as
+    ``topk``, at columns that hold them, no column twice (which of equal values is free)."""
+    from psae.sparsity.topk import row_top_k
+
+    g = torch.Generator().manual_seed(m + k)
+    a = torch.randn(40, m, generator=g)
+    if kind == "ties":
+        a = a.mul(2).round()
+    elif kind == "bf16":
+        a = a.bfloat16()
+    elif kind == "column_offsets":  # a few columns large on every row
+        a = a + torch.linspace(-3, 3, m)
+    vals, idx = row_top_k(a, k)
+    ref = a.topk(k, dim=1).values
+    assert vals.shape == idx.shape == (40, k)
+    assert torch.equal(vals.sort(dim=1).values, ref.sort(dim=1).values)
+    assert torch.equal(a.gather(1, idx), vals)
+    assert all(len(set(row.tolist())) == k for row in idx)
+
+
 def _both_paths(monkeypatch, name, x, dead=None, prepare=None):
     """The step's (terms, h, grads) on the dense path and on the sparse one, float32."""
     out, calls = [], _spy_sparse_path(monkeypatch)

@@ -15,6 +15,36 @@ from torch import nn
 from .auxk import AUXK_COEF, aux_reconstruction, auxk_penalty
 from .mechanism import Computed, Mechanism
 
+BLOCK = 8
+"""Columns per block in :func:`row_top_k`'s first pass."""
+
+
+def row_top_k(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` largest entries of each row of ``a`` (values, columns; unsorted), exactly as
+    ``a.topk(k, dim=1)`` gives them up to the order and to which of equal values is taken.
+
+    ``topk`` on the CPU costs about 7 µs a row of 1,000 (1.8 ms for a batch of 256 on one
+    thread: three of the step's products). The columns are cut into blocks of :data:`BLOCK`;
+    the k blocks with the largest maxima hold the k largest entries (any entry outside them is
+    at most the k-th largest block maximum, which is at most the k-th largest entry), so one
+    ``topk`` over the block maxima and one over those k blocks' entries (k·8 of them) find them:
+    1.0 ms against 1.8 at k = 25 of 1,000. Where k blocks are most of the row, plain ``topk``."""
+    n, m = a.shape
+    k = min(int(k), m)
+    whole = m - m % BLOCK
+    if 4 * k * BLOCK > whole:
+        return a.topk(k, dim=1, sorted=False)
+    blocks = a[:, :whole].reshape(n, whole // BLOCK, BLOCK)
+    top = blocks.amax(dim=2).topk(k, dim=1, sorted=False).indices
+    cand = blocks.gather(1, top.unsqueeze(2).expand(n, k, BLOCK)).reshape(n, k * BLOCK)
+    if whole < m:  # the last few columns, a block of their own, always candidates
+        cand = torch.cat([cand, a[:, whole:]], dim=1)
+    vals, j = cand.topk(k, dim=1, sorted=False)
+    in_blocks = top.gather(1, (j // BLOCK).clamp_max_(k - 1)) * BLOCK + j % BLOCK
+    idx = torch.where(j < k * BLOCK, in_blocks, j - k * BLOCK + whole)
+    return vals, idx
+
+
 default_k = Computed(lambda p: max(1, int(p["n_components"]) // 20),
                      "max(1, n_components // 20)")
 
@@ -29,7 +59,7 @@ class TopK(nn.Module):
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         k = self.k if self.training else self.encode_k
-        vals, idx = a.topk(min(k, a.shape[1]), dim=1)
+        vals, idx = row_top_k(a, k)
         return torch.zeros_like(a).scatter(1, idx, vals.relu())
 
     def extra(self, a: torch.Tensor, h: torch.Tensor, net,

@@ -26,7 +26,7 @@ from ..sparsity.auxk import auxk_penalty
 from ..sparsity.batchtopk import BatchTopK, kth_largest
 from ..sparsity.jumprelu import JumpReLU, _kernel, in_kernel, l0_penalty
 from ..sparsity.sqjumprelu import squared_l0_penalty
-from ..sparsity.topk import TopK
+from ..sparsity.topk import TopK, row_top_k
 from .fused import add_weight_decay, casts
 from .network import Autoencoder
 from .objective import Objective
@@ -50,7 +50,7 @@ def sparse_fusable(module: Autoencoder, objective: Objective, solver: str) -> bo
 def _top_k(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``k`` largest pre-activations per row, rectified: the dense code ``h``, the kept
     values (N × k) and their columns."""
-    vals, idx = a.topk(min(k, a.shape[1]), dim=1, sorted=False)
+    vals, idx = row_top_k(a, k)
     vals.relu_()
     return torch.zeros_like(a).scatter_(1, idx, vals), vals, idx
 
@@ -85,44 +85,64 @@ def _min_positive(a: torch.Tensor) -> torch.Tensor:
     return pos.min() if pos.numel() else a.new_zeros(())
 
 
-def _auxk(code, a, e, W2c, dead, w_s, n, cast, grad):
+def _firing_dead(a: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+    """The dead units whose pre-activation is positive on some row of the batch.
+
+    AuxK's code is a ReLU, so a dead unit negative on every row is 0 in every ``z``: it adds
+    nothing to ``ê``, its atom's gradient or ``∂a``, and leaving it out is exact. On MNIST
+    most dead units of a fitted TopK are negative everywhere (the products shrink with them)."""
+    return torch.nonzero(dead & (a.amax(dim=0) > 0)).flatten()
+
+
+def _aux_codes(a_dead: torch.Tensor, k: int) -> torch.Tensor:
+    """``z``: each row's ``k`` largest entries of ``a_dead``, rectified. A row with at most ``k``
+    positive entries keeps all of them, so where every row has, ``z`` is ``ReLU(a_dead)``
+    without a top-k (the usual case once units are dead)."""
+    if int((a_dead > 0).sum(dim=1).max()) <= k:
+        return a_dead.clamp_min(0)
+    z, _, _ = _top_k(a_dead, k)
+    return z
+
+
+def _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad):
     """AuxK on the dead columns only: its value, ∂W2ᵀ's rows for those units and ∂a for them.
 
-    ``e = x − y`` (held constant): the ``2k`` largest dead pre-activations reconstruct it
-    through their own decoder columns, ``ê = z W2[:, dead]ᵀ``; cost ``mean_j ‖e_j − ê_j‖²``.
-    ``W2c``: the decoder as the step's products take it (bf16 where the precision asks), so
-    the dead columns are gathered from the copy already made, not cast again."""
-    cols = torch.nonzero(dead).flatten()
-    if cols.numel() == 0:
-        return e.new_zeros(()), None
-    z, _, _ = _top_k(a.index_select(1, cols), 2 * code.k)
+    ``e = x − y = −delta2`` (held constant): the ``2k`` largest dead pre-activations
+    reconstruct it through their own decoder columns, ``ê = z W2[:, dead]ᵀ``; cost
+    ``mean_j ‖e_j − ê_j‖²``. ``W2c``: the decoder as the step's products take it (bf16 where
+    the precision asks), so the dead columns are gathered from the copy already made, not
+    cast again."""
+    cols = _firing_dead(a, dead)
+    if cols.numel() == 0:  # ê = 0
+        return torch.dot(delta2.view(-1), delta2.view(-1)) / n, None
+    z = _aux_codes(a.index_select(1, cols), 2 * code.k)
     # the dead atoms as rows of W2ᵀ (contiguous, the decoder's storage): a gather of whole
     # rows, where picking columns of W2 went element by element
     zc, W2dc = cast(z), W2c.t().index_select(0, cols).t()
-    r = e - torch.mm(zc, W2dc.t())
+    r = torch.add(delta2, torch.mm(zc, W2dc.t()))  # ê − e, in float32
     value = torch.dot(r.view(-1), r.view(-1)) / n
-    r.mul_(-2.0 * w_s / n)  # ∂(w_s · value)/∂ê
+    r.mul_(2.0 * w_s / n)  # ∂(w_s · value)/∂ê
     rc = cast(r)
     dW2t = grad(torch.mm(zc.t(), rc))
     da = grad(torch.mm(rc, W2dc)).mul_(z > 0)
     return value, (cols, dW2t, da)
 
 
-def _sparse_auxk(code, a, e, W2t, dead, w_s, n):
+def _sparse_auxk(code, a, delta2, W2t, dead, w_s, n):
     """:func:`_auxk` on the dead units' own top-2k: its value, and ∂W2ᵀ's rows, the pattern
-    and ∂a's values there for those units (None without dead units)."""
-    cols = torch.nonzero(dead).flatten()
+    and ∂a's values there for those units (None without dead units that fire)."""
+    cols = _firing_dead(a, dead)
     if cols.numel() == 0:
-        return e.new_zeros(()), None
+        return torch.dot(delta2.view(-1), delta2.view(-1)) / n, None
     _, vals, j = _top_k(a.index_select(1, cols), 2 * code.k)
     pattern, perm = CodePattern.from_topk(j, cols.numel())  # numbered among the dead
     z = vals.flatten()[perm]
     # the decode and ∂a read the atoms in place, under the units' own numbers (no gathered copy
     # of the dead atoms); the per-unit sums stay among the dead
     units = pattern.renumbered(cols, W2t.shape[0])
-    r = e - units.decode(z, W2t)
+    r = units.decode(z, W2t).add_(delta2)  # ê − e
     value = torch.dot(r.view(-1), r.view(-1)) / n
-    r.mul_(-2.0 * w_s / n)  # ∂(w_s · value)/∂ê
+    r.mul_(2.0 * w_s / n)  # ∂(w_s · value)/∂ê
     dW2t = pattern.left_product(z, r)
     da = units.sampled(r, W2t.t()).mul_(z > 0)
     return value, (cols, dW2t, pattern, da)
@@ -221,7 +241,7 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
         gf = gate.to(a.dtype)
         sparsity = objective.mechanism.penalty(h, None, objective.settings, gate=gf)
     elif dead is not None and bool(dead.any()):
-        sparsity, aux = _auxk(code, a, -delta2, W2c, dead, w_s, n, cast, grad)
+        sparsity, aux = _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad)
     else:
         sparsity = recon.new_zeros(())
     delta2.mul_(2.0 * w_r / n)
@@ -264,7 +284,7 @@ def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, 
         sparsity = objective.mechanism.penalty(h, None, objective.settings,
                                                gate=gate.to(a.dtype))
     elif dead is not None and bool(dead.any()):
-        sparsity, aux = _sparse_auxk(code, a, -delta2, W2t, dead, w_s, n)
+        sparsity, aux = _sparse_auxk(code, a, delta2, W2t, dead, w_s, n)
     else:
         sparsity = recon.new_zeros(())
     delta2.mul_(2.0 * w_r / n)
