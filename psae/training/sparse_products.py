@@ -85,7 +85,7 @@ class CodePattern:
 
     @classmethod
     def from_dense(cls, mask: torch.Tensor) -> CodePattern:
-        """From a boolean ``N × M`` mask of the entries that are on."""
+        """From an ``N × M`` mask (bool, or 0/1 floats) of the entries that are on."""
         rows, cols = mask.nonzero(as_tuple=True)
         return cls.of(rows, cols, *mask.shape)
 
