@@ -4,7 +4,10 @@ The hand-derived steps (`psae.training.fused` for RAE, `psae.training.fused_spar
 BatchTopK and the JumpReLUs) with fused Adam and the unit-norm decoder where the model has one,
 as the trainer runs them, at MNIST's shapes (D = 784, M = 1000, batch 256), bf16 where the
 hardware has it, a fixed thread count; models interleaved round by round. With ``--dead N`` the
-first N units are dead, so the top-k models run AuxK on them. JumpReLU's thresholds start where
+first N units are dead, so the top-k models run AuxK on them: as they start, firing on some rows
+(the worst case for AuxK, which takes every dead unit positive somewhere in the batch), and
+"silent", pushed below zero on every row as most dead units of a fitted TopK are (AuxK, exactly,
+leaves them out; keys ending `/silent`). JumpReLU's thresholds start where
 each unit fires on 25 of M inputs, a trained model's sparsity. Each sparse-code model runs twice:
 as the trainer does (its code's products on the non-zeros where
 `psae.training.sparse_products` says so) and with every product dense (keys ending `/dense`).
@@ -36,7 +39,7 @@ MODELS = {"rae": ("none", {}), "topk": ("topk", {"k": 25}), "batchtopk": ("batch
 
 
 def stepper(name: str, D: int, M: int, B: int, n_dead: int, precision: str,
-            sparse: bool = True):
+            sparse: bool = True, silent: bool = False):
     penalty, settings = MODELS[name]
     settings = {k: min(v, M // 4) for k, v in settings.items()}
     obj = Objective.of(penalty, n_components=M, **settings)
@@ -47,6 +50,9 @@ def stepper(name: str, D: int, M: int, B: int, n_dead: int, precision: str,
     x = torch.rand(B, D, generator=torch.Generator().manual_seed(1))
     dead = torch.zeros(M, dtype=torch.bool)
     dead[:n_dead] = True
+    if silent:  # the dead units' pre-activations below zero on every row
+        with torch.no_grad():
+            module.b1[:n_dead] = -1e3
     if hasattr(module.code, "start_firing"):  # JumpReLU at a trained model's L0 of 25
         with torch.no_grad():
             module.code.start_firing(torch.addmm(module.b1, x - module.b2, module.W1.t()),
@@ -89,15 +95,16 @@ def main() -> None:
         args.steps, args.rounds, args.dead = 2, 1, 8
     precision = resolve_precision("auto", torch.device("cpu"), warn=False, size=D * M)
     load_before = os.getloadavg()[0]
-    settings = [(name, n, sparse) for n in (0, args.dead) for name in MODELS
+    settings = [(name, n, sparse, False) for n in (0, args.dead) for name in MODELS
                 for sparse in ((True,) if name == "rae" else (True, False))
                 if n == 0 or name in ("topk", "batchtopk")]
-    steps = {s: stepper(s[0], D, M, B, s[1], precision, s[2]) for s in settings}
+    settings += [(name, args.dead, True, True) for name in ("topk", "batchtopk")]
+    steps = {s: stepper(s[0], D, M, B, s[1], precision, s[2], s[3]) for s in settings}
     rounds = [{s: timed(f, args.steps) for s, f in steps.items()} for _ in range(args.rounds)]
     out = {}
     for s in settings:
-        ratios = [r[s] / r[("rae", 0, True)] for r in rounds]
-        key = f"{s[0]}/dead{s[1]}" + ("" if s[2] else "/dense")
+        ratios = [r[s] / r[("rae", 0, True, False)] for r in rounds]
+        key = f"{s[0]}/dead{s[1]}" + ("" if s[2] else "/dense") + ("/silent" if s[3] else "")
         out[key] = {"step_ms": statistics.median(r[s] for r in rounds),
                     "ratio_to_rae": statistics.median(ratios), "ratios": ratios}
     print(json.dumps({"benchmark": "model_steps", "D": D, "M": M, "batch": B,

@@ -132,7 +132,8 @@ def test_model_steps_smoke():
     out = run_smoke("model_steps.py")
     assert out["results"]["rae/dead0"]["ratio_to_rae"] == 1.0
     for key in ("topk/dead0", "batchtopk/dead8", "jumprelu/dead0", "sqjumprelu/dead0",
-                "topk/dead0/dense", "batchtopk/dead8/dense", "sqjumprelu/dead0/dense"):
+                "topk/dead0/dense", "batchtopk/dead8/dense", "sqjumprelu/dead0/dense",
+                "topk/dead8/silent", "batchtopk/dead8/silent"):
         row = out["results"][key]
         assert positive(row["step_ms"]) and positive(row["ratio_to_rae"])
 
