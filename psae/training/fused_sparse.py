@@ -5,7 +5,8 @@ models.
 Autograd records a scatter, a mask, AuxK's masked top-k and a dense ``N × M`` product through
 the whole decoder for the few dead units, each with its own backward; by hand the step is four
 products on the live path (bf16 where the precision asks) plus AuxK's products restricted to the
-dead columns (``D × n_dead`` instead of ``D × M``). The tests check every gradient here against
+dead columns that are positive somewhere in the batch (``D × n_firing_dead`` instead of
+``D × M``: AuxK's ReLU gives the others nothing). The tests check every gradient here against
 autograd's.
 
 Forward, with the pre-encoder bias ``b_pre = b2``: ``a = (x − b_pre) W1ᵀ + b1``,
