@@ -321,3 +321,32 @@ def test_duplicate_rows_tie_and_the_step_still_keeps_k_per_sample(name, products
     assert float(terms[0]) == pytest.approx(float(total.detach()), rel=1e-9)
     for p, q in zip(ref.parameters(), mine.parameters(), strict=True):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_firing_tracker_counts_as_a_bool_mask_does(dtype):
+    """The tracker's float masks give what ``|h| > threshold`` as bools gives: the mean L0 and
+    the units that fired, NaN entries counted as silent, half precision compared in its own
+    dtype (0.01 in bf16 is 0.010009765625, above the threshold as bf16 rounds it: not)."""
+    from psae.training.monitor import FiringTracker
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.rand(64, 40, generator=g).mul_(torch.rand(64, 40, generator=g) < 0.3)
+    h[3, 5], h[7, 6], h[:, 9] = float("nan"), 0.01, float("nan")
+    h[0, 9] = 0.5  # a unit that fired once beside NaNs
+    h = h.to(dtype)
+    tracker = FiringTracker(40, window=1000, threshold=0.01, device=torch.device("cpu"))
+    tracker.since += 5
+    l0 = tracker.observe(h)
+    active = h.abs() > 0.01
+    assert l0 == pytest.approx(float(active.sum()) / 64, abs=0)
+    assert torch.equal(tracker.since == 0, active.any(dim=0))
+
+
+def test_count_ones_is_exact():
+    from psae.training.masks import EXACT_SUM, count_ones
+
+    assert count_ones(torch.ones(1000)) == 1000
+    assert count_ones(torch.ones(300, dtype=torch.bfloat16)) == 300  # bf16 sums stop at 256
+    big = torch.ones(EXACT_SUM + 3)
+    assert count_ones(big) == EXACT_SUM + 3

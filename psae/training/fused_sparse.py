@@ -29,6 +29,7 @@ from ..sparsity.jumprelu import JumpReLU, _kernel, in_kernel, l0_penalty
 from ..sparsity.sqjumprelu import squared_l0_penalty
 from ..sparsity.topk import TopK, row_top_k
 from .fused import add_weight_decay, casts
+from .masks import at_least, count_ones, indicator
 from .network import Autoencoder
 from .objective import Objective
 from .sparse_products import CodePattern, sparse_capable, use_sparse_products
@@ -46,13 +47,6 @@ def sparse_fusable(module: Autoencoder, objective: Objective, solver: str) -> bo
     if isinstance(code, TopK | BatchTopK):
         return objective.mechanism.penalty is auxk_penalty
     return isinstance(code, JumpReLU) and objective.mechanism.penalty in _GATE_PENALTIES
-
-
-def indicator(a: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
-    """``1[a > threshold]`` in ``a``'s dtype (0 where ``a`` is NaN). Masks are multiplied in
-    float: a bool mask is converted on every use, 0.6 ms against 0.1 for 256 × 1,000 on one
-    thread, and comparing into a float tensor costs no more than into a bool one."""
-    return torch.gt(a, threshold, out=torch.empty_like(a))
 
 
 def _top_k(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -77,9 +71,9 @@ def _codes(code, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     if not bool(tau > 0):  # fewer than k·B positive entries: every one of them is kept
         code.track_low(_min_positive(a))
         return a.relu(), None
-    keep = torch.ge(a, tau, out=torch.empty_like(a))  # float: see indicator
+    keep = at_least(a, tau)
     h = a * keep  # the kept entries are positive; a NaN stays NaN
-    if int(torch.count_nonzero(keep)) > kb:
+    if count_ones(keep) > kb:
         flat = a.relu().flatten()
         idx = flat.topk(kb).indices
         h = torch.zeros_like(flat).scatter_(0, idx, flat[idx]).view_as(a)
@@ -212,7 +206,7 @@ def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
         gate = indicator(h, 0.0)
     fwd = _Forward(x, xc, xcc, a, h, gate)
     if sparse and sparse_capable(a, precision, x.shape[1]):  # before counting the code's entries
-        nnz = idx.numel() if idx is not None else int(torch.count_nonzero(gate))
+        nnz = idx.numel() if idx is not None else count_ones(gate)
         if use_sparse_products(a, nnz, precision, x.shape[1]):
             return _sparse_path_gradients(module, objective, fwd, idx, weight_decay, dead)
     return _dense_gradients(module, objective, fwd, precision, weight_decay, dead)
@@ -221,7 +215,8 @@ def sparse_gradients(module: Autoencoder, objective: Objective, x: torch.Tensor,
 @dataclass
 class _Forward:
     """The step's forward pass up to the code: input, centred input (and its cast),
-    pre-activations, code and gate (``1[h ≠ 0]`` as floats)."""
+    pre-activations, code and gate (:mod:`.masks`: ``1[h > 0]`` for the top-k codes,
+    ``1[a > θ]`` for JumpReLU)."""
 
     x: torch.Tensor
     xc: torch.Tensor

@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..distributed import SINGLE, Comm
 from ..errors import ParameterError
+from .masks import count_ones
 from .network import Autoencoder
 
 __all__ = ["FiringTracker", "L0Controller", "resample_dead", "MIN_PERIODS"]
@@ -44,13 +44,11 @@ class FiringTracker:
         """Update with one batch of codes; returns the batch's mean L0. Data-parallel, the
         global batch's: every rank then steers, stops and finds dead units alike (each
         rank's own share gave each its own knob and dead units, and the ranks drifted)."""
-        # a unit fired if its largest |h| passed the threshold; the count is of entries that
-        # passed it (a column max and a count, not a bool matrix reduced twice: 0.2 against
-        # 0.6 ms for 256 × 1,000 on one thread)
-        mag = h.abs()
-        fired = mag.amax(dim=0) > self.threshold
-        count = float(torch.count_nonzero(F.threshold(mag, self.threshold, 0.0, inplace=True)))
-        rows = h.shape[0]
+        # 0/1 floats, then a column max and a sum (:mod:`.masks`): 0.3 against 0.6 ms for a
+        # bool matrix reduced twice, 256 × 1,000 on one thread
+        active = torch.gt(h.abs(), self.threshold, out=torch.empty_like(h))
+        fired = active.amax(dim=0) > 0
+        count, rows = float(count_ones(active)), h.shape[0]
         if self.comm.world > 1:
             v = self.comm.all_sum(torch.cat([fired.double(), torch.tensor(
                 [count, rows], dtype=torch.float64, device=h.device)]))
