@@ -100,7 +100,7 @@ def _aux_codes(a_dead: torch.Tensor, k: int) -> torch.Tensor:
     """``z``: each row's ``k`` largest entries of ``a_dead``, rectified. A row with at most ``k``
     positive entries keeps all of them, so where every row has, ``z`` is ``ReLU(a_dead)``
     without a top-k (the usual case once units are dead)."""
-    if int((a_dead > 0).sum(dim=1).max()) <= k:
+    if int(indicator(a_dead, 0.0).sum(dim=1).max()) <= k:
         return a_dead.clamp_min(0)
     z, _, _ = _top_k(a_dead, k)
     return z
