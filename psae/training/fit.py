@@ -133,10 +133,9 @@ def memory_error(est, e: BaseException) -> ParameterError:
 def draw_seed(est, comm: Comm) -> int:
     """The fit's seed: from ``random_state``, rank 0's on every rank under data parallelism
     (every rank must draw the same init and shuffles; with None, rank 0 draws it)."""
-    if comm.world == 1:
-        return int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
-    return comm.shared_seed(None if est.random_state is None else int(
-        check_random_state(est.random_state).randint(np.iinfo(np.int32).max)))
+    drawn = None if est.random_state is None and comm.world > 1 else int(
+        check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
+    return drawn if comm.world == 1 else comm.shared_seed(drawn)
 
 
 def hold_out(est, X, seed: int, device) -> tuple[np.ndarray, torch.Tensor | None]:
