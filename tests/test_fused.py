@@ -143,3 +143,20 @@ def test_precision_is_chosen_stored_and_used_by_transform(monkeypatch, digits, t
     assert not np.array_equal(fp32.transform(Xte), H16)  # bf16 encoding really ran
     with pytest.raises(ValueError, match="precision"):
         SparseAutoencoder(precision="fp16", device="cpu").fit(Xtr)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_step_writes_its_gradients_into_the_last_steps_memory(precision):
+    """The second step's weight gradients land in the first's memory (a new multi-megabyte
+    gradient each step costs page faults) and equal a fresh model's on that batch."""
+    g = torch.Generator().manual_seed(2)
+    x1, x2 = (torch.rand(20, 12, generator=g) for _ in range(2))
+    obj = Objective.of("sql0", **SETTINGS)
+    used, fresh = _pair("sigmoid", "sigmoid", dtype=torch.float32)
+    fused_gradients(used, obj, x1, 0.4, precision)
+    before = {name: getattr(used, name).grad.data_ptr() for name in ("W1", "atoms")}
+    fused_gradients(used, obj, x2, 0.4, precision)
+    fused_gradients(fresh, obj, x2, 0.4, precision)
+    for name, ptr in before.items():
+        assert getattr(used, name).grad.data_ptr() == ptr
+        assert torch.equal(getattr(used, name).grad, getattr(fresh, name).grad)

@@ -147,6 +147,34 @@ def test_auxk_on_firing_dead_units_equals_autograd(name, case, products):
         torch.testing.assert_close(terms[2], terms[1])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_dense_step_writes_its_gradients_into_the_last_steps_memory(precision):
+    """TopK's dense step (AuxK adding into ∂W2ᵀ's rows) reuses the weight gradients' memory
+    and leaves nothing of the last step in it: the second step equals a fresh model's."""
+    g = torch.Generator().manual_seed(2)
+    x1, x2 = (torch.rand(N, D, generator=g) for _ in range(2))
+    dead = torch.zeros(M, dtype=torch.bool)
+    dead[:9] = True
+    (used, obj), (fresh, _) = _model("topk", torch.float32), _model("topk", torch.float32)
+    sparse_gradients(used, obj, x1, precision, dead=dead, sparse=False)
+    before = {name: getattr(used, name).grad.data_ptr() for name in ("W1", "atoms")}
+    sparse_gradients(used, obj, x2, precision, dead=dead, sparse=False)
+    sparse_gradients(fresh, obj, x2, precision, dead=dead, sparse=False)
+    for name, ptr in before.items():
+        assert getattr(used, name).grad.data_ptr() == ptr
+        assert torch.equal(getattr(used, name).grad, getattr(fresh, name).grad)
+
+
+def test_auxk_products_see_few_widths():
+    """AuxK's products are padded to a few widths (a bf16 product builds a kernel per shape):
+    never narrower than the dead units, at most 64 wider, or 12.5 % past 512, and 48 widths
+    for every count up to 16,384."""
+    widths = [fused_sparse.padded_width(n) for n in range(1, 16385)]
+    for n, w in enumerate(widths, start=1):
+        assert n <= w <= max(n + 63, int(n * 1.125)) and w % 64 == 0
+    assert len(set(widths)) == 48  # 16 up to 1,024, then 8 an octave
+
+
 @pytest.mark.parametrize("m, k", [(1000, 25), (1003, 25), (100, 3), (64, 2), (50, 10), (9, 1)])
 @pytest.mark.parametrize("kind", ["normal", "ties", "bf16", "column_offsets"])
 def test_row_top_k_is_topk(m, k, kind):

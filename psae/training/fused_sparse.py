@@ -28,7 +28,7 @@ from ..sparsity.batchtopk import BatchTopK, kth_largest
 from ..sparsity.jumprelu import JumpReLU, _kernel, in_kernel, l0_penalty
 from ..sparsity.sqjumprelu import squared_l0_penalty
 from ..sparsity.topk import TopK, row_top_k
-from .fused import add_weight_decay, casts
+from .fused import add_weight_decay, casts, product_grad
 from .masks import at_least, count_ones, indicator
 from .network import Autoencoder
 from .objective import Objective
@@ -118,16 +118,30 @@ def _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad):
     if cols.numel() == 0:  # ê = 0
         return torch.dot(delta2.view(-1), delta2.view(-1)) / n, None
     z = _aux_codes(a.index_select(1, cols), 2 * code.k)
+    # the products run on a padded width (zero codes for atoms already among them), so that
+    # they see a few shapes per fit: bf16 products build a kernel for each new shape, which
+    # cost more than the product itself where the count of firing dead units moved every step
+    width, n_cols = padded_width(cols.numel()), cols.numel()
+    zp = z.new_zeros(n, width)
+    zp[:, :n_cols] = z
     # the dead atoms as rows of W2ᵀ (contiguous, the decoder's storage): a gather of whole
     # rows, where picking columns of W2 went element by element
-    zc, W2dc = cast(z), W2c.t().index_select(0, cols).t()
+    rows = torch.cat([cols, cols[:1].expand(width - n_cols)])
+    zc, W2dc = cast(zp), W2c.t().index_select(0, rows).t()
     r = torch.add(delta2, torch.mm(zc, W2dc.t()))  # ê − e, in float32
     value = torch.dot(r.view(-1), r.view(-1)) / n
     r.mul_(2.0 * w_s / n)  # ∂(w_s · value)/∂ê
     rc = cast(r)
-    dW2t = grad(torch.mm(zc.t(), rc))
-    da = grad(torch.mm(rc, W2dc)).mul_(indicator(z, 0.0))
+    dW2t = grad(torch.mm(zc.t(), rc))[:n_cols]
+    da = grad(torch.mm(rc, W2dc))[:, :n_cols].mul_(indicator(z, 0.0))
     return value, (cols, dW2t, da)
+
+
+def padded_width(n: int) -> int:
+    """``n`` rounded up to a multiple of 64, or from 1,024 on to an eighth of the power of two
+    below it: eight widths an octave at most, and past 512 at most 12.5 % wider."""
+    step = max(64, 1 << max(0, n.bit_length() - 4))
+    return -(-n // step) * step
 
 
 def _sparse_auxk(code, a, delta2, W2t, dead, w_s, n):
@@ -248,7 +262,7 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
         sparsity = recon.new_zeros(())
     delta2.mul_(2.0 * w_r / n)
     d2c = cast(delta2)
-    dW2t = grad(torch.mm(hc.t(), d2c))
+    dW2t = product_grad(module.atoms, hc.t(), d2c)
     g = grad(torch.mm(d2c, W2c))  # ∂cost/∂h
     delta1 = g * gate
     if aux is not None:
@@ -257,8 +271,7 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
         delta1.index_add_(1, cols, da)
     if jump:
         code.log_threshold.grad = _jump_theta_grad(code, a, gate, g, objective, w_s, n)
-    module.atoms.grad = dW2t
-    W1.grad = grad(torch.mm(cast(delta1).t(), fwd.xcc))
+    product_grad(W1, cast(delta1).t(), fwd.xcc)
     b1.grad = delta1.sum(dim=0)
     b2.grad = delta2.sum(dim=0) - torch.mv(W1.t(), b1.grad)
     total = add_weight_decay(module, w_r * recon + w_s * sparsity, weight_decay)
