@@ -160,3 +160,47 @@ def test_a_step_writes_its_gradients_into_the_last_steps_memory(precision):
     for name, ptr in before.items():
         assert getattr(used, name).grad.data_ptr() == ptr
         assert torch.equal(getattr(used, name).grad, getattr(fresh, name).grad)
+
+
+def test_flush_zeroes_only_moments_too_small_to_move_a_weight():
+    from psae.training.trainer import flush_vanishing_moments
+
+    p = torch.nn.Parameter(torch.zeros(6))
+    opt = torch.optim.Adam([p], lr=1e-3)
+    p.grad = torch.ones(6)
+    opt.step()
+    state = opt.state[p]
+    state["exp_avg"].copy_(torch.tensor([1e-21, -1e-21, 2e-39, 1e-19, -0.5, 0.0]))
+    state["exp_avg_sq"].copy_(torch.tensor([1e-31, 2e-39, 1e-29, 0.25, 1e-12, 0.0]))
+    flush_vanishing_moments(opt)
+    assert state["exp_avg"].tolist() == pytest.approx([0, 0, 0, 1e-19, -0.5, 0], rel=1e-6)
+    assert state["exp_avg_sq"].tolist() == pytest.approx([0, 0, 1e-29, 0.25, 1e-12, 0],
+                                                         rel=1e-6)
+    assert state["exp_avg"][3] != 0 and state["exp_avg_sq"][2] != 0
+
+
+def test_trainer_flushes_moments_every_few_steps_and_keeps_no_subnormal(monkeypatch):
+    """A unit with no gradient (its encoder row and bias far negative under a ReLU) has its
+    first moment decay by 0.9 a step; the trainer's flush keeps it out of the subnormals."""
+    from psae.training import trainer as trainer_module
+
+    calls = []
+    real = trainer_module.flush_vanishing_moments
+    monkeypatch.setattr(trainer_module, "flush_vanishing_moments",
+                        lambda opt: calls.append(1) or real(opt))
+    m = Autoencoder(12, 9, "relu", "identity", generator=torch.Generator().manual_seed(0))
+    t = Trainer(m, Objective.of("none"), lr=1e-2)
+    x = torch.rand(16, 12, generator=torch.Generator().manual_seed(1))
+    t.step(x)  # the unit still learns on this step: its moments start normal
+    with torch.no_grad():
+        m.W1[0].fill_(-1.0)
+        m.b1[0] = -100.0  # dead from now on: its gradient is exactly zero
+    for _ in range(2 * trainer_module.FLUSH_EVERY - 1):
+        t.step(x)
+    assert len(calls) == 2
+    m1 = t.optimizer.state[m.W1]["exp_avg"][0]
+    assert bool((m1 == 0).all())  # 0.9^511 of a normal moment would be a subnormal or zero
+    everything = torch.cat([s[k].flatten() for s in t.optimizer.state.values()
+                            for k in ("exp_avg", "exp_avg_sq")])
+    assert not bool(((everything != 0) & (everything.abs() < torch.finfo(torch.float32).tiny)
+                     ).any())

@@ -26,7 +26,7 @@ from .network import Autoencoder
 from .objective import Objective
 from .steps import choose_step
 
-__all__ = ["Trainer", "TrainingDivergedError", "adam"]
+__all__ = ["Trainer", "TrainingDivergedError", "adam", "flush_vanishing_moments"]
 
 Batches = TensorBatches | StreamedBatches
 
@@ -43,6 +43,29 @@ def adam(params, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, lr=lr)
+
+
+FLUSH_EVERY = 256
+"""Adam steps between two :func:`flush_vanishing_moments`."""
+
+
+def flush_vanishing_moments(optimizer: torch.optim.Optimizer) -> None:
+    """Set to zero the Adam moments too small to move a weight: first moments below 1e-20,
+    second moments below 1e-30.
+
+    A unit that gets no gradient (a dead JumpReLU or TopK unit) has its first moment shrink
+    by β1 = 0.9 a step down into the subnormal floats, where the CPU's arithmetic is about a
+    hundred times slower: in a JumpReLU fit with 54 % of its units dead (MNIST, M = 1,000),
+    fused Adam took 3.1 ms a step instead of 0.6 (benchmarks/README.md, "Time to target").
+    ``torch.set_flush_denormal`` would set only the calling thread's flag, not the other
+    threads'. Every :data:`FLUSH_EVERY` steps is often enough: 1e-20 · 0.9^256 ≈ 2e-32 is
+    still a normal float. With ε = 1e-8 in ``m̂ / (√v̂ + ε)`` a zeroed first moment changes a
+    step by at most 1e-12 · lr, a zeroed second moment its size by at most 1e-7 of it."""
+    for state in optimizer.state.values():
+        for key, tiny in (("exp_avg", 1e-20), ("exp_avg_sq", 1e-30)):
+            moment = state.get(key)
+            if isinstance(moment, torch.Tensor) and moment.is_floating_point():
+                moment.masked_fill_(moment.abs() < tiny, 0.0)
 
 
 class Trainer:
@@ -84,6 +107,7 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict] = []
         self.optimizer: torch.optim.Optimizer | None = None
+        self.steps = 0
         self.stage, self.sigma = 0, None
         self._verified = _snapshot(module)  # last parameters known to give a finite cost
         self._clock = time.perf_counter()
@@ -135,6 +159,9 @@ class Trainer:
             hook.before_step(self)
         dead = self.dead_units() if self.rule.takes_dead else None
         terms, h = self.rule(self, x, sigma, dead)
+        self.steps += 1
+        if self.solver == "adam" and self.steps % FLUSH_EVERY == 0:
+            flush_vanishing_moments(self.optimizer)
         for hook in self.hooks:
             hook.after_step(self, h)
         return terms
