@@ -175,6 +175,37 @@ def test_auxk_products_see_few_widths():
     assert len(set(widths)) == 48  # 16 up to 1,024, then 8 an octave
 
 
+@pytest.mark.parametrize("firing", [1, 63, 64, 65, 128, 150])
+def test_padded_auxk_equals_unpadded(firing):
+    """AuxK's products on padded widths (bf16 on the CPU) give the unpadded values and
+    gradients: the padding's codes are zero, and its rows are sliced off before they are
+    added (float64, where both are exact but for the order of the sums)."""
+    g = torch.Generator().manual_seed(firing)
+    n, d, m = 37, 14, 200
+    a = torch.randn(n, m, generator=g, dtype=torch.float64)
+    dead = torch.zeros(m, dtype=torch.bool)
+    dead[:firing + 10] = True
+    a[:, firing:firing + 10] = -1.0  # ten silent dead units: left out
+    a[0, :firing] = 1.0  # the firing ones are positive somewhere
+    W2 = torch.randn(d, m, generator=g, dtype=torch.float64)
+    delta2 = torch.randn(n, d, generator=g, dtype=torch.float64)
+
+    class Code:
+        k = 4
+
+    def same(t):
+        return t
+
+    plain = fused_sparse._auxk(Code, a, delta2.clone(), W2, dead, 0.3, n, same, same)
+    padded = fused_sparse._auxk(Code, a, delta2.clone(), W2, dead, 0.3, n, same, same,
+                                pad=True)
+    torch.testing.assert_close(padded[0], plain[0], rtol=1e-12, atol=0)
+    for got, want in zip(padded[1], plain[1], strict=True):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    assert plain[1][0].tolist() == list(range(firing))
+
+
 @pytest.mark.parametrize("m, k", [(1000, 25), (1003, 25), (100, 3), (64, 2), (50, 10), (9, 1)])
 @pytest.mark.parametrize("kind", ["normal", "ties", "bf16", "column_offsets"])
 def test_row_top_k_is_topk(m, k, kind):

@@ -43,14 +43,16 @@ def casts(precision: str):
     return (lambda t: t.to(torch.bfloat16)), (lambda t: t.float())
 
 
+@torch.no_grad()
 def product_grad(param: torch.Tensor, left: torch.Tensor, right: torch.Tensor
                  ) -> torch.Tensor:
     """Set ``param.grad = left @ right`` (float32 from a bf16 product) and return it, written
     into the gradient ``param`` already holds where it has one of this shape.
 
     A new gradient each step is new memory from the system, whose first touch faults page by
-    page: for a 1000 × 784 gradient at 2 threads that cost 0.3–0.4 ms a step, four times the
-    cast itself (benchmarks/README.md, "Training throughput")."""
+    page: casting a bf16 1000 × 784 gradient into new memory took 0.40–0.49 ms at 2 threads,
+    into memory already held 0.06 ms (benchmarks/README.md, "Three costs that were not
+    arithmetic")."""
     g = param.grad
     shape = (left.shape[0], right.shape[1])
     if g is None or g.shape != shape or g.dtype != param.dtype or not g.is_contiguous():

@@ -34,7 +34,7 @@ from .network import Autoencoder
 from .objective import Objective
 from .sparse_products import CodePattern, sparse_capable, use_sparse_products
 
-__all__ = ["sparse_fusable", "sparse_gradients"]
+__all__ = ["sparse_fusable", "sparse_gradients", "padded_width"]
 
 _GATE_PENALTIES = (l0_penalty, squared_l0_penalty)
 
@@ -106,24 +106,27 @@ def _aux_codes(a_dead: torch.Tensor, k: int) -> torch.Tensor:
     return z
 
 
-def _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad):
+def _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad, pad=False):
     """AuxK on the dead columns only: its value, ∂W2ᵀ's rows for those units and ∂a for them.
 
     ``e = x − y = −delta2`` (held constant): the ``2k`` largest dead pre-activations
     reconstruct it through their own decoder columns, ``ê = z W2[:, dead]ᵀ``; cost
     ``mean_j ‖e_j − ê_j‖²``. ``W2c``: the decoder as the step's products take it (bf16 where
     the precision asks), so the dead columns are gathered from the copy already made, not
-    cast again."""
+    cast again. ``pad``: run the products on :func:`padded_width` columns (bf16 on the CPU)."""
     cols = _firing_dead(a, dead)
     if cols.numel() == 0:  # ê = 0
         return torch.dot(delta2.view(-1), delta2.view(-1)) / n, None
     z = _aux_codes(a.index_select(1, cols), 2 * code.k)
-    # the products run on a padded width (zero codes for atoms already among them), so that
-    # they see a few shapes per fit: bf16 products build a kernel for each new shape, which
-    # cost more than the product itself where the count of firing dead units moved every step
-    width, n_cols = padded_width(cols.numel()), cols.numel()
-    zp = z.new_zeros(n, width)
-    zp[:, :n_cols] = z
+    # bf16 products on the CPU build a kernel for each new shape, which cost more than the
+    # product itself where the count of firing dead units moved every step: there they run
+    # on a padded width (zero codes for atoms already among them), a few shapes per fit
+    n_cols = cols.numel()
+    width = padded_width(n_cols) if pad else n_cols
+    zp = z
+    if width > n_cols:
+        zp = z.new_zeros(n, width)
+        zp[:, :n_cols] = z
     # the dead atoms as rows of W2ᵀ (contiguous, the decoder's storage): a gather of whole
     # rows, where picking columns of W2 went element by element
     rows = torch.cat([cols, cols[:1].expand(width - n_cols)])
@@ -257,7 +260,8 @@ def _dense_gradients(module, objective, fwd: _Forward, precision, weight_decay, 
     if jump:
         sparsity = objective.mechanism.penalty(h, None, objective.settings, gate=gate)
     elif dead is not None and bool(dead.any()):
-        sparsity, aux = _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad)
+        sparsity, aux = _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad,
+                              pad=precision == "bf16" and a.device.type == "cpu")
     else:
         sparsity = recon.new_zeros(())
     delta2.mul_(2.0 * w_r / n)

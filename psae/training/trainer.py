@@ -56,11 +56,12 @@ def flush_vanishing_moments(optimizer: torch.optim.Optimizer) -> None:
     A unit that gets no gradient (a dead JumpReLU or TopK unit) has its first moment shrink
     by β1 = 0.9 a step down into the subnormal floats, where the CPU's arithmetic is about a
     hundred times slower: in a JumpReLU fit with 54 % of its units dead (MNIST, M = 1,000),
-    fused Adam took 3.1 ms a step instead of 0.6 (benchmarks/README.md, "Time to target").
-    ``torch.set_flush_denormal`` would set only the calling thread's flag, not the other
-    threads'. Every :data:`FLUSH_EVERY` steps is often enough: 1e-20 · 0.9^256 ≈ 2e-32 is
-    still a normal float. With ε = 1e-8 in ``m̂ / (√v̂ + ε)`` a zeroed first moment changes a
-    step by at most 1e-12 · lr, a zeroed second moment its size by at most 1e-7 of it."""
+    fused Adam took 3.1 ms a step, 0.58 with this flush (benchmarks/README.md, "Three costs
+    that were not arithmetic"). ``torch.set_flush_denormal`` would set only the calling
+    thread's flag, not the other threads'. Every :data:`FLUSH_EVERY` steps is often enough:
+    1e-20 · 0.9^256 ≈ 2e-32 is still a normal float. With ε = 1e-8 in ``m̂ / (√v̂ + ε)`` a
+    zeroed first moment changes a step by at most 1e-12 · lr, a zeroed second moment its
+    size by about 2e-7 of it (with Adam's bias correction at the first flush)."""
     for state in optimizer.state.values():
         for key, tiny in (("exp_avg", 1e-20), ("exp_avg_sq", 1e-30)):
             moment = state.get(key)
