@@ -123,13 +123,13 @@ def _auxk(code, a, delta2, W2c, dead, w_s, n, cast, grad, pad=False):
     # on a padded width (zero codes for atoms already among them), a few shapes per fit
     n_cols = cols.numel()
     width = padded_width(n_cols) if pad else n_cols
-    zp = z
+    zp, rows = z, cols
     if width > n_cols:
         zp = z.new_zeros(n, width)
         zp[:, :n_cols] = z
+        rows = torch.cat([cols, cols[:1].expand(width - n_cols)])
     # the dead atoms as rows of W2ᵀ (contiguous, the decoder's storage): a gather of whole
     # rows, where picking columns of W2 went element by element
-    rows = torch.cat([cols, cols[:1].expand(width - n_cols)])
     zc, W2dc = cast(zp), W2c.t().index_select(0, rows).t()
     r = torch.add(delta2, torch.mm(zc, W2dc.t()))  # ê − e, in float32
     value = torch.dot(r.view(-1), r.view(-1)) / n
