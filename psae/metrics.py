@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from . import measures
@@ -37,7 +38,18 @@ DEFAULT_THRESHOLD = 1e-2
 """A code entry counts as active (non-zero) when ``|h| > DEFAULT_THRESHOLD``."""
 
 
-def _as_2d(A, name: str) -> np.ndarray:
+_ROWS = 1024
+"""Rows per chunk where a measure works in float64 on float32 codes: a float64 copy of a
+60,000 × 1,000 code is 480 MB, and on this kind of host fresh memory costs more to touch
+than the arithmetic done in it (MNIST's scoring spent seconds there)."""
+
+
+def _as_2d(A, name: str, keep_float: bool = False) -> np.ndarray:
+    """``A`` checked (numeric, 2-D, non-empty, finite), as float64; ``keep_float``: a float32
+    or float64 array as it is (no copy), for measures that compare or sum in float64 by
+    themselves, and a scipy sparse matrix as CSR (where ``keep_float``: the CA's codes)."""
+    if keep_float and sp.issparse(A):
+        return _sparse_2d(A, name)
     A = np.asarray(A)
     if A.dtype == object or not np.issubdtype(A.dtype, np.number):
         raise InputError(f"{name} must be numeric, got dtype {A.dtype}")
@@ -47,44 +59,77 @@ def _as_2d(A, name: str) -> np.ndarray:
         raise InputError(f"{name} is empty: shape {A.shape}")
     if not np.all(np.isfinite(A)):
         raise InputError(f"{name} contains NaN or infinite values")
+    if keep_float and A.dtype in (np.float32, np.float64):
+        return A
     return A.astype(np.float64, copy=False)
+
+
+def _sparse_2d(A, name: str) -> sp.csr_matrix:
+    A = sp.csr_matrix(A)
+    if not np.issubdtype(A.dtype, np.number) or np.issubdtype(A.dtype, np.complexfloating):
+        raise InputError(f"{name} must be numeric, got dtype {A.dtype}")
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise InputError(f"{name} is empty: shape {A.shape}")
+    if not np.all(np.isfinite(A.data)):
+        raise InputError(f"{name} contains NaN or infinite values")
+    return A if A.dtype in (np.float32, np.float64) else A.astype(np.float64)
+
+
+def _above(H: np.ndarray, threshold: float) -> np.ndarray:
+    """``|h| > threshold`` compared in float64 whatever ``H``'s float type (a Python float
+    against a float32 array is compared in float32, which rounds some thresholds up)."""
+    return np.abs(H) > np.float64(threshold)
+
+
+def _pair(X, X_hat) -> tuple[np.ndarray, np.ndarray]:
+    X = _as_2d(X, "X", keep_float=True)
+    X_hat = _as_2d(X_hat, "X_hat", keep_float=True)
+    if X.shape != X_hat.shape:
+        raise InputError(f"X and X_hat differ in shape: {X.shape} vs {X_hat.shape}")
+    return X, X_hat
+
+
+def _row_squared_errors(X: np.ndarray, X_hat: np.ndarray) -> np.ndarray:
+    """``Σ_i (x_i − y_i)²`` per row, in float64, a block of rows at a time (:data:`_ROWS`)."""
+    out = np.empty(X.shape[0])
+    for s in range(0, X.shape[0], _ROWS):
+        d = X[s:s + _ROWS].astype(np.float64) - X_hat[s:s + _ROWS]
+        out[s:s + _ROWS] = (d * d).sum(axis=1)
+    return out
 
 
 def reconstruction_error(X, X_hat, per_sample: bool = False):
     """Eq. (13): ``(1/D) Σ_i (x_i − y_i)²`` per sample; their mean unless ``per_sample``."""
-    X = _as_2d(X, "X")
-    X_hat = _as_2d(X_hat, "X_hat")
-    if X.shape != X_hat.shape:
-        raise InputError(f"X and X_hat differ in shape: {X.shape} vs {X_hat.shape}")
-    re = np.mean((X - X_hat) ** 2, axis=1)
+    X, X_hat = _pair(X, X_hat)
+    re = _row_squared_errors(X, X_hat) / X.shape[1]
     return re if per_sample else float(re.mean())
 
 
 def fraction_of_variance_unexplained(X, X_hat) -> float:
     """FVU ``Σ‖x − x̂‖² / Σ‖x − x̄‖²`` with x̄ the mean of the evaluated set: 1 for predicting
     the mean, 0 for exact reconstruction (taken around the mean, not around zero)."""
-    X = _as_2d(X, "X")
-    X_hat = _as_2d(X_hat, "X_hat")
-    if X.shape != X_hat.shape:
-        raise InputError(f"X and X_hat differ in shape: {X.shape} vs {X_hat.shape}")
-    total = float(np.sum((X - X.mean(axis=0)) ** 2))
+    X, X_hat = _pair(X, X_hat)
+    mean = X.mean(axis=0, dtype=np.float64)
+    total = float(_row_squared_errors(X, np.broadcast_to(mean, X.shape)).sum())
     if total == 0:
         raise InputError("X is constant: the fraction of variance unexplained is undefined")
-    return float(np.sum((X - X_hat) ** 2)) / total
+    return float(_row_squared_errors(X, X_hat).sum()) / total
 
 
 def hoyer_sparseness(H) -> np.ndarray:
     """Eq. (14), per sample: ``S(h) = (√M − ‖h‖₁/‖h‖₂) / (√M − 1)`` in [0, 1]; NaN for h = 0."""
-    H = _as_2d(H, "H")
+    H = _as_2d(H, "H", keep_float=True)
     M = H.shape[1]
     if M < 2:
         raise InputError("Hoyer sparseness needs at least 2 code units")
-    A = np.abs(H)
-    peak = A.max(axis=1)
     S = np.full(H.shape[0], np.nan)
-    nz = peak > 0  # exactly the rows zero_codes does not count
-    A = A[nz] / peak[nz, None]  # ‖h‖₁/‖h‖₂ is scale-free; scaled, no norm underflows to 0
-    S[nz] = (np.sqrt(M) - A.sum(axis=1) / np.sqrt((A**2).sum(axis=1))) / (np.sqrt(M) - 1.0)
+    for s in range(0, H.shape[0], _ROWS):  # float64 a chunk at a time (_ROWS)
+        A = np.abs(H[s:s + _ROWS], dtype=np.float64)
+        peak = A.max(axis=1)
+        nz = peak > 0  # exactly the rows zero_codes does not count
+        A = A[nz] / peak[nz, None]  # ‖h‖₁/‖h‖₂ is scale-free; scaled, no norm underflows to 0
+        S[s:s + _ROWS][nz] = ((np.sqrt(M) - A.sum(axis=1) / np.sqrt((A**2).sum(axis=1)))
+                              / (np.sqrt(M) - 1.0))
     return np.clip(S, 0.0, 1.0, out=S)
 
 
@@ -107,7 +152,7 @@ def sparsity_std(H) -> float:
 
 def zero_codes(H) -> int:
     """Number of all-zero codes (left out of S and SSD)."""
-    H = _as_2d(H, "H")
+    H = _as_2d(H, "H", keep_float=True)
     return int(np.count_nonzero(~H.any(axis=1)))
 
 
@@ -138,8 +183,8 @@ def classification_accuracy(
     """
     from .classifier import SoftmaxClassifier
 
-    H_train = _as_2d(H_train, "H_train")
-    H_test = _as_2d(H_test, "H_test")
+    H_train = _as_2d(H_train, "H_train", keep_float=True)  # float32 codes stay float32: the
+    H_test = _as_2d(H_test, "H_test", keep_float=True)  # classifier takes them as they are
     if H_train.shape[1] != H_test.shape[1]:
         raise InputError(
             f"H_train has {H_train.shape[1]} units but H_test has {H_test.shape[1]}"
@@ -174,7 +219,7 @@ def _check_threshold(threshold: float) -> None:
 def l0_counts(H, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """Exact L0 per sample: the number of entries with ``|h| > threshold``."""
     _check_threshold(threshold)
-    return np.count_nonzero(np.abs(_as_2d(H, "H")) > threshold, axis=1)
+    return np.count_nonzero(_above(_as_2d(H, "H", keep_float=True), threshold), axis=1)
 
 
 def l0_stats(H, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
@@ -256,11 +301,12 @@ def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) 
     next value down when it keeps a count nearer the target (or the cut would keep none).
     Codes already sparser than the target at ``floor`` keep ``floor``: a threshold can remove
     activity, never add it."""
-    H = np.abs(_as_2d(H, "H"))
+    # |H| as given: float32 codes give float32 values, and θ is one of them (exact as a float)
+    H = np.abs(_as_2d(H, "H", keep_float=True))
     keep = int(round(float(target_l0) * H.shape[0]))
     if keep <= 0:
         return float(max(floor, H.max(initial=0.0)))
-    above = H > floor
+    above = H > np.float64(floor)
     n_above = int(np.count_nonzero(above))
     if keep >= n_above:
         return float(floor)
@@ -269,16 +315,16 @@ def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) 
     # full, which the stopping rule calibrates once an epoch (a dense code partitions whole)
     vals = H[above] if n_above < H.size // 2 else H.ravel()
     theta = max(floor, float(np.partition(vals, vals.size - keep - 1)[vals.size - keep - 1]))
-    kept = int(np.count_nonzero(vals > theta))
+    kept = int(np.count_nonzero(vals > np.float64(theta)))
     if kept == keep:
         return theta
     # entries tied at θ: cutting them all can leave far fewer than keep (sigmoid codes saturate
     # to exactly 1.0 in float32, and a target under the saturated count put the mean L0 at 0);
     # the next value down keeps them all, and the count nearer the target wins (the one that
     # keeps them, where both are as near: an all-zero code carries nothing)
-    lower = vals[vals < theta]
+    lower = vals[vals < np.float64(theta)]
     below = max(floor, float(lower.max())) if lower.size else floor
-    if kept == 0 or abs(int(np.count_nonzero(vals > below)) - keep) <= keep - kept:
+    if kept == 0 or abs(int(np.count_nonzero(vals > np.float64(below))) - keep) <= keep - kept:
         return below
     return theta
 
@@ -286,7 +332,7 @@ def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) 
 def dead_units(H, threshold: float = DEFAULT_THRESHOLD) -> float:
     """Fraction of units never active (``|h| > threshold``) on any sample of ``H``."""
     _check_threshold(threshold)
-    active = (np.abs(_as_2d(H, "H")) > threshold).any(axis=0)
+    active = _above(_as_2d(H, "H", keep_float=True), threshold).any(axis=0)
     return float(1.0 - active.mean())
 
 
@@ -300,7 +346,7 @@ def evaluate(X, H, X_hat, *, H_train=None, y_train=None, y=None,
     threshold, as :func:`l0_stats`) and dead units; CA too when the training codes and both
     label sets are given.
     """
-    if _as_2d(H, "H").shape[1] < 2:  # RE, L0 and CA are still measures of one unit
+    if _as_2d(H, "H", keep_float=True).shape[1] < 2:  # RE, L0 and CA are still measures of one unit
         S, why = np.full(np.shape(H)[0], np.nan), "one code unit: Hoyer sparseness needs at least 2"
     else:
         S, why = hoyer_sparseness(H), "every code is all-zero: Hoyer sparseness is undefined"

@@ -1,6 +1,7 @@
 """The CA classifier solves scikit-learn's LogisticRegression problem, to convergence."""
 
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -145,3 +146,75 @@ def test_a_capped_solve_warns_and_labels_of_another_kind_are_refused(digits):
     clf = SoftmaxClassifier(tol=1e-5).fit(Xtr, ytr)
     assert clf.stop_reason_ in ("gradient", "stalled")
     assert SoftmaxClassifier(max_iter=3).fit(Xtr, ytr).stop_reason_ == "max_iter"
+
+
+def test_sparse_codes_given_as_a_sparse_matrix_solve_exactly_as_given_dense(digits):
+    """The reproduction hands MNIST's training codes over as CSR (their dense array is 240 MB
+    of mostly zeros): the solve must not see the difference."""
+    import scipy.sparse as sp
+
+    Xtr, Xte, ytr, yte = digits
+    rng = np.random.default_rng(1)
+    Htr = (Xtr * (rng.uniform(size=Xtr.shape) < 0.1)).astype(np.float32)
+    Hte = (Xte * (rng.uniform(size=Xte.shape) < 0.1)).astype(np.float32)
+    dense = SoftmaxClassifier(C=1.0, tol=1e-6).fit(Htr, ytr)
+    given = SoftmaxClassifier(C=1.0, tol=1e-6).fit(sp.csr_matrix(Htr), ytr)
+    assert dense.sparse_ and given.sparse_
+    assert dense.n_iter_ == given.n_iter_
+    np.testing.assert_array_equal(dense.coef_, given.coef_)  # the same solve, bit for bit
+    np.testing.assert_allclose(dense.decision_function(Hte),  # a sparse product's sums
+                               given.decision_function(sp.csr_matrix(Hte)), atol=1e-12)
+    assert metrics.classification_accuracy(sp.csr_matrix(Htr), ytr, Hte, yte) \
+        == metrics.classification_accuracy(Htr, ytr, Hte, yte)
+    # denser than SPARSE_BELOW: a sparse matrix given is solved on the dense path
+    full = SoftmaxClassifier(C=1.0, tol=1e-6).fit(sp.csr_matrix(Xtr), ytr)
+    assert not full.sparse_ and full.converged_
+
+
+def test_column_statistics_from_the_non_zeros_are_numpys():
+    import scipy.sparse as sp
+
+    from psae.classifier import _column_stats, _sparse_column_stats
+
+    rng = np.random.default_rng(2)
+    H = rng.standard_normal((3000, 40)) * (rng.uniform(size=(3000, 40)) < 0.05) + 5.0 * (
+        rng.uniform(size=(3000, 40)) < 0.01)
+    H[:, 3] = 0.0  # an empty column
+    for stats, tol in ((_column_stats(H), 1e-12), (_sparse_column_stats(sp.csr_matrix(H)), 1e-12),
+                       (_column_stats(H.astype(np.float32)), 1e-6)):
+        mean, std, peak = stats
+        np.testing.assert_allclose(mean, H.mean(axis=0), rtol=tol, atol=tol)
+        np.testing.assert_allclose(std, H.std(axis=0), rtol=tol, atol=tol)
+        np.testing.assert_allclose(peak, np.abs(H).max(axis=0), rtol=tol)
+
+
+def test_the_dense_loss_block_by_block_is_the_whole_loss(monkeypatch):
+    """The dense path reads its codes a block of rows at a time; its loss and gradient are
+    the softmax's whatever the block size (against autograd on the whitened codes)."""
+    import torch
+
+    import psae.classifier as C
+
+    rng = np.random.default_rng(3)
+    H = rng.standard_normal((500, 30)).astype(np.float32)
+    y = rng.integers(0, 4, 500)
+    onehot_t = torch.nn.functional.one_hot(torch.from_numpy(y), 4).t().float().contiguous()
+    W0, b0 = torch.randn(30, 4) * 0.3, torch.randn(4) * 0.1
+    results = []
+    for rows in (7, 64, 4096):
+        monkeypatch.setattr(C, "_ROWS", rows)
+        codes = C._Dense(H, H.mean(axis=0, dtype=np.float64), H.std(axis=0, dtype=np.float64))
+        W, b = W0.clone().requires_grad_(), b0.clone().requires_grad_()
+        loss = codes.loss(W, b, onehot_t, 1e-3)
+        results.append((float(loss), W.grad.clone(), b.grad.clone()))
+        Wa, ba = W0.clone().requires_grad_(), b0.clone().requires_grad_()
+        ref = torch.nn.functional.cross_entropy(codes.Z @ Wa + ba, torch.from_numpy(y)) \
+            + 1e-3 * (Wa.square() * codes.inv).sum()
+        ref.backward()
+        assert float(loss) == pytest.approx(float(ref.detach()), rel=1e-5)
+        torch.testing.assert_close(W.grad, Wa.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(b.grad, ba.grad, rtol=1e-4, atol=1e-6)
+    for loss, gW, gb in results[1:]:
+        assert loss == pytest.approx(results[0][0], rel=1e-6)
+        torch.testing.assert_close(gW, results[0][1], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(gb, results[0][2], rtol=1e-5, atol=1e-7)

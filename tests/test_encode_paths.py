@@ -201,3 +201,23 @@ def test_labels_of_a_pandas_series_are_named_in_the_error():
     y = np.arange(40) % 2
     with pytest.raises(InputError, match="same kind of labels"):
         metrics.classification_accuracy(H, y, H, pd.Series(y.astype(str)).to_numpy(object))
+
+
+def test_sparse_transform_gives_transforms_codes():
+    """The CA's training codes are encoded straight into a sparse matrix where they are
+    sparse: the same codes as ``transform``, and ``transform``'s array where they are not."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((700, 16)).astype(np.float32)
+    top = SparseAutoencoder(n_components=40, penalty="topk", k=3, epochs=2, random_state=0,
+                            device="cpu").fit(X)
+    with mock.patch.object(encode, "TRANSFORM_BATCH", 128):  # several batches
+        S = encode.sparse_transform(top, X)
+        assert sp.issparse(S) and S.shape == (700, 40)
+        np.testing.assert_array_equal(S.toarray(), top.transform(X))
+        dense = SparseAutoencoder(n_components=40, penalty="none", epochs=2, random_state=0,
+                                  device="cpu").fit(X)
+        D = encode.sparse_transform(dense, X)
+    assert isinstance(D, np.ndarray)
+    np.testing.assert_array_equal(D, dense.transform(X))

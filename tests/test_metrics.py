@@ -168,3 +168,36 @@ def test_calibrated_threshold_with_tied_saturated_codes_keeps_them_rather_than_n
 def test_evaluate_takes_lists_with_one_code_unit():
     out = metrics.evaluate([[0, 1], [1, 0]], [[0.5], [0.2]], [[0, 1], [1, 0]])
     assert np.isnan(out["S"]) and out["L0"]["mean"] == 1.0
+
+
+def test_float32_codes_are_measured_as_their_float64_copy():
+    """Codes are measured without a float64 copy of them (seconds a cell on MNIST); each
+    measure still compares and sums in float64, so it gives its float64 copy's value."""
+    rng = np.random.default_rng(0)
+    H = (rng.exponential(size=(3000, 50)) * (rng.uniform(size=(3000, 50)) < 0.1)).astype(
+        np.float32)
+    H[5] = 0.0
+    X = rng.standard_normal((3000, 20)).astype(np.float32)
+    Y = (X + 0.1 * rng.standard_normal(X.shape)).astype(np.float32)
+    H64, X64, Y64 = H.astype(np.float64), X.astype(np.float64), Y.astype(np.float64)
+    np.testing.assert_array_equal(metrics.hoyer_sparseness(H), metrics.hoyer_sparseness(H64))
+    np.testing.assert_array_equal(metrics.l0_counts(H), metrics.l0_counts(H64))
+    assert metrics.zero_codes(H) == metrics.zero_codes(H64) >= 1
+    assert metrics.dead_units(H, 0.5) == metrics.dead_units(H64, 0.5)
+    for target in (0.5, 2.0, 4.0):
+        assert metrics.calibrated_threshold(H, target) == metrics.calibrated_threshold(H64, target)
+    np.testing.assert_array_equal(metrics.reconstruction_error(X, Y, per_sample=True),
+                                  np.mean((X64 - Y64) ** 2, axis=1))
+    fvu = np.sum((X64 - Y64) ** 2) / np.sum((X64 - X64.mean(axis=0)) ** 2)
+    assert metrics.fraction_of_variance_unexplained(X, Y) == pytest.approx(fvu, rel=1e-12)
+
+
+def test_a_threshold_that_float32_rounds_up_is_compared_in_float64():
+    """Against a float32 array a Python float is compared in float32: a threshold just under
+    a float32 value would round up to it and stop counting the entries equal to it."""
+    v = np.float32(0.3)
+    t = float(v) - 1e-12  # float32(t) == v: in float32, v > t is False
+    H = np.array([[v, 0.0], [0.0, 0.0]], dtype=np.float32)
+    assert np.float32(t) == v
+    assert list(metrics.l0_counts(H, t)) == [1, 0]
+    assert metrics.dead_units(H, t) == 0.5

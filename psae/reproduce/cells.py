@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import measures, metrics
+from .. import encode, measures, metrics
 from ..estimator import SparseAutoencoder
 from ..io.atomic import atomic_write
 from .labels import penalty_of
@@ -97,8 +97,9 @@ def score(est, Xtr, ytr, Xev, yev, threshold: float) -> tuple[dict, np.ndarray]:
     """Every measure of ``est`` on ``Xev`` (CA None without labels) and the codes."""
     H = est.transform(Xev)
     labelled = ytr is not None and yev is not None
-    scores = metrics.evaluate(Xev, H, est.inverse_transform(H),
-                              H_train=est.transform(Xtr) if labelled else None,
+    # the training codes only feed the CA classifier: sparse ones go to it as a sparse matrix
+    H_train = encode.sparse_transform(est, est._check_input(Xtr)) if labelled else None
+    scores = metrics.evaluate(Xev, H, est.inverse_transform(H), H_train=H_train,
                               y_train=ytr, y=yev, threshold=threshold)
     return _kept(scores), H
 
