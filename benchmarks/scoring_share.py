@@ -13,6 +13,12 @@ kept). Reported per thread count and model: fit seconds, scoring seconds, the sh
 by round with today's, and reports its seconds, share and CA beside them: a solver change
 measured on the same fits, at the same load.
 
+``--run DIR`` fits nothing: it scores the seed-0 models a matched run saved
+(``DIR/models/<data>__<model>_matched``, on the run's full training split) and takes each
+one's fit seconds from its cell (``DIR/cells``), as the run recorded them. Scoring the same
+saved models under ``PYTHONPATH`` set to another checkout's root measures that code's scoring
+(every module of it, not the classifier alone) on the same fits.
+
 Prints one JSON object on stdout; progress goes to stderr. ``--smoke`` runs a tiny version
 (digits, three models, one round).
 """
@@ -100,6 +106,42 @@ def one(model: str, target: int, proto: MatchedProtocol, ds, Xtr, Xte, threads: 
     return out
 
 
+def saved(run: str, name: str, ds, Xtr, Xte, threads: int, rounds: int) -> dict:
+    """Score ``run``'s saved seed-0 models of data set ``name`` (:func:`one` without a fit)."""
+    from psae import bundle
+
+    torch.set_num_threads(threads)
+    out = {}
+    for model in MODELS:
+        path = os.path.join(run, "models", f"{name}__{model}_matched")
+        if not os.path.isdir(path):
+            continue
+        pipe = bundle.load(path)
+        cell = json.loads(open(_seed0_cell(run, name, model)).read())
+        est, secs = pipe[-1], []
+        for _ in range(rounds):
+            s, scores = timed_score(est, ds, Xtr, Xte, psae.classifier.SoftmaxClassifier)
+            secs.append(s)
+        score_s, fit_s = statistics.median(secs), cell["fit_seconds"]
+        out[model] = {"fit_s": round(fit_s, 3), "epochs": cell["n_epochs"],
+                      "score_s": round(score_s, 3), "share": round(score_s / (fit_s + score_s), 4),
+                      "CA": scores["CA"], "CA_run": cell["test"]["CA"],
+                      "score_s_run": round(cell["seconds"] - fit_s, 3)}
+        log(f"{model}: {out[model]}")
+    return out
+
+
+def _seed0_cell(run: str, name: str, model: str) -> str:
+    config = json.loads(open(os.path.join(run, "models", f"{name}__{model}_matched",
+                                          "config.json")).read())
+    key = (config.get("extra") or {}).get("reproduce")
+    if key is None:  # the model's config names its cell; else the first seed-0 cell on disk
+        cells = sorted(f for f in os.listdir(os.path.join(run, "cells"))
+                       if f.startswith(f"{name}__{model}__") and f.endswith("seed0.json"))
+        key = cells[0][:-5]
+    return os.path.join(run, "cells", f"{key}.json")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="../shared/data")
@@ -110,6 +152,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="scorings of each fit (median kept)")
     p.add_argument("--against", default=None, metavar="REV",
                    help="also score with the CA classifier of this git revision (or this file)")
+    p.add_argument("--run", default=None, metavar="DIR",
+                   help="score this matched run's saved seed-0 models instead of fitting")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     if args.rounds < 1:
@@ -132,7 +176,10 @@ def main() -> None:
     Xtr, Xte = (nz.transform(X).astype(np.float32) for X in (ds.X_train, ds.X_test))
     load_before = os.getloadavg()[0]
     out: dict[str, dict] = {}
-    for t in threads:
+    if args.run:
+        for t in threads:
+            out[str(t)] = saved(args.run, ds.name, ds, Xtr, Xte, t, args.rounds)
+    for t in threads if not args.run else ():
         out[str(t)] = {}
         for m in models:
             out[str(t)][m] = one(m, target, proto, ds, Xtr, Xte, t, solvers, args.rounds)

@@ -181,3 +181,25 @@ def test_gradient_allreduce_smoke():
     out = run_smoke("gradient_allreduce.py")
     assert set(out["ms_per_call"]) == {"flat", "per_parameter"} and out["ranks"] == 2
     assert out["per_parameter_over_flat"] > 0 and len(out["load_after"]) == 3
+
+
+def test_scoring_share_of_a_runs_saved_models_smoke(tmp_path):
+    """``--run`` scores the seed-0 models a run saved, with the fit seconds its cells hold."""
+    from psae import Normalizer, SparseAutoencoder, datasets
+    from psae.reproduce.pages import save_final_model
+
+    ds = datasets.load("digits")
+    nz = Normalizer().fit(ds.X_train)
+    est = SparseAutoencoder(n_components=32, penalty="topk", k=4, epochs=2, random_state=0,
+                            device="cpu").fit(nz.transform(ds.X_train))
+    key = "digits__topk__matched4__seed0"
+    save_final_model(tmp_path, "digits", "topk_matched", nz, est, {"reproduce": key})
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / f"{key}.json").write_text(json.dumps(
+        {"fit_seconds": 2.5, "n_epochs": 2, "seconds": 2.75, "test": {"CA": 0.9}}))
+    out = run_smoke("scoring_share.py", "--run", str(tmp_path))
+    row = out["results"]["1"]["topk"]
+    assert set(out["results"]["1"]) == {"topk"}  # only the models the run saved
+    assert row["fit_s"] == 2.5 and row["epochs"] == 2 and row["score_s_run"] == 0.25
+    assert positive(row["score_s"]) and 0 < row["share"] < 1 and 0 < row["CA"] <= 1
+    assert row["CA_run"] == 0.9
