@@ -37,6 +37,7 @@ import time
 from unittest import mock
 
 import numpy as np
+import scipy.sparse
 import torch
 
 import psae.classifier
@@ -70,7 +71,15 @@ def classifier_at(rev: str):
     spec = importlib.util.spec_from_file_location("classifier_at_rev", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.SoftmaxClassifier
+
+    class Dense(module.SoftmaxClassifier):
+        """A classifier from before 79cbebb takes dense codes only: today's scoring hands the
+        training codes over as a sparse matrix where they are sparse."""
+
+        def fit(self, H, y):
+            return super().fit(H.toarray() if scipy.sparse.issparse(H) else H, y)
+
+    return Dense
 
 
 def timed_score(est, ds, Xtr, Xte, clf) -> tuple[float, dict]:
@@ -106,14 +115,15 @@ def one(model: str, target: int, proto: MatchedProtocol, ds, Xtr, Xte, threads: 
     return out
 
 
-def saved(run: str, name: str, ds, Xtr, Xte, threads: int, rounds: int) -> dict:
+def saved(run: str, name: str, ds, Xtr, Xte, threads: int, rounds: int,
+          models: tuple[str, ...] = MODELS) -> dict:
     """Score ``run``'s saved seed-0 models of data set ``name`` (:func:`one` without a fit)."""
     from psae import bundle
 
     torch.set_num_threads(threads)
     torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # its one-time imports, untimed
     out = {}
-    for model in MODELS:
+    for model in models:
         path = os.path.join(run, "models", f"{name}__{model}_matched")
         if not os.path.isdir(path):
             continue
@@ -154,11 +164,15 @@ def main() -> None:
     p.add_argument("--against", default=None, metavar="REV",
                    help="also score with the CA classifier of this git revision (or this file)")
     p.add_argument("--run", default=None, metavar="DIR",
-                   help="score this matched run's saved seed-0 models instead of fitting")
+                   help="score this matched run's saved seed-0 models instead of fitting "
+                        "(at the run's explorer target; --target does not apply)")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.run and args.against:
+        p.error("--run scores saved models with this checkout's code: to compare another "
+                "revision, run this script again with PYTHONPATH set to its checkout")
     solvers = {"today": psae.classifier.SoftmaxClassifier}
     if args.against:
         solvers["against"] = classifier_at(args.against)
@@ -179,7 +193,8 @@ def main() -> None:
     out: dict[str, dict] = {}
     if args.run:
         for t in threads:
-            out[str(t)] = saved(args.run, ds.name, ds, Xtr, Xte, t, args.rounds)
+            out[str(t)] = saved(args.run, ds.name, ds, Xtr, Xte, t, args.rounds,
+                                tuple(m for m in args.models.split(",") if m in MODELS))
     for t in threads if not args.run else ():
         out[str(t)] = {}
         for m in models:

@@ -182,7 +182,9 @@ def _codes(H) -> tuple[np.ndarray | None, sp.csr_matrix | None]:
     written out). Sparse codes are measured in their sparse matrix: a float64 copy of
     MNIST's training codes, and its passes, cost seconds a cell."""
     if sp.issparse(H):
-        S = sp.csr_matrix(H)
+        S = sp.csr_matrix(H, copy=True)  # canonical, on a copy: the caller's matrix is theirs
+        S.sum_duplicates()  # a repeated entry is one value, their sum
+        S.eliminate_zeros()  # stored zeros count toward no density
         if S.dtype not in (np.float32, np.float64):
             S = S.astype(np.float64)
         if S.nnz < SPARSE_BELOW * S.shape[0] * S.shape[1]:

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .classifier import SPARSE_BELOW
 from .errors import ParameterError
 from .params import resolve_device
 from .training.network import Activation
@@ -118,10 +119,11 @@ def transform(est, X, out=None, raw: bool = False) -> np.ndarray:
 
 
 def sparse_transform(est, X) -> sp.csr_matrix | np.ndarray:
-    """:func:`transform`'s codes as a CSR matrix, built batch by batch, where its first
-    batch is under :data:`SPARSE_BELOW` non-zero (else as :func:`transform` gives them): a
-    sparse code's dense array is mostly zeros to allocate, scan and convert again (60,000 ×
-    1,000 MNIST codes: 240 MB for 1.5 M non-zeros)."""
+    """:func:`transform`'s codes as a CSR matrix, built batch by batch, where the first batch
+    is under :data:`psae.classifier.SPARSE_BELOW` non-zero, the CA classifier's sparse path
+    (else as :func:`transform` gives them): a sparse code's dense array is mostly zeros to
+    allocate, scan and convert again (60,000 × 1,000 MNIST codes: 240 MB for 1.5 M non-zeros).
+    The classifier checks the whole matrix again."""
     code = code_layer(est)
     theta = getattr(est, "inference_threshold_", None)
     if theta is not None:
@@ -134,11 +136,6 @@ def sparse_transform(est, X) -> sp.csr_matrix | np.ndarray:
             return transform(est, X)
         parts.append(sp.csr_matrix(block))
     return sp.vstack(parts, format="csr")
-
-
-SPARSE_BELOW = 0.2
-"""The share of non-zero entries under which :func:`sparse_transform` builds a sparse matrix
-(:data:`psae.classifier.SPARSE_BELOW` too: the classifier's sparse path starts there)."""
 
 
 def inverse_transform(est, H) -> np.ndarray:

@@ -44,11 +44,14 @@ _ROWS = 1024
 than the arithmetic done in it (MNIST's scoring spent seconds there)."""
 
 
-def _as_2d(A, name: str, keep_float: bool = False) -> np.ndarray:
+def _as_2d(A, name: str, keep_float: bool = False, sparse: bool = False) -> np.ndarray:
     """``A`` checked (numeric, 2-D, non-empty, finite), as float64; ``keep_float``: a float32
     or float64 array as it is (no copy), for measures that compare or sum in float64 by
-    themselves, and a scipy sparse matrix as CSR (where ``keep_float``: the CA's codes)."""
-    if keep_float and sp.issparse(A):
+    themselves; ``sparse``: a scipy sparse matrix taken, as CSR (the CA's codes)."""
+    if sp.issparse(A):
+        if not sparse:
+            raise InputError(f"{name} must be a dense array, got a scipy sparse matrix "
+                             f"({type(A).__name__}): give {name}.toarray()")
         return _sparse_2d(A, name)
     A = np.asarray(A)
     if A.dtype == object or not np.issubdtype(A.dtype, np.number):
@@ -75,10 +78,23 @@ def _sparse_2d(A, name: str) -> sp.csr_matrix:
     return A if A.dtype in (np.float32, np.float64) else A.astype(np.float64)
 
 
+def _cut(A: np.ndarray, t: float, above: bool = True):
+    """``t`` in ``A``'s float type such that ``A > cut`` (``above``) or ``A < cut`` holds exactly
+    where ``A > t`` or ``A < t`` does in real numbers: against a float32 array a threshold is
+    compared in float32 (NumPy 2 for a Python float, NumPy 1 for any scalar), and rounding it
+    to the nearest float32 can move it past a value of ``A``; rounded down (up for ``<``), it
+    cannot."""
+    if A.dtype != np.float32:
+        return np.float64(t)
+    c = np.float32(t)
+    if (float(c) > t) if above else (float(c) < t):
+        c = np.nextafter(c, np.float32(-np.inf if above else np.inf))
+    return c
+
+
 def _above(H: np.ndarray, threshold: float) -> np.ndarray:
-    """``|h| > threshold`` compared in float64 whatever ``H``'s float type (a Python float
-    against a float32 array is compared in float32, which rounds some thresholds up)."""
-    return np.abs(H) > np.float64(threshold)
+    """``|h| > threshold``, exactly, whatever ``H``'s float type (:func:`_cut`)."""
+    return np.abs(H) > _cut(H, threshold)
 
 
 def _pair(X, X_hat) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +185,8 @@ def classification_accuracy(
     H_train, y_train, H_test, y_test, *, C: float = 1.0, tol: float = 1e-5,
     max_iter: int = 2000, stable: float | None = 5e-4,
 ) -> float:
-    """CA: test accuracy of a softmax (multinomial logistic) classifier fitted on training codes.
+    """CA: test accuracy of a softmax (multinomial logistic) classifier fitted on training codes
+    (arrays, or scipy sparse matrices).
 
     The codes are standardised first (an affine map the one-layer classifier could absorb; it
     only conditions the problem); ``C`` is the inverse L2 strength of scikit-learn's
@@ -183,8 +200,9 @@ def classification_accuracy(
     """
     from .classifier import SoftmaxClassifier
 
-    H_train = _as_2d(H_train, "H_train", keep_float=True)  # float32 codes stay float32: the
-    H_test = _as_2d(H_test, "H_test", keep_float=True)  # classifier takes them as they are
+    # float32 codes stay float32, and sparse ones sparse: the classifier takes them as they are
+    H_train = _as_2d(H_train, "H_train", keep_float=True, sparse=True)
+    H_test = _as_2d(H_test, "H_test", keep_float=True, sparse=True)
     if H_train.shape[1] != H_test.shape[1]:
         raise InputError(
             f"H_train has {H_train.shape[1]} units but H_test has {H_test.shape[1]}"
@@ -306,7 +324,7 @@ def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) 
     keep = int(round(float(target_l0) * H.shape[0]))
     if keep <= 0:
         return float(max(floor, H.max(initial=0.0)))
-    above = H > np.float64(floor)
+    above = H > _cut(H, floor)
     n_above = int(np.count_nonzero(above))
     if keep >= n_above:
         return float(floor)
@@ -315,16 +333,16 @@ def calibrated_threshold(H, target_l0: float, floor: float = DEFAULT_THRESHOLD) 
     # full, which the stopping rule calibrates once an epoch (a dense code partitions whole)
     vals = H[above] if n_above < H.size // 2 else H.ravel()
     theta = max(floor, float(np.partition(vals, vals.size - keep - 1)[vals.size - keep - 1]))
-    kept = int(np.count_nonzero(vals > np.float64(theta)))
+    kept = int(np.count_nonzero(vals > _cut(vals, theta)))
     if kept == keep:
         return theta
     # entries tied at θ: cutting them all can leave far fewer than keep (sigmoid codes saturate
     # to exactly 1.0 in float32, and a target under the saturated count put the mean L0 at 0);
     # the next value down keeps them all, and the count nearer the target wins (the one that
     # keeps them, where both are as near: an all-zero code carries nothing)
-    lower = vals[vals < np.float64(theta)]
+    lower = vals[vals < _cut(vals, theta, above=False)]
     below = max(floor, float(lower.max())) if lower.size else floor
-    if kept == 0 or abs(int(np.count_nonzero(vals > np.float64(below))) - keep) <= keep - kept:
+    if kept == 0 or abs(int(np.count_nonzero(vals > _cut(vals, below))) - keep) <= keep - kept:
         return below
     return theta
 

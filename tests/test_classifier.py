@@ -254,3 +254,36 @@ def test_a_confident_classifiers_gradient_has_no_subnormal_floats():
     ref.backward()
     assert float(loss) == pytest.approx(float(ref.detach()), rel=1e-5)
     torch.testing.assert_close(W.grad, Wa.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_a_sparse_matrix_with_repeats_stored_zeros_or_an_always_on_unit(digits):
+    """A sparse matrix is taken as the values it stands for: repeated entries summed and
+    stored zeros dropped (on a copy; the caller's matrix is left as it was), and codes with a
+    unit on in every row go to the dense path as a dense array would."""
+    import scipy.sparse as sp
+
+    Xtr, _, ytr, _ = digits
+    rng = np.random.default_rng(5)
+    H = (Xtr * (rng.uniform(size=Xtr.shape) < 0.1)).astype(np.float32)
+    S = sp.csr_matrix(H)
+    indices, data, indptr = [], [], [0]
+    for r in range(H.shape[0]):  # each entry stored twice, as two halves, and a stored zero
+        cols, vals = S.indices[S.indptr[r]:S.indptr[r + 1]], S.data[S.indptr[r]:S.indptr[r + 1]]
+        indices += [*np.repeat(cols, 2), 0]
+        data += [*np.stack([vals / 2, vals - vals / 2], axis=1).ravel(), 0.0]
+        indptr.append(len(indices))
+    messy = sp.csr_matrix((np.array(data, np.float32), np.array(indices), np.array(indptr)),
+                          shape=H.shape)
+    assert not messy.has_canonical_format
+    stored = messy.nnz
+    clean = SoftmaxClassifier(C=1.0, tol=1e-6).fit(H, ytr)
+    given = SoftmaxClassifier(C=1.0, tol=1e-6).fit(messy, ytr)
+    assert messy.nnz == stored  # untouched
+    np.testing.assert_allclose(given.mean_, clean.mean_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(given.scale_, clean.scale_, rtol=1e-6, atol=1e-9)
+    assert given.sparse_ and np.mean(given.predict(H) == clean.predict(H)) > 0.995
+    on = np.hstack([H, np.ones((H.shape[0], 1), np.float32) + 1e-3 * (ytr[:, None] % 2)])
+    dense, sparse = (SoftmaxClassifier(C=1.0, tol=1e-6).fit(A, ytr)
+                     for A in (on, sp.csr_matrix(on)))
+    assert not dense.sparse_ and not sparse.sparse_
+    np.testing.assert_array_equal(dense.predict(on), sparse.predict(on))

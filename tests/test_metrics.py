@@ -201,3 +201,16 @@ def test_a_threshold_that_float32_rounds_up_is_compared_in_float64():
     assert np.float32(t) == v
     assert list(metrics.l0_counts(H, t)) == [1, 0]
     assert metrics.dead_units(H, t) == 0.5
+
+
+def test_only_the_ca_takes_a_sparse_matrix_the_others_say_so():
+    import scipy.sparse as sp
+
+    from psae.errors import InputError
+
+    H = sp.random(50, 8, density=0.2, format="csr", random_state=0)
+    for measure in (metrics.hoyer_sparseness, metrics.l0_counts, metrics.zero_codes,
+                    metrics.dead_units, lambda A: metrics.calibrated_threshold(A, 1.0),
+                    lambda A: metrics.reconstruction_error(A, H.toarray())):
+        with pytest.raises(InputError, match="dense array, got a scipy sparse matrix"):
+            measure(H)
