@@ -108,13 +108,19 @@ def _blocks(est, X, weight, bias, post, centre=None) -> Iterator[tuple[int, torc
             yield s, post(a)
 
 
-def transform(est, X, out=None, raw: bool = False) -> np.ndarray:
-    """Codes of the checked ``X`` (eq. 2), trimmed at the inference threshold unless ``raw``."""
+def _encoder(est, raw: bool = False) -> tuple[torch.nn.Module, np.ndarray | None]:
+    """The code layer the encoder's product goes through (trimmed at the inference threshold
+    unless ``raw``) and the pre-encoder bias the rows are centred on (None without one)."""
     code = code_layer(est)
     theta = getattr(est, "inference_threshold_", None)
     if theta is not None and not raw:
         code = Trimmed(code, theta)
-    centre = est.decoder_bias_ if est.mechanism.pre_bias else None
+    return code, (est.decoder_bias_ if est.mechanism.pre_bias else None)
+
+
+def transform(est, X, out=None, raw: bool = False) -> np.ndarray:
+    """Codes of the checked ``X`` (eq. 2), trimmed at the inference threshold unless ``raw``."""
+    code, centre = _encoder(est, raw)
     return apply(est, X, est.encoder_weight_, est.encoder_bias_, code, out, centre)
 
 
@@ -124,18 +130,17 @@ def sparse_transform(est, X) -> sp.csr_matrix | np.ndarray:
     (else as :func:`transform` gives them): a sparse code's dense array is mostly zeros to
     allocate, scan and convert again (60,000 × 1,000 MNIST codes: 240 MB for 1.5 M non-zeros).
     The classifier checks the whole matrix again."""
-    code = code_layer(est)
-    theta = getattr(est, "inference_threshold_", None)
-    if theta is not None:
-        code = Trimmed(code, theta)
-    centre = est.decoder_bias_ if est.mechanism.pre_bias else None
-    parts = []
+    code, centre = _encoder(est)
+    parts, out = [], None
     for s, block in _blocks(est, X, est.encoder_weight_, est.encoder_bias_, code, centre):
         block = block.cpu().numpy()
-        if s == 0 and np.count_nonzero(block) >= SPARSE_BELOW * block.size:
-            return transform(est, X)
-        parts.append(sp.csr_matrix(block))
-    return sp.vstack(parts, format="csr")
+        if s == 0 and np.count_nonzero(block) >= SPARSE_BELOW * block.size:  # dense from here
+            out = np.empty((X.shape[0], block.shape[1]), dtype=block.dtype)
+        if out is not None:
+            out[s:s + block.shape[0]] = block
+        else:
+            parts.append(sp.csr_matrix(block))
+    return out if out is not None else sp.vstack(parts, format="csr")
 
 
 def inverse_transform(est, H) -> np.ndarray:
