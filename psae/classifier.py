@@ -60,14 +60,10 @@ class _Codes:
         with torch.no_grad():
             zt = self.logits_t(W.detach(), b.detach())
             n = zt.shape[1]
-            lse = torch.logsumexp(zt, dim=0)
-            # per sample first: the sums of lse and of the true logits each run to n times a
-            # large logit, and their difference in float32 lost the line search its optimum
-            loss = (lse - (zt * onehot_t).sum(dim=0)).mean()
-            gt = torch.exp_(_log_p(zt, lse)).sub_(onehot_t)  # (P − Y)ᵀ, in place
+            per_row, gt = _softmax_terms(zt, onehot_t, dim=0)  # gt: (P − Y)ᵀ
             W.grad = self.back(gt, W * self.inv, 2.0 * l2 * n).div_(n)
             b.grad = gt.sum(dim=1).div_(n)
-            return loss + l2 * (W.square() * self.inv).sum()
+            return per_row.mean() + l2 * (W.square() * self.inv).sum()
 
     def logits(self, W, b) -> torch.Tensor:
         """``Z W + b``, sample by row."""
@@ -82,11 +78,17 @@ which made SAE+L0's whole solve 3× slower than TopK's. The gradient moves by at
 per entry, far under float32's resolution of its sums; the loss itself is exact."""
 
 
-def _log_p(z: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
-    """``z − lse`` (log-softmax) in place, floored at :data:`LOG_P_FLOOR`; the gradient's
-    ``1/n`` is applied to its sums, not to ``P − Y``, which would make its small entries
-    subnormal again."""
-    return z.sub_(lse).clamp_(min=LOG_P_FLOOR)
+def _softmax_terms(z: torch.Tensor, onehot: torch.Tensor, dim: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample's log-loss ``lse − z_true`` and ``P − Y``, the latter in ``z``'s place, for
+    logits ``z`` with the classes along ``dim``. The loss is taken per sample first: the sums
+    of lse and of the true logits each run to n times a large logit, and their difference in
+    float32 lost the line search its optimum. ``log P`` is floored at :data:`LOG_P_FLOOR`;
+    the gradient's ``1/n`` is left to its sums, as on ``P − Y`` it would make its small
+    entries subnormal again."""
+    lse = torch.logsumexp(z, dim=dim, keepdim=True)
+    per_sample = (lse - (z * onehot).sum(dim=dim, keepdim=True)).squeeze(dim)
+    return per_sample, torch.exp_(z.sub_(lse).clamp_(min=LOG_P_FLOOR)).sub_(onehot)
 
 
 class _Dense(_Codes):
@@ -134,10 +136,7 @@ class _Dense(_Codes):
             grad = torch.mul(Wd * self.inv, 2.0 * l2 * n).t().contiguous()  # n ∂ penalty
             for s in range(0, n, _ROWS):
                 Zb, yb = self.Z[s:s + _ROWS], onehot_t[:, s:s + _ROWS].t()
-                z = torch.mm(Zb, Wd).add_(bd)
-                lse = torch.logsumexp(z, dim=1, keepdim=True)
-                per_row[s:s + _ROWS] = lse.squeeze(1) - (z * yb).sum(dim=1)
-                g = torch.exp_(_log_p(z, lse)).sub_(yb)  # P − Y, in place
+                per_row[s:s + _ROWS], g = _softmax_terms(torch.mm(Zb, Wd).add_(bd), yb, dim=1)
                 g_all[s:s + _ROWS] = g
                 grad.addmm_(g.t(), Zb)
             W.grad = grad.t().contiguous().div_(n)
